@@ -1,0 +1,3 @@
+//! drupe: a pre-fork application server for Rust page-handler plugins.
+
+pub mod config;

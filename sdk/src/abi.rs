@@ -1,0 +1,268 @@
+//! The C boundary between the drupe host and a plugin `.so`.
+//!
+//! This module is the single definition of that boundary: the host crate
+//! imports these types, the SDK's `plugin!` macro fills them in. Only
+//! `#[repr(C)]` data and `extern "C"` function pointers cross, so a plugin
+//! built by another rustc (or another language) works with any host of the
+//! same ABI major.
+//!
+//! Ownership rule: whoever allocates frees. Data handed *into* a call
+//! ([`Bytes`], [`Request`], [`KeyValue`]) is borrowed for the duration of
+//! that call only. Data handed *out* is copied by the receiver: the response
+//! through [`HostApi`] callbacks, variable-length answers (an error message,
+//! a stored value) through an [`OutBuf`] that the receiver provides.
+//!
+//! Compatibility rule: [`PluginDecl`], [`HostApi`] and [`Request`] carry
+//! their own `size`. Fields are only ever appended (bumping [`ABI_MINOR`]);
+//! a reader checks `size` before it touches a field that a peer of an older
+//! minor may not have. A change that is not an append bumps [`ABI_MAJOR`],
+//! and the host refuses a plugin whose major differs from its own.
+
+#![allow(unsafe_code)] // the boundary itself: raw pointers by definition
+
+use core::ffi::c_void;
+use core::marker::PhantomData;
+
+/// First field of every [`PluginDecl`]: `b"DRUPEPLG"` as a little-endian
+/// `u64`. A shared library that exports the entry symbol but not this magic
+/// was not built with the drupe SDK.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"DRUPEPLG");
+
+/// Incompatible changes bump this; host and plugin must agree on it.
+pub const ABI_MAJOR: u16 = 1;
+
+/// Appended fields bump this; a newer host runs an older plugin.
+pub const ABI_MINOR: u16 = 0;
+
+/// The one symbol a plugin exports (NUL-terminated for `dlsym`).
+pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
+
+/// The type of [`ENTRY_SYMBOL`]: returns a pointer to a `'static`
+/// declaration. It must not panic, allocate or have side effects.
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginDecl;
+
+/// Result of a call across the boundary.
+///
+/// A plain integer rather than a Rust `enum`, because an unknown
+/// discriminant arriving from the other side must not be undefined
+/// behaviour.
+pub type Outcome = u32;
+/// The call did what was asked.
+pub const OUTCOME_OK: Outcome = 0;
+/// The call failed; details went to the error [`OutBuf`] or the log.
+pub const OUTCOME_ERROR: Outcome = 1;
+/// The plugin panicked; the SDK caught it before it reached the boundary.
+pub const OUTCOME_PANICKED: Outcome = 2;
+/// A store call failed because the store could not be reached in time.
+pub const OUTCOME_UNAVAILABLE: Outcome = 3;
+
+/// Log levels for [`HostApi::log`], numbered as the `log` crate numbers them.
+pub type LogLevel = u32;
+/// `log::Level::Error`.
+pub const LOG_ERROR: LogLevel = 1;
+/// `log::Level::Warn`.
+pub const LOG_WARN: LogLevel = 2;
+/// `log::Level::Info`.
+pub const LOG_INFO: LogLevel = 3;
+/// `log::Level::Debug`.
+pub const LOG_DEBUG: LogLevel = 4;
+/// `log::Level::Trace`.
+pub const LOG_TRACE: LogLevel = 5;
+
+/// A borrowed byte string: pointer and length, not NUL-terminated.
+///
+/// Valid only for the duration of the call it is passed to (or `'static`
+/// when it comes from a [`PluginDecl`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Bytes {
+    /// First byte; may dangle when `len` is 0, never null.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl Bytes {
+    /// The empty byte string.
+    pub const EMPTY: Bytes = Bytes::new(b"");
+
+    /// Borrows a slice. The caller keeps the slice alive while the `Bytes`
+    /// is in use.
+    pub const fn new(slice: &[u8]) -> Bytes {
+        Bytes {
+            ptr: slice.as_ptr(),
+            len: slice.len(),
+        }
+    }
+
+    /// Borrows a string's bytes.
+    pub const fn from_str(s: &str) -> Bytes {
+        Bytes::new(s.as_bytes())
+    }
+
+    /// Views the bytes as a slice.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised bytes that stay valid and
+    /// unmodified for `'a`, as the boundary guarantees for the duration of
+    /// a call.
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees `ptr`/`len` describe live bytes.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A borrowed name/value pair: a header, a path parameter or a setting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KeyValue {
+    /// The name (for headers, as the client sent it; compare ignoring case).
+    pub key: Bytes,
+    /// The value.
+    pub value: Bytes,
+}
+
+/// A receiver for a variable-length answer.
+///
+/// The side that wants the bytes provides `write` and an opaque `target`;
+/// the side that has them calls `write` (possibly several times, appending)
+/// and the receiver copies. Nobody frees memory that the other side
+/// allocated.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OutBuf {
+    /// The receiver's own state, passed back to `write`.
+    pub target: *mut c_void,
+    /// Appends `data` to the receiver's buffer.
+    pub write: unsafe extern "C" fn(target: *mut c_void, data: Bytes),
+}
+
+/// One route a plugin serves, relative to its mount point.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDecl {
+    /// `GET`, `POST`, … or `*` for any method.
+    pub method: Bytes,
+    /// `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only), combined
+    /// freely: `/items/{id}/edit`.
+    pub pattern: Bytes,
+}
+
+/// What [`ENTRY_SYMBOL`] returns: everything the host needs to know about a
+/// plugin before it calls into it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginDecl {
+    /// Always [`MAGIC`].
+    pub magic: u64,
+    /// The [`ABI_MAJOR`] the plugin was built with.
+    pub abi_major: u16,
+    /// The [`ABI_MINOR`] the plugin was built with.
+    pub abi_minor: u16,
+    /// `size_of::<PluginDecl>()` as the plugin saw it.
+    pub size: u32,
+    /// The plugin's name: `[a-z0-9_-]+`; the default mount is `/<name>`.
+    pub name: Bytes,
+    /// The plugin crate's version, for logs and `--check`.
+    pub version: Bytes,
+    /// The version of `drupe-sdk` the plugin was built with.
+    pub sdk_version: Bytes,
+    /// The routes, indexed by the `route` argument of `handle`.
+    pub routes: *const RouteDecl,
+    /// Number of routes.
+    pub route_count: usize,
+    /// Called once per worker process, after fork and before any request,
+    /// with the `[plugin.NAME]` settings. On failure the plugin writes a
+    /// message to `error` and returns [`OUTCOME_ERROR`]; the worker then
+    /// refuses to start.
+    pub init: unsafe extern "C" fn(
+        host: *const HostApi,
+        settings: *const KeyValue,
+        settings_len: usize,
+        error: OutBuf,
+    ) -> Outcome,
+    /// Serves one request on route index `route`. Called from several
+    /// threads at once. The response is built through `HostApi` callbacks
+    /// on `call`. Returns [`OUTCOME_PANICKED`] if the handler panicked
+    /// (the host then answers 500 and discards what was built).
+    pub handle: unsafe extern "C" fn(route: usize, request: *const Request, call: *mut Call) -> Outcome,
+    /// Called once when the worker stops gracefully, after the last request.
+    pub shutdown: unsafe extern "C" fn(),
+}
+
+// SAFETY: a declaration is immutable `'static` data; its raw pointers point
+// at other immutable statics, so sharing it between threads is sound.
+unsafe impl Sync for PluginDecl {}
+// SAFETY: as above.
+unsafe impl Sync for RouteDecl {}
+
+/// A request as the host hands it to [`PluginDecl::handle`]; every field is
+/// borrowed for the duration of the call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Request {
+    /// `size_of::<Request>()` as the host saw it.
+    pub size: usize,
+    /// The method token, e.g. `GET`.
+    pub method: Bytes,
+    /// The request target exactly as received (`/hello/x?y=1`).
+    pub target: Bytes,
+    /// The plugin's mount point (`/hello`); empty when mounted at `/`.
+    pub script_name: Bytes,
+    /// The path below the mount point, starting with `/` (`/x`).
+    pub path_info: Bytes,
+    /// The query string without `?`; empty if none.
+    pub query: Bytes,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub http_minor: u8,
+    /// Request headers in the order received.
+    pub headers: *const KeyValue,
+    /// Number of headers.
+    pub header_count: usize,
+    /// Path parameters (`{name}` and `{*rest}`), percent-decoded.
+    pub params: *const KeyValue,
+    /// Number of path parameters.
+    pub param_count: usize,
+    /// The whole request body, de-chunked.
+    pub body: Bytes,
+    /// The peer address as text (`127.0.0.1:50312`).
+    pub remote_addr: Bytes,
+}
+
+/// The host's per-request state. Opaque to plugins: they only pass the
+/// pointer back to [`HostApi`] functions during the same `handle` call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Call {
+    _opaque: [u8; 0],
+    _not_send_sync: PhantomData<*mut u8>,
+}
+
+/// Functions the host offers to plugins, passed to `init`.
+///
+/// Append-only: a plugin built against a newer minor checks `size` before
+/// calling a function an older host may lack.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostApi {
+    /// `size_of::<HostApi>()` as the host saw it.
+    pub size: usize,
+    /// The host's [`ABI_MAJOR`].
+    pub abi_major: u16,
+    /// The host's [`ABI_MINOR`].
+    pub abi_minor: u16,
+    /// Writes a record to the host's error log, tagged with the plugin.
+    pub log: unsafe extern "C" fn(level: LogLevel, plugin: Bytes, message: Bytes),
+    /// Sets the response status (100–999; the host answers 500 for others).
+    pub set_status: unsafe extern "C" fn(call: *mut Call, status: u16),
+    /// Adds a response header. Returns [`OUTCOME_ERROR`] and adds nothing
+    /// if the name is not an RFC 9110 token or the value holds CR, LF or
+    /// NUL, or if the host manages that header itself (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Date`).
+    pub add_header: unsafe extern "C" fn(call: *mut Call, name: Bytes, value: Bytes) -> Outcome,
+    /// Appends to the response body.
+    pub append_body: unsafe extern "C" fn(call: *mut Call, data: Bytes),
+}

@@ -1,0 +1,3 @@
+//! `drupe-sdk`: write page handlers for the drupe application server.
+
+pub mod abi;
