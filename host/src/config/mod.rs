@@ -7,8 +7,16 @@
 //! below. Relative paths resolve against the folder of the INI file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod error;
+pub mod raw;
+mod settings;
+
+pub use error::ConfigError;
+pub use settings::{settings, Setting};
 
 /// The validated configuration of one drupe host.
 #[derive(Debug, Clone)]
@@ -112,4 +120,103 @@ pub enum LogTarget {
     Off,
     Stderr,
     File(PathBuf),
+}
+
+impl Config {
+    /// Reads and validates the INI file at `path`.
+    ///
+    /// The file's folder is canonicalised, so [`Config::source`] and every
+    /// relative path in the file are absolute. Error messages name `path` as
+    /// given.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let folder = folder
+            .canonicalize()
+            .map_err(|e| ConfigError::io(path, e))?;
+        let source = match path.file_name() {
+            Some(name) => folder.join(name),
+            None => folder,
+        };
+        Self::from_text(&text, path, source)
+    }
+
+    /// Reads and validates INI text from `reader`. `source` names the file
+    /// in messages and its folder anchors relative paths (made absolute
+    /// against the current directory, without touching the file system).
+    pub fn parse(mut reader: impl Read, source: &Path) -> Result<Config, ConfigError> {
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| ConfigError::io(source, e))?;
+        let absolute = std::path::absolute(source).map_err(|e| ConfigError::io(source, e))?;
+        Self::from_text(&text, source, absolute)
+    }
+
+    /// The configuration of an empty INI file at `source`: all defaults.
+    pub fn default_for(source: &Path) -> Result<Config, ConfigError> {
+        Self::parse(std::io::empty(), source)
+    }
+
+    /// The mount of plugin `name`: its `mount` setting, or `/<name>`.
+    pub fn mount_of(&self, name: &str) -> String {
+        self.plugin
+            .get(name)
+            .and_then(|p| p.mount.clone())
+            .unwrap_or_else(|| format!("/{name}"))
+    }
+
+    /// `shown` names the file in messages; `source` is its absolute path.
+    fn from_text(text: &str, shown: &Path, source: PathBuf) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text, shown)?;
+        let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut config = Config::placeholder(source);
+        settings::apply_defaults(&mut config, shown, &base)?;
+        settings::apply_raw(&mut config, &raw, shown, &base)?;
+        Ok(config)
+    }
+
+    /// Field values that exist only to be overwritten by the defaults in
+    /// the settings table, which is the one place defaults are defined.
+    fn placeholder(source: PathBuf) -> Config {
+        Config {
+            source,
+            server: Server {
+                socket_host: String::new(),
+                socket_port: 0,
+                socket_queue_size: 0,
+                processes: 0,
+                thread_pool: 0,
+                graceful_timeout: Duration::ZERO,
+            },
+            plugins: Plugins {
+                directory: PathBuf::new(),
+                watch: false,
+            },
+            plugin: BTreeMap::new(),
+            store: Store {
+                url: String::new(),
+                key_prefix: String::new(),
+            },
+            limits: Limits {
+                max_request_line: 0,
+                max_header_bytes: 0,
+                max_headers: 0,
+                max_body_bytes: 0,
+                header_timeout: Duration::ZERO,
+                body_timeout: Duration::ZERO,
+                keep_alive_timeout: Duration::ZERO,
+                max_keep_alive_requests: 0,
+                max_connections_per_process: 0,
+            },
+            log: Log {
+                level: log::LevelFilter::Off,
+                error_log: LogTarget::Off,
+                access_log: LogTarget::Off,
+            },
+        }
+    }
 }

@@ -1,0 +1,514 @@
+//! Step two: every setting, defined once, and the typed [`Config`] built
+//! from the raw file.
+//!
+//! [`SETTINGS`] holds each setting's section, key, default (as the text a user
+//! would write) and one line of doc. A default goes through the same parser
+//! as a value from the file, so the table is the only place a default lives;
+//! `config/drupe.ini` shows every entry, and a test keeps the two in step.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::error::suggest;
+use super::raw::RawConfig;
+use super::{Config, ConfigError, LogTarget};
+
+/// One setting of the INI file.
+#[derive(Debug)]
+pub struct Setting {
+    /// Section name; `plugin.NAME` for the per-plugin sections.
+    pub section: &'static str,
+    /// Key, spelled as in the file (CherryPy style: `socketPort`).
+    pub key: &'static str,
+    /// Default, as it would be written in the file.
+    pub default: &'static str,
+    /// One line of documentation.
+    pub doc: &'static str,
+    /// Parses a value and stores it in the config; `Err` says what is wrong
+    /// with the value. Private: the table is read, not extended, elsewhere.
+    apply: Apply,
+}
+
+type Apply = fn(&mut Config, &str, &Context) -> Result<(), String>;
+
+/// What a value needs to know besides its text.
+struct Context<'a> {
+    /// Folder of the INI file: relative paths resolve against it.
+    base: &'a Path,
+    /// `NAME` while reading a `[plugin.NAME]` section.
+    plugin: Option<&'a str>,
+}
+
+/// Section name of the per-plugin sections in [`SETTINGS`].
+const PLUGIN_SECTION: &str = "plugin.NAME";
+
+/// Every setting, in the order `config/drupe.ini` shows them.
+static SETTINGS: &[Setting] = &[
+    Setting {
+        section: "server",
+        key: "socketHost",
+        default: "127.0.0.1",
+        doc: "address to listen on (0.0.0.0 or :: for all)",
+        apply: |c, v, _| {
+            c.server.socket_host = host(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "socketPort",
+        default: "8080",
+        doc: "TCP port; 0 picks a free port",
+        apply: |c, v, _| {
+            c.server.socket_port = port(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "socketQueueSize",
+        default: "1024",
+        doc: "listen backlog",
+        apply: |c, v, _| {
+            c.server.socket_queue_size = int(v, 1, 65535)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "fixedNumberOfProcesses",
+        default: "auto",
+        doc: "worker processes; auto = number of CPUs",
+        apply: |c, v, _| {
+            c.server.processes = processes(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "threadPool",
+        default: "8",
+        doc: "handler threads per worker process",
+        apply: |c, v, _| {
+            c.server.thread_pool = int(v, 1, 1024)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "gracefulTimeout",
+        default: "30",
+        doc: "seconds a stopping worker may finish in-flight requests",
+        apply: |c, v, _| {
+            c.server.graceful_timeout = seconds(v, 0)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "plugins",
+        key: "directory",
+        default: "plugins.d",
+        doc: "folder of plugin .so files",
+        apply: |c, v, x| {
+            c.plugins.directory = path(v, x)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "plugins",
+        key: "watch",
+        default: "true",
+        doc: "reload when a .so in the directory changes",
+        apply: |c, v, _| {
+            c.plugins.watch = boolean(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: PLUGIN_SECTION,
+        key: "mount",
+        default: "/<plugin name>",
+        doc: "URL prefix of the plugin's routes; other keys go to the plugin",
+        apply: |c, v, x| {
+            let mount = mount(v)?;
+            if let Some(name) = x.plugin {
+                c.plugin.entry(name.to_string()).or_default().mount = Some(mount);
+            }
+            Ok(())
+        },
+    },
+    Setting {
+        section: "store",
+        key: "url",
+        default: "sqlite://drupe-data/shared.db",
+        doc: "shared store: sqlite://PATH or redis://HOST:PORT/DB",
+        apply: |c, v, x| {
+            c.store.url = store_url(v, x)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "store",
+        key: "keyPrefix",
+        default: "drupe:",
+        doc: "prefix of every store key",
+        apply: |c, v, _| {
+            c.store.key_prefix = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxRequestLine",
+        default: "8192",
+        doc: "bytes in the request line",
+        apply: |c, v, _| {
+            c.limits.max_request_line = size(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxHeaderBytes",
+        default: "16384",
+        doc: "bytes in the whole request head",
+        apply: |c, v, _| {
+            c.limits.max_header_bytes = size(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxHeaders",
+        default: "100",
+        doc: "number of request headers",
+        apply: |c, v, _| {
+            c.limits.max_headers = size(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxBodyBytes",
+        default: "10485760",
+        doc: "bytes in a request body (10 MiB)",
+        apply: |c, v, _| {
+            c.limits.max_body_bytes = size(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "headerTimeout",
+        default: "10",
+        doc: "seconds to receive the request head",
+        apply: |c, v, _| {
+            c.limits.header_timeout = seconds(v, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "bodyTimeout",
+        default: "30",
+        doc: "seconds to receive the request body",
+        apply: |c, v, _| {
+            c.limits.body_timeout = seconds(v, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "keepAliveTimeout",
+        default: "75",
+        doc: "seconds an idle keep-alive connection stays open",
+        apply: |c, v, _| {
+            c.limits.keep_alive_timeout = seconds(v, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxKeepAliveRequests",
+        default: "10000",
+        doc: "requests per connection; 0 = unlimited",
+        apply: |c, v, _| {
+            c.limits.max_keep_alive_requests = int(v, 0, u64::from(u32::MAX))?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
+        key: "maxConnectionsPerProcess",
+        default: "10000",
+        doc: "open connections per worker process",
+        apply: |c, v, _| {
+            c.limits.max_connections_per_process = int(v, 1, 1 << 20)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "log",
+        key: "level",
+        default: "info",
+        doc: "error log level: off, error, warn, info, debug, trace",
+        apply: |c, v, _| {
+            c.log.level = level(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "log",
+        key: "errorLog",
+        default: "stderr",
+        doc: "error log: a file, stderr or off",
+        apply: |c, v, x| {
+            c.log.error_log = log_target(v, x)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "log",
+        key: "accessLog",
+        default: "off",
+        doc: "access log (Combined Log Format): a file, stderr or off",
+        apply: |c, v, x| {
+            c.log.access_log = log_target(v, x)?;
+            Ok(())
+        },
+    },
+];
+
+/// Every setting drupe knows, for `--check` and documentation.
+pub fn settings() -> &'static [Setting] {
+    SETTINGS
+}
+
+/// Sets every default from the table; `config` must come from
+/// [`Config::placeholder`], whose field values are all overwritten here.
+pub(super) fn apply_defaults(
+    config: &mut Config,
+    file: &Path,
+    base: &Path,
+) -> Result<(), ConfigError> {
+    let cx = Context { base, plugin: None };
+    for s in SETTINGS.iter().filter(|s| s.section != PLUGIN_SECTION) {
+        (s.apply)(config, s.default, &cx).map_err(|why| {
+            ConfigError::file(
+                file,
+                format!("built-in default {} = {} {why}", s.key, s.default),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Applies the raw file on top of the defaults.
+pub(super) fn apply_raw(
+    config: &mut Config,
+    raw: &RawConfig,
+    file: &Path,
+    base: &Path,
+) -> Result<(), ConfigError> {
+    for section in &raw.sections {
+        let plugin = match section.name.strip_prefix("plugin.") {
+            Some(name) => {
+                check_plugin_name(name).map_err(|why| ConfigError::at(file, section.line, why))?;
+                let entry = config.plugin.entry(name.to_string()).or_default();
+                entry.line = section.line;
+                Some(name)
+            }
+            None if SETTINGS.iter().any(|s| s.section == section.name) => None,
+            None => return Err(unknown_section(&section.name, section.line, file)),
+        };
+        let table = plugin.map_or(section.name.as_str(), |_| PLUGIN_SECTION);
+        let cx = Context { base, plugin };
+        for entry in &section.entries {
+            let known = SETTINGS
+                .iter()
+                .find(|s| s.section == table && s.key == entry.key);
+            let setting = match (known, plugin) {
+                (Some(s), _) => s,
+                (None, Some(name)) => {
+                    // Plugin sections are free-form: the plugin's own settings.
+                    let p = config.plugin.entry(name.to_string()).or_default();
+                    p.settings.push((entry.key.clone(), entry.value.clone()));
+                    continue;
+                }
+                (None, None) => {
+                    return Err(unknown_key(&entry.key, &section.name, entry.line, file))
+                }
+            };
+            (setting.apply)(config, &entry.value, &cx).map_err(|why| {
+                ConfigError::at(
+                    file,
+                    entry.line,
+                    format!("{} = {} {why}", entry.key, entry.value),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
+    let mut known: Vec<String> = Vec::new();
+    for s in SETTINGS.iter().filter(|s| s.section != PLUGIN_SECTION) {
+        if !known.iter().any(|k| k == s.section) {
+            known.push(s.section.to_string());
+        }
+    }
+    // `[plugins.hello]` or `[Plugin.hello]` most likely meant `[plugin.hello]`.
+    if let Some((_, rest)) = name.split_once(['.', ' ', ':']) {
+        known.push(format!("plugin.{rest}"));
+    }
+    let candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+    let hint = match suggest(name, &candidates) {
+        Some(best) => format!("did you mean [{best}]?"),
+        None => format!(
+            "the sections are [{}] and [plugin.NAME]",
+            candidates.join("], [")
+        ),
+    };
+    ConfigError::at(file, line, format!("unknown section [{name}]; {hint}"))
+}
+
+fn unknown_key(key: &str, section: &str, line: usize, file: &Path) -> ConfigError {
+    let keys: Vec<&str> = SETTINGS
+        .iter()
+        .filter(|s| s.section == section)
+        .map(|s| s.key)
+        .collect();
+    let hint = match suggest(key, &keys) {
+        Some(best) => format!("did you mean '{best}'?"),
+        None => format!("the keys of [{section}] are {}", keys.join(", ")),
+    };
+    ConfigError::at(
+        file,
+        line,
+        format!("unknown key '{key}' in [{section}]; {hint}"),
+    )
+}
+
+/// Plugin names become URL prefixes, store key namespaces and file names,
+/// so keep them to a safe, lowercase alphabet.
+fn check_plugin_name(name: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    if !name.is_empty() && name.chars().all(ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "plugin name '{name}' in [plugin.{name}] may use only a-z, 0-9, '_' and '-'"
+        ))
+    }
+}
+
+fn int<T: TryFrom<u64>>(v: &str, min: u64, max: u64) -> Result<T, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("is not a whole number from {min} to {max}"))
+}
+
+fn port(v: &str) -> Result<u16, String> {
+    v.parse()
+        .map_err(|_| "is not a port number (0-65535)".to_string())
+}
+
+fn size(v: &str) -> Result<usize, String> {
+    int(v, 1, usize::MAX as u64)
+        .map_err(|_| "is not a size in bytes (a whole number above 0)".to_string())
+}
+
+fn seconds(v: &str, min: u64) -> Result<Duration, String> {
+    int(v, min, 86_400)
+        .map(Duration::from_secs)
+        .map_err(|_| format!("is not a number of seconds from {min} to 86400"))
+}
+
+fn processes(v: &str) -> Result<usize, String> {
+    if v.eq_ignore_ascii_case("auto") {
+        // If the CPU count is unknown, one worker is the safe guess.
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(256)));
+    }
+    int(v, 1, 256).map_err(|_| "is not a number of processes from 1 to 256, or auto".to_string())
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("is not a boolean; use true or false".to_string()),
+    }
+}
+
+fn host(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.contains(char::is_whitespace) {
+        return Err("is not a host name or address; use e.g. 127.0.0.1 or 0.0.0.0".to_string());
+    }
+    Ok(v.to_string())
+}
+
+fn level(v: &str) -> Result<log::LevelFilter, String> {
+    v.parse()
+        .map_err(|_| "is not a log level; use off, error, warn, info, debug or trace".to_string())
+}
+
+/// Resolves `v` against the INI's folder, dropping `.` components.
+fn path(v: &str, cx: &Context) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err("is empty; give a path".to_string());
+    }
+    Ok(cx
+        .base
+        .join(v)
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect())
+}
+
+fn log_target(v: &str, cx: &Context) -> Result<LogTarget, String> {
+    match v {
+        "off" => Ok(LogTarget::Off),
+        "stderr" => Ok(LogTarget::Stderr),
+        _ => path(v, cx)
+            .map(LogTarget::File)
+            .map_err(|_| "is empty; give a path, stderr or off".to_string()),
+    }
+}
+
+/// Relative sqlite paths resolve like every other path and are stored back
+/// absolute (`sqlite:///abs/path`), so workers never depend on their cwd.
+fn store_url(v: &str, cx: &Context) -> Result<String, String> {
+    if let Some(file) = v.strip_prefix("sqlite://") {
+        let file = path(file, cx).map_err(|_| "has no file; write sqlite://PATH".to_string())?;
+        return Ok(format!("sqlite://{}", file.display()));
+    }
+    match v.split_once("://") {
+        Some(("redis" | "rediss", rest)) if !rest.is_empty() => Ok(v.to_string()),
+        _ => Err("is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB".to_string()),
+    }
+}
+
+/// A mount is a literal path prefix: routes are matched below it, so it may
+/// not hold route parameters (`{}`), empty segments, or a trailing `/`.
+fn mount(v: &str) -> Result<String, String> {
+    let problem = if !v.starts_with('/') {
+        Some("must start with '/'")
+    } else if v.len() > 1 && v.ends_with('/') {
+        Some("must not end with '/' (except the root mount '/')")
+    } else if v.contains("//") {
+        Some("must not contain '//'")
+    } else if v.contains(['{', '}']) {
+        Some("must not contain '{' or '}'; parameters belong in the plugin's routes")
+    } else if v.contains(char::is_whitespace) {
+        Some("must not contain spaces")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(format!("is not a mount path: it {p}")),
+        None => Ok(v.to_string()),
+    }
+}
