@@ -102,7 +102,7 @@ pub(crate) fn suggest<'a>(typed: &str, candidates: &[&'a str]) -> Option<&'a str
         candidates
             .iter()
             .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), *c))
-            .filter(|(s, _)| *s >= 0.9)
+            .filter(|(s, _)| *s >= 0.88)
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, c)| c)
     })

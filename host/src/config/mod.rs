@@ -1,10 +1,13 @@
 //! Configuration: the INI file, read in two steps.
 //!
 //! `raw` turns the text into sections and keys with their line numbers and
-//! checks only what the user typed (known sections and keys, with a
-//! "did you mean" for typos). `settings` defines every setting once — key,
-//! default, doc text — and turns the raw file into the typed [`Config`]
-//! below. Relative paths resolve against the folder of the INI file.
+//! checks only the INI syntax (with rust-ini), plus repeated sections or
+//! keys. `settings` defines every setting once — key, default, doc text —
+//! and turns the raw file into the typed [`Config`] below, refusing unknown
+//! sections and keys (with a "did you mean") and bad values. Every error is
+//! a [`ConfigError`] naming file, line and what to do. Relative paths
+//! resolve against the folder of the INI file; `config/drupe.ini` shows
+//! every setting.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -220,3 +223,6 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,332 @@
+//! Tests of the whole path, INI text to [`Config`]: defaults, every kind of
+//! value, path resolution, the error messages, and the shipped example file.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/drupe.ini");
+
+fn parse(text: &str) -> Config {
+    Config::parse(text.as_bytes(), Path::new("/etc/drupe/drupe.ini")).unwrap()
+}
+
+fn err(text: &str) -> String {
+    Config::parse(text.as_bytes(), Path::new("drupe.ini"))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn defaults() {
+    let c = Config::default_for(Path::new("/srv/site/drupe.ini")).unwrap();
+    assert_eq!(c.source, PathBuf::from("/srv/site/drupe.ini"));
+    assert_eq!(c.server.socket_host, "127.0.0.1");
+    assert_eq!(c.server.socket_port, 8080);
+    assert_eq!(c.server.socket_queue_size, 1024);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.server.processes, cpus.min(256));
+    assert_eq!(c.server.thread_pool, 8);
+    assert_eq!(c.server.graceful_timeout, Duration::from_secs(30));
+    assert_eq!(c.plugins.directory, PathBuf::from("/srv/site/plugins.d"));
+    assert!(c.plugins.watch);
+    assert!(c.plugin.is_empty());
+    assert_eq!(c.store.url, "sqlite:///srv/site/drupe-data/shared.db");
+    assert_eq!(c.store.key_prefix, "drupe:");
+    assert_eq!(c.limits.max_request_line, 8192);
+    assert_eq!(c.limits.max_header_bytes, 16384);
+    assert_eq!(c.limits.max_headers, 100);
+    assert_eq!(c.limits.max_body_bytes, 10 << 20);
+    assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.keep_alive_timeout, Duration::from_secs(75));
+    assert_eq!(c.limits.max_keep_alive_requests, 10000);
+    assert_eq!(c.limits.max_connections_per_process, 10000);
+    assert_eq!(c.log.level, log::LevelFilter::Info);
+    assert_eq!(c.log.error_log, LogTarget::Stderr);
+    assert_eq!(c.log.access_log, LogTarget::Off);
+}
+
+#[test]
+fn every_value_kind() {
+    let c = parse(
+        "[server]\nsocketHost = ::\nsocketPort = 0\nfixedNumberOfProcesses = 3\nthreadPool = 1\n\
+         gracefulTimeout = 0\n[plugins]\nwatch = off\n[limits]\nmaxBodyBytes = 1\n\
+         maxKeepAliveRequests = 0\n[log]\nlevel = DEBUG\nerrorLog = off\naccessLog = stderr\n\
+         [store]\nurl = rediss://cache:6380/2\nkeyPrefix =\n",
+    );
+    assert_eq!(c.server.socket_host, "::");
+    assert_eq!(c.server.socket_port, 0);
+    assert_eq!(c.server.processes, 3);
+    assert_eq!(c.server.thread_pool, 1);
+    assert_eq!(c.server.graceful_timeout, Duration::ZERO);
+    assert!(!c.plugins.watch);
+    assert_eq!(c.limits.max_body_bytes, 1);
+    assert_eq!(c.limits.max_keep_alive_requests, 0);
+    assert_eq!(c.log.level, log::LevelFilter::Debug);
+    assert_eq!(c.log.error_log, LogTarget::Off);
+    assert_eq!(c.log.access_log, LogTarget::Stderr);
+    assert_eq!(c.store.url, "rediss://cache:6380/2");
+    assert_eq!(c.store.key_prefix, "");
+}
+
+#[test]
+fn booleans() {
+    for (text, want) in [
+        ("true", true),
+        ("Yes", true),
+        ("on", true),
+        ("1", true),
+        ("false", false),
+        ("no", false),
+        ("OFF", false),
+        ("0", false),
+    ] {
+        assert_eq!(
+            parse(&format!("[plugins]\nwatch = {text}\n")).plugins.watch,
+            want,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        err("[plugins]\nwatch = maybe\n"),
+        "drupe.ini line 2: watch = maybe is not a boolean; use true or false"
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_the_ini_folder() {
+    let c = parse(
+        "[plugins]\ndirectory = ./plugins\n[store]\nurl = sqlite://data/x.db\n\
+         [log]\nerrorLog = logs/error.log\naccessLog = /var/log/drupe/access.log\n",
+    );
+    assert_eq!(c.plugins.directory, PathBuf::from("/etc/drupe/plugins"));
+    assert_eq!(c.store.url, "sqlite:///etc/drupe/data/x.db");
+    assert_eq!(
+        c.log.error_log,
+        LogTarget::File("/etc/drupe/logs/error.log".into())
+    );
+    assert_eq!(
+        c.log.access_log,
+        LogTarget::File("/var/log/drupe/access.log".into())
+    );
+    assert_eq!(
+        parse("[store]\nurl = sqlite:///abs/x.db\n").store.url,
+        "sqlite:///abs/x.db"
+    );
+}
+
+#[test]
+fn plugin_sections_keep_mount_and_settings_in_order() {
+    let c = parse("[plugin.hello]\nzeta = 1\nmount = /greet\ngreeting = Hello  ; inline\nalpha = 2\n[plugin.counter]\n");
+    let hello = &c.plugin["hello"];
+    assert_eq!(hello.mount.as_deref(), Some("/greet"));
+    assert_eq!(hello.line, 1);
+    let settings: Vec<(&str, &str)> = hello
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        settings,
+        [("zeta", "1"), ("greeting", "Hello"), ("alpha", "2")]
+    );
+    assert_eq!(c.mount_of("hello"), "/greet");
+    assert_eq!(c.plugin["counter"].line, 6);
+    assert_eq!(c.mount_of("counter"), "/counter");
+    assert_eq!(parse("[plugin.root]\nmount = /\n").mount_of("root"), "/");
+}
+
+#[test]
+fn bad_mounts() {
+    for (mount, why) in [
+        ("hello", "must start with '/'"),
+        ("/hello/", "must not end with '/'"),
+        ("/a//b", "must not contain '//'"),
+        ("/a/{id}", "must not contain '{' or '}'"),
+    ] {
+        let e = err(&format!("[plugin.hello]\nmount = {mount}\n"));
+        assert!(
+            e.starts_with(&format!(
+                "drupe.ini line 2: mount = {mount} is not a mount path: it {why}"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn bad_plugin_name() {
+    assert_eq!(
+        err("\n[plugin.Hello]\n"),
+        "drupe.ini line 2: plugin name 'Hello' in [plugin.Hello] may use only a-z, 0-9, '_' and '-'"
+    );
+    assert!(err("[plugin.]\n").contains("plugin name ''"));
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    assert_eq!(
+        err("[server]\n\n\n\n\n\nsocketport = 8080\n"),
+        "drupe.ini line 7: unknown key 'socketport' in [server]; did you mean 'socketPort'?"
+    );
+    assert_eq!(
+        err("[limits]\nmaxBodySize = 1\n"),
+        "drupe.ini line 2: unknown key 'maxBodySize' in [limits]; did you mean 'maxBodyBytes'?"
+    );
+    assert_eq!(
+        err("[store]\ncolour = red\n"),
+        "drupe.ini line 2: unknown key 'colour' in [store]; the keys of [store] are url, keyPrefix"
+    );
+}
+
+#[test]
+fn unknown_section_suggests_the_nearest() {
+    assert_eq!(
+        err("\n\n[sever]\n"),
+        "drupe.ini line 3: unknown section [sever]; did you mean [server]?"
+    );
+    assert_eq!(
+        err("[plugins.hello]\n"),
+        "drupe.ini line 1: unknown section [plugins.hello]; did you mean [plugin.hello]?"
+    );
+    assert!(err("[database]\n").starts_with(
+        "drupe.ini line 1: unknown section [database]; the sections are [server], [plugins]"
+    ));
+}
+
+#[test]
+fn bad_values_name_key_value_and_range() {
+    let cases = [
+        (
+            "[server]\nsocketPort = 80800\n",
+            "socketPort = 80800 is not a port number (0-65535)",
+        ),
+        (
+            "[server]\nsocketPort = -1\n",
+            "socketPort = -1 is not a port number (0-65535)",
+        ),
+        (
+            "[server]\nfixedNumberOfProcesses = 0\n",
+            "fixedNumberOfProcesses = 0 is not a number of processes from 1 to 256, or auto",
+        ),
+        (
+            "[server]\nthreadPool = 2000\n",
+            "threadPool = 2000 is not a whole number from 1 to 1024",
+        ),
+        (
+            "[server]\nsocketHost =\n",
+            "socketHost =  is not a host name or address; use e.g. 127.0.0.1 or 0.0.0.0",
+        ),
+        (
+            "[limits]\nheaderTimeout = 0\n",
+            "headerTimeout = 0 is not a number of seconds from 1 to 86400",
+        ),
+        (
+            "[limits]\nmaxHeaders = 0\n",
+            "maxHeaders = 0 is not a size in bytes (a whole number above 0)",
+        ),
+        (
+            "[log]\nlevel = loud\n",
+            "level = loud is not a log level; use off, error, warn, info, debug or trace",
+        ),
+        (
+            "[store]\nurl = mysql://x\n",
+            "url = mysql://x is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB",
+        ),
+        (
+            "[store]\nurl = sqlite://\n",
+            "url = sqlite:// has no file; write sqlite://PATH",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(err(text), format!("drupe.ini line 2: {want}"));
+    }
+}
+
+#[test]
+fn broken_ini_line_is_reported_with_its_line() {
+    assert_eq!(
+        err("[server]\nsocketPort 8080\n"),
+        "drupe.ini line 2: 'socketPort 8080' is not a setting; write 'key = value', or start a comment with ';'"
+    );
+}
+
+#[test]
+fn missing_file_names_path_and_os_error() {
+    let e = Config::load(Path::new("/nonexistent/drupe.ini")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("/nonexistent/drupe.ini: cannot read the config file: "),
+        "{text}"
+    );
+    assert!(text.contains("No such file"), "{text}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn every_default_parses() {
+    // apply_defaults runs inside default_for; a bad default would fail here.
+    assert!(Config::default_for(Path::new("x.ini")).is_ok());
+    for s in settings() {
+        assert!(!s.doc.is_empty() && !s.default.is_empty(), "{}", s.key);
+    }
+}
+
+#[test]
+fn example_file_shows_every_setting() {
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    let mut section = "";
+    let mut shown = Vec::new();
+    for line in text.lines() {
+        // A setting may be shown commented out (`;mount = ...`) when its
+        // default depends on the section, as mount's does.
+        let line = line.trim_start_matches(';').trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split_once(']')) {
+            section = if name.0.starts_with("plugin.") {
+                "plugin.NAME"
+            } else {
+                name.0
+            };
+        } else if let Some((key, rest)) = line.split_once('=') {
+            shown.push((section.to_string(), key.trim().to_string()));
+            assert!(
+                rest.contains("; ") || key.trim() == "greeting",
+                "no comment on {key}"
+            );
+        }
+    }
+    for s in settings() {
+        assert!(
+            shown
+                .iter()
+                .any(|(sec, key)| sec == s.section && key == s.key),
+            "config/drupe.ini does not show [{}] {}",
+            s.section,
+            s.key
+        );
+    }
+}
+
+#[test]
+fn example_file_parses() {
+    let c = Config::load(Path::new(EXAMPLE)).unwrap();
+    let folder = Path::new(EXAMPLE).parent().unwrap().canonicalize().unwrap();
+    assert_eq!(c.source, folder.join("drupe.ini"));
+    assert_eq!(c.server.socket_queue_size, 1024);
+    assert_eq!(c.server.processes, 2);
+    assert_eq!(c.plugins.directory, folder.join("plugins.d"));
+    assert_eq!(
+        c.plugin["hello"].settings,
+        [("greeting".to_string(), "Hello".to_string())]
+    );
+    assert_eq!(c.mount_of("hello"), "/hello");
+    assert_eq!(
+        c.store.url,
+        format!("sqlite://{}", folder.join("drupe-data/shared.db").display())
+    );
+    assert_eq!(c.log.access_log, LogTarget::Off);
+}
