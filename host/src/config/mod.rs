@@ -44,7 +44,7 @@ pub struct Server {
     pub socket_port: u16,
     /// `socketQueueSize`, the listen backlog, default 1024.
     pub socket_queue_size: u32,
-    /// `fixedNumberOfProcesses`, default: number of CPUs.
+    /// `fixedNumberOfProcesses`, default `auto`: the number of CPUs.
     pub processes: usize,
     /// `threadPool`, handler threads per process, default 8.
     pub thread_pool: usize,

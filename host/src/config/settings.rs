@@ -285,7 +285,7 @@ pub fn settings() -> &'static [Setting] {
 }
 
 /// Sets every default from the table; `config` must come from
-/// [`Config::placeholder`], whose field values are all overwritten here.
+/// `Config::placeholder`, whose field values are all overwritten here.
 pub(super) fn apply_defaults(
     config: &mut Config,
     file: &Path,
