@@ -14,9 +14,11 @@
 //! request line, header count and head size, and the RFC 9112 section for
 //! each rejection cited where it is made.
 
+mod body;
 pub mod date;
 mod request;
 
+pub use body::{ChunkedDecoder, Decoded};
 pub use request::{BodyKind, Head, HeadLimits};
 
 /// A request the server refuses: what to tell the client.
