@@ -17,9 +17,14 @@
 mod body;
 pub mod date;
 mod request;
+mod response;
 
 pub use body::{ChunkedDecoder, Decoded};
 pub use request::{BodyKind, Head, HeadLimits};
+pub use response::{
+    body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
+    write_error, write_head, WriteOpts, CONTINUE_100,
+};
 
 /// A request the server refuses: what to tell the client.
 ///
