@@ -1,4 +1,18 @@
 //! drupe: a pre-fork application server for Rust page-handler plugins.
+//!
+//! `main` parses the command line and calls [`run`]; the master
+//! ([`master`]) binds the socket and forks workers ([`worker`]), which load
+//! plugins ([`plugin`]) and serve HTTP/1.1 ([`http`]). Only [`sys`] holds
+//! `unsafe` code.
 
+pub mod cli;
 pub mod config;
 pub mod http;
+pub mod master;
+pub mod plugin;
+pub mod sys;
+pub mod worker;
+
+mod logging;
+
+pub use cli::{run, Cli};

@@ -36,12 +36,14 @@ pub fn body_allowed(status: u16, head_request: bool) -> bool {
 ///
 /// `body_len` is the length of the body the response has (for HEAD and 304:
 /// would have), sent as `Content-Length` except on 1xx and 204, which must
-/// not carry one (RFC 9110 §8.6). `headers` must not contain the fields
-/// [`host_managed_header`] names; the host writes those.
+/// not carry one (RFC 9110 §8.6). `headers` is zero or more complete
+/// `Name: value\r\n` lines, already validated (a plugin's headers are
+/// serialised as they are added); it must not contain the fields
+/// [`host_managed_header`] names, which the host writes.
 pub fn write_head(
     out: &mut Vec<u8>,
     status: u16,
-    headers: &[(&[u8], &[u8])],
+    headers: &[u8],
     body_len: usize,
     opts: WriteOpts,
 ) {
@@ -53,12 +55,7 @@ pub fn write_head(
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
     date::append_date_line(out);
-    for (name, value) in headers {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
+    out.extend_from_slice(headers);
     if !matches!(status, 100..=199 | 204) {
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(out, body_len as u64);
@@ -76,14 +73,14 @@ pub fn write_head(
 /// Append a complete error response (head and short text body) for `err`.
 /// It always says `Connection: close`: the caller closes after writing it.
 pub fn write_error(out: &mut Vec<u8>, err: &HttpError, http_minor: u8) {
-    let headers: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
+    let headers = b"Content-Type: text/plain; charset=utf-8\r\n";
     let opts = WriteOpts {
         http_minor,
         keep_alive: false,
         head_request: false,
     };
     let body_len = err.reason.len() + 1;
-    write_head(out, err.status, &headers, body_len, opts);
+    write_head(out, err.status, headers, body_len, opts);
     if body_allowed(err.status, false) {
         out.extend_from_slice(err.reason.as_bytes());
         out.push(b'\n');
@@ -220,15 +217,15 @@ mod tests {
 
     fn head(status: u16, len: usize, opts: WriteOpts) -> String {
         let mut out = Vec::new();
-        write_head(&mut out, status, &[], len, opts);
+        write_head(&mut out, status, b"", len, opts);
         normalised(&out)
     }
 
     #[test]
     fn simple_response_bytes() {
         let mut out = Vec::new();
-        let headers: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
-        write_head(&mut out, 200, &headers, 13, KEEP);
+        let headers = b"Content-Type: text/plain; charset=utf-8\r\n";
+        write_head(&mut out, 200, headers, 13, KEEP);
         if body_allowed(200, false) {
             out.extend_from_slice(b"Hello, World!");
         }

@@ -1,0 +1,110 @@
+//! Forking: worker processes and the throwaway probe that loads the plugins
+//! before any worker does.
+//!
+//! Everything a child does before it serves happens here: die with the
+//! master, reset the signal mask the master uses for its signalfd, load the
+//! generation's plugin snapshot. The child never returns into the master's
+//! loop; it ends with `std::process::exit`.
+
+use crate::config::Config;
+use crate::plugin::{self, PluginSet};
+use crate::sys::process::{self, Forked};
+use crate::worker::{self, CallState};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// A generation's plugin files: originals and their private copies.
+pub type Snapshot = Vec<(PathBuf, PathBuf)>;
+
+/// Forks a worker that serves `listener` with the plugins of `snapshot`.
+pub fn worker(config: &Config, listener: &TcpListener, snapshot: &Snapshot) -> io::Result<Pid> {
+    match process::fork()? {
+        Forked::Parent(pid) => Ok(pid),
+        Forked::Child => {
+            let code = child_setup().and_then(|()| {
+                let plugins = load(config, snapshot).map_err(|()| worker::exit::BOOT_FAILED)?;
+                let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
+                Ok(worker::run(config, listener, plugins))
+            });
+            std::process::exit(code.unwrap_or_else(|code| code))
+        }
+    }
+}
+
+/// What the probe should do once the plugins are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// Only report success or failure (startup, reload).
+    Quiet,
+    /// Print the plugins and routes on stdout (`--check`).
+    Describe,
+}
+
+/// Loads and initialises every plugin in a throwaway child process, so a
+/// broken plugin is found once, with a clear message, before any worker is
+/// replaced — and so that the master itself never runs plugin code.
+/// Returns whether the plugins are fit to serve.
+pub fn probe(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Result<bool> {
+    match process::fork()? {
+        Forked::Parent(pid) => loop {
+            match waitpid(pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code == 0),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    log::error!("the plugin probe was killed by {signal:?} while loading plugins");
+                    return Ok(false);
+                }
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        },
+        Forked::Child => {
+            let ok = child_setup().is_ok()
+                && load(config, snapshot).is_ok_and(|plugins| {
+                    let started = plugins.init::<CallState>();
+                    if let Err(errors) = &started {
+                        log::error!("{errors}");
+                    }
+                    plugins.shutdown();
+                    if started.is_ok() && mode == ProbeMode::Describe {
+                        let mut out = io::stdout().lock();
+                        let _ = out.write_all(plugins.describe().as_bytes());
+                        let _ = out.flush();
+                    }
+                    started.is_ok()
+                });
+            std::process::exit(if ok { 0 } else { 1 })
+        }
+    }
+}
+
+fn load(config: &Config, snapshot: &Snapshot) -> Result<PluginSet, ()> {
+    plugin::load(snapshot, config).map_err(|errors| {
+        for error in &errors.0 {
+            log::error!("{error}");
+        }
+    })
+}
+
+/// First steps of every child: die with the master, and take back the
+/// signals the master blocked for its signalfd.
+fn child_setup() -> Result<(), i32> {
+    if process::die_with_parent(Signal::SIGKILL, nix::unistd::getppid()).is_err() {
+        return Err(worker::exit::ORPHANED);
+    }
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        let _ = process::default_signal(signal);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|_| worker::exit::IO_ERROR)
+}

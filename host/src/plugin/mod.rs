@@ -1,0 +1,211 @@
+//! Plugins: finding the `.so` files, snapshotting them for a generation,
+//! loading them, and building the route table.
+//!
+//! Loading happens only in worker and probe processes (it runs the
+//! library's code); the master only copies files. Every error names the
+//! file as the operator knows it (`plugins.d/x.so`), not the snapshot copy.
+
+pub mod routes;
+
+use crate::config::Config;
+use crate::sys::dl::{self, CallSink, Declaration, Entry};
+use routes::{Router, Target};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One loaded plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    pub entry: Entry,
+    pub decl: Declaration,
+    /// The file in the plugin directory it came from.
+    pub file: PathBuf,
+    /// Where it is mounted: `/hello`, or `` for the root.
+    pub mount: String,
+    /// `[plugin.NAME]` settings other than `mount`.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Every plugin of a generation and their routes.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    pub plugins: Vec<Plugin>,
+    pub router: Router,
+}
+
+/// Problems found while loading, all of them (not just the first), so that
+/// `--check` and the startup error show everything at once.
+#[derive(Debug, Default)]
+pub struct LoadErrors(pub Vec<String>);
+
+impl std::fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// The `.so` files in `dir`, sorted by name so load order is stable.
+/// Other files (a README, a half-written `x.so.tmp`) are ignored.
+pub fn plugin_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "plugin directory {}: {e} (set [plugins] directory in the INI file)",
+                dir.display()
+            ),
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "so") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Copies the plugin files into `dest` (created if needed) so that a
+/// generation keeps running the code it loaded even when the operator
+/// overwrites a file in the plugin directory. Returns `(original, copy)`.
+pub fn snapshot(dir: &Path, dest: &Path) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    std::fs::create_dir_all(dest)?;
+    let mut pairs = Vec::new();
+    for file in plugin_files(dir)? {
+        let copy = dest.join(file.file_name().unwrap_or_default());
+        std::fs::copy(&file, &copy)
+            .map_err(|e| io::Error::new(e.kind(), format!("copying {}: {e}", file.display())))?;
+        pairs.push((file, copy));
+    }
+    Ok(pairs)
+}
+
+/// Loads every `(original, copy)` file, checks names and routes, and builds
+/// the route table. Does not call `init`.
+pub fn load(files: &[(PathBuf, PathBuf)], config: &Config) -> Result<PluginSet, LoadErrors> {
+    let mut errors = Vec::new();
+    let mut set = PluginSet::default();
+    for (file, copy) in files {
+        match dl::open(copy, file) {
+            Ok((entry, decl)) => {
+                if let Some(other) = set.plugins.iter().find(|p| p.decl.name == decl.name) {
+                    errors.push(format!(
+                        "{} and {} both declare a plugin named `{}`; remove one of them",
+                        other.file.display(),
+                        file.display(),
+                        decl.name
+                    ));
+                    continue;
+                }
+                let section = config.plugin.get(&decl.name);
+                let mount = section
+                    .and_then(|s| s.mount.clone())
+                    .unwrap_or_else(|| format!("/{}", decl.name));
+                let mount = mount.trim_end_matches('/').to_owned();
+                let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
+                set.plugins.push(Plugin {
+                    entry,
+                    decl,
+                    file: file.clone(),
+                    mount,
+                    settings,
+                });
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for name in config.plugin.keys() {
+        if !set.plugins.iter().any(|p| &p.decl.name == name) {
+            log::warn!(
+                "{}: [plugin.{name}] is configured but no plugin named `{name}` was loaded",
+                config.source.display()
+            );
+        }
+    }
+    for (index, plugin) in set.plugins.iter().enumerate() {
+        let owner = format!("plugin `{}` ({})", plugin.decl.name, plugin.file.display());
+        for (route, (method, pattern)) in plugin.decl.routes.iter().enumerate() {
+            let target = Target {
+                plugin: index,
+                route,
+            };
+            if let Err(e) = set
+                .router
+                .add(&plugin.mount, method, pattern, target, &owner)
+            {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+impl PluginSet {
+    /// Calls every plugin's `init` with its settings; `S` is the type that
+    /// will receive responses in `handle` calls.
+    pub fn init<S: CallSink>(&self) -> Result<(), LoadErrors> {
+        let errors: Vec<String> = self
+            .plugins
+            .iter()
+            .filter_map(|p| {
+                p.entry.init::<S>(&p.settings).err().map(|e| {
+                    format!(
+                        "{}: plugin `{}` failed to start: {e}",
+                        p.file.display(),
+                        p.decl.name
+                    )
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadErrors(errors))
+        }
+    }
+
+    /// Calls every plugin's `shutdown`.
+    pub fn shutdown(&self) {
+        for plugin in &self.plugins {
+            plugin.entry.shutdown();
+        }
+    }
+
+    /// A human-readable listing of what is served, for `--check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for p in &self.plugins {
+            out.push_str(&format!(
+                "plugin {} {} (sdk {}, abi {}.{}) from {} at {}\n",
+                p.decl.name,
+                p.decl.version,
+                p.decl.sdk_version,
+                p.decl.abi.0,
+                p.decl.abi.1,
+                p.file.display(),
+                if p.mount.is_empty() { "/" } else { &p.mount }
+            ));
+        }
+        for e in self.router.endpoints() {
+            let method = if e.method == "*" { "ANY" } else { &e.method };
+            let pattern = if e.pattern.is_empty() {
+                "/"
+            } else {
+                &e.pattern
+            };
+            out.push_str(&format!(
+                "  {method:<7} {pattern}  -> {}\n",
+                self.plugins[e.target.plugin].decl.name
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,65 @@
+//! Process primitives: fork, death signal, exit.
+
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use std::io;
+
+/// Which side of a fork we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// Forks the calling process.
+///
+/// The master calls this only while it is single-threaded and holds no
+/// store connection (DESIGN: "fork before threads or connections"), which
+/// is what makes the child's copy of the address space consistent.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork is only unsound when other threads hold locks that the
+    // child then needs; the master never starts a thread (see module doc of
+    // `master`), so the child inherits no lock held by a thread that does
+    // not exist in it.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Asks the kernel to send `signal` to this process when its parent dies,
+/// so a worker never outlives its master, even after `kill -9` of the
+/// master. Returns an error if the parent is already gone (the race between
+/// fork and prctl), in which case the caller should exit.
+pub fn die_with_parent(signal: Signal, expected_parent: Pid) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(signal).map_err(io::Error::from)?;
+    // The parent may have died between fork and prctl; then we were already
+    // re-parented and the death signal will never come.
+    if nix::unistd::getppid() != expected_parent {
+        return Err(io::Error::other(
+            "the master exited while this worker started",
+        ));
+    }
+    Ok(())
+}
+
+/// Ends the process at once, without running destructors or atexit
+/// handlers: for a forked child that must not flush or free state it shares
+/// with the parent, and for an immediate stop.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes no pointers.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Sets `signal`'s disposition to "ignore".
+pub fn ignore_signal(signal: Signal) -> nix::Result<()> {
+    // SAFETY: SIG_IGN runs no handler code, so none of `signal`'s
+    // async-signal-safety requirements apply.
+    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigIgn) }.map(drop)
+}
+
+/// Restores `signal`'s default disposition (in a freshly forked child).
+pub fn default_signal(signal: Signal) -> nix::Result<()> {
+    // SAFETY: SIG_DFL runs no handler code.
+    unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
+}

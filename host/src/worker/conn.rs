@@ -1,0 +1,319 @@
+//! One client connection: its buffers, its request state, and what to do
+//! when the socket is ready.
+//!
+//! A connection is owned by one thread at a time (it is registered
+//! one-shot). [`Conn::on_ready`] reads what is there, serves every complete
+//! request in the buffer in order (pipelining), writes the responses with
+//! one `write`, and tells the caller how to re-arm. A partial request just
+//! stays buffered; no thread waits for it.
+
+use super::dispatch::{self, Exchange};
+use super::Shared;
+use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+/// What the owning thread does with the connection next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait until readable.
+    Read,
+    /// Wait until writable (output is pending).
+    Write,
+    Close,
+}
+
+/// Where the current request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between requests: nothing of the next one received yet.
+    Idle,
+    /// Some of a request has arrived (head or body).
+    Receiving,
+}
+
+const INITIAL_BUFFER: usize = 4096;
+/// Read at most this much per `read`; a larger buffer only grows when one
+/// request needs it.
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: String,
+    /// Received bytes live in `inbuf[start..end]`.
+    inbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    written: usize,
+    head: Head,
+    /// Length of the parsed head of the current request, once complete.
+    head_len: Option<usize>,
+    chunked: ChunkedDecoder,
+    /// Bytes after the head that the chunked decoder has consumed.
+    chunk_pos: usize,
+    /// De-chunked body of the current request.
+    body: Vec<u8>,
+    continue_sent: bool,
+    phase: Phase,
+    /// When the current phase must be over (header, body or idle timeout).
+    pub deadline: Instant,
+    served: usize,
+    closing: bool,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: String, shared: &Shared) -> Conn {
+        Conn {
+            stream,
+            peer,
+            inbuf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            out: Vec::new(),
+            written: 0,
+            head: Head::new(),
+            head_len: None,
+            chunked: ChunkedDecoder::default(),
+            chunk_pos: 0,
+            body: Vec::new(),
+            continue_sent: false,
+            phase: Phase::Idle,
+            deadline: Instant::now() + shared.limits.header_timeout,
+            served: 0,
+            closing: false,
+        }
+    }
+
+    /// True if no request is in progress and no output pending: the
+    /// connection can be closed without cutting anything off.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle && self.start == self.end && self.written == self.out.len()
+    }
+
+    /// The socket is ready: make all the progress possible without blocking.
+    pub fn on_ready(&mut self, shared: &Shared) -> Next {
+        loop {
+            if self.written < self.out.len() {
+                match self.flush() {
+                    Ok(true) => {}
+                    Ok(false) => return Next::Write,
+                    Err(_) => return Next::Close,
+                }
+            }
+            if self.closing
+                || shared.stopping() && self.phase == Phase::Idle && self.start == self.end
+            {
+                return Next::Close;
+            }
+            let filled = match self.fill(shared) {
+                Ok(Some(0)) => return Next::Close, // EOF; anything complete was answered
+                Ok(Some(n)) => n,
+                Ok(None) => return Next::Read, // would block
+                Err(_) => return Next::Close,
+            };
+            self.serve(shared);
+            if self.written < self.out.len() {
+                continue; // flush, then maybe read more
+            }
+            // A short read means the socket is probably drained: re-arm
+            // instead of paying for a read that returns EAGAIN. Re-arming a
+            // one-shot fd that still has data reports it again at once.
+            if filled < READ_CHUNK && !self.closing {
+                return Next::Read;
+            }
+        }
+    }
+
+    /// Writes pending output. `Ok(true)` when all of it is out.
+    fn flush(&mut self) -> io::Result<bool> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        Ok(true)
+    }
+
+    /// Reads once into the input buffer. `Ok(None)` if it would block.
+    fn fill(&mut self, shared: &Shared) -> io::Result<Option<usize>> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.inbuf.len() && self.start > 0 {
+            self.inbuf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.inbuf.len() - self.end < 1024 {
+            let limit = shared.limits.max_header_bytes + shared.limits.max_body_bytes + READ_CHUNK;
+            let grown = (self.inbuf.len() * 2).min(limit.max(self.inbuf.len()));
+            self.inbuf.resize(grown, 0);
+        }
+        let room = (self.inbuf.len() - self.end).min(READ_CHUNK);
+        if room == 0 {
+            // The buffer is at its limit and the current request still
+            // needs more: the request is too large (normally caught earlier).
+            self.reject(&HttpError {
+                status: 413,
+                reason: "request too large",
+            });
+            return Ok(Some(0));
+        }
+        loop {
+            match self.stream.read(&mut self.inbuf[self.end..self.end + room]) {
+                Ok(n) => {
+                    self.end += n;
+                    if n > 0 && self.phase == Phase::Idle {
+                        self.phase = Phase::Receiving;
+                        self.deadline = Instant::now() + shared.limits.header_timeout;
+                    }
+                    return Ok(Some(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Answers every complete request in the buffer, in order.
+    fn serve(&mut self, shared: &Shared) {
+        while !self.closing && self.start < self.end {
+            let buf = &self.inbuf[self.start..self.end];
+            let head_len = match self.head_len {
+                Some(len) => len,
+                None => match self.head.parse(buf, &shared.head_limits) {
+                    Ok(Some(len)) => {
+                        self.head_len = Some(len);
+                        self.deadline = Instant::now() + shared.limits.body_timeout;
+                        if let Err(e) = self.check_body_size(shared) {
+                            return self.reject(&e);
+                        }
+                        len
+                    }
+                    Ok(None) => return,
+                    Err(e) => return self.reject(&e),
+                },
+            };
+            // Where the body is, once complete: a range of the input buffer
+            // (Content-Length: no copy) or the de-chunked `self.body`.
+            let body_range = match self.head.body {
+                BodyKind::None => Some((head_len, head_len)),
+                BodyKind::Length(n) => {
+                    let n = n as usize; // checked against maxBodyBytes above
+                    (buf.len() - head_len >= n).then_some((head_len, head_len + n))
+                }
+                BodyKind::Chunked => {
+                    let from = head_len + self.chunk_pos;
+                    match self.chunked.decode(
+                        &buf[from..],
+                        &mut self.body,
+                        shared.limits.max_body_bytes,
+                    ) {
+                        Ok(d) => {
+                            self.chunk_pos += d.consumed;
+                            let end = head_len + self.chunk_pos;
+                            d.done.then_some((end, end))
+                        }
+                        Err(e) => return self.reject(&e),
+                    }
+                }
+            };
+            let Some((body_start, request_end)) = body_range else {
+                self.send_continue();
+                return;
+            };
+            self.served += 1;
+            let keep_alive = self.head.keep_alive
+                && !shared.stopping()
+                && (shared.limits.max_keep_alive_requests == 0
+                    || self.served < shared.limits.max_keep_alive_requests);
+            let body = match self.head.body {
+                BodyKind::Chunked => &self.body[..],
+                _ => &buf[body_start..request_end],
+            };
+            let exchange = Exchange {
+                buf,
+                head: &self.head,
+                body,
+                peer: &self.peer,
+                keep_alive,
+            };
+            dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+            self.start += request_end;
+            self.head_len = None;
+            self.chunked.reset();
+            self.chunk_pos = 0;
+            self.body.clear();
+            self.continue_sent = false;
+            if !keep_alive {
+                self.closing = true;
+            }
+            self.phase = if self.start == self.end {
+                Phase::Idle
+            } else {
+                Phase::Receiving
+            };
+            self.deadline = Instant::now()
+                + if self.phase == Phase::Idle {
+                    shared.limits.keep_alive_timeout
+                } else {
+                    shared.limits.header_timeout
+                };
+        }
+    }
+
+    fn check_body_size(&self, shared: &Shared) -> Result<(), HttpError> {
+        match self.head.body {
+            BodyKind::Length(n) if n > shared.limits.max_body_bytes as u64 => Err(HttpError {
+                status: 413,
+                reason: "request body larger than maxBodyBytes",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Expect: 100-continue`: tell the client to send the body, once, and
+    /// only for a request we have not already rejected (RFC 9110 §10.1.1).
+    fn send_continue(&mut self) {
+        if self.head.expect_continue && !self.continue_sent && self.head.http_minor == 1 {
+            self.continue_sent = true;
+            self.out.extend_from_slice(http::CONTINUE_100);
+        }
+    }
+
+    /// Answers a request that cannot be served and stops reading: after a
+    /// framing error the rest of the stream cannot be trusted.
+    fn reject(&mut self, error: &HttpError) {
+        log::debug!("{}: {} {}", self.peer, error.status, error.reason);
+        http::write_error(&mut self.out, error, self.head.http_minor);
+        self.closing = true;
+        self.start = self.end;
+    }
+
+    /// The deadline passed and the connection is about to close: a client
+    /// in the middle of a request gets a 408 first (best effort, one write).
+    pub fn on_timeout(&mut self) {
+        if self.phase == Phase::Receiving {
+            let mut out = Vec::new();
+            http::write_error(
+                &mut out,
+                &HttpError {
+                    status: 408,
+                    reason: "request timeout",
+                },
+                1,
+            );
+            let _ = self.stream.write(&out);
+        }
+    }
+}

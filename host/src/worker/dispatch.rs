@@ -1,0 +1,197 @@
+//! From a parsed request to response bytes: route lookup, the plugin call,
+//! and the 404 / 405 / 500 answers the host gives itself.
+//!
+//! The response a plugin builds arrives through the host callbacks into a
+//! per-thread [`CallState`], whose buffers are reused from request to
+//! request; the bytes then go straight into the connection's output buffer.
+
+use crate::http::{self, Head, WriteOpts};
+use crate::plugin::routes::Lookup;
+use crate::plugin::PluginSet;
+use crate::sys::dl::CallSink;
+use drupe_sdk::abi::{self, Bytes, KeyValue};
+use std::cell::RefCell;
+
+/// What a plugin builds during one call; reused across calls on a thread.
+#[derive(Debug, Default)]
+pub struct CallState {
+    status: u16,
+    /// Serialised `Name: value\r\n` lines, validated on the way in.
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    /// The first header the plugin tried that the host refused, for the log.
+    refused: Option<String>,
+}
+
+impl CallState {
+    fn reset(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.body.clear();
+        self.refused = None;
+    }
+}
+
+impl CallSink for CallState {
+    fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        // A plugin can never inject a header line or take over framing,
+        // whatever it was fed (RFC 9110 §5.1 token, §5.5 field value).
+        if !http::valid_header_name(name)
+            || !http::valid_header_value(value)
+            || http::host_managed_header(name)
+        {
+            if self.refused.is_none() {
+                self.refused = Some(format!(
+                    "{:?}: {:?}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value)
+                ));
+            }
+            return false;
+        }
+        self.headers.extend_from_slice(name);
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value);
+        self.headers.extend_from_slice(b"\r\n");
+        true
+    }
+
+    fn append_body(&mut self, data: &[u8]) {
+        self.body.extend_from_slice(data);
+    }
+}
+
+/// Per-thread scratch space, so the hot path allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    call: CallState,
+    headers: Vec<KeyValue>,
+    params: Vec<KeyValue>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// One request, parsed and with its body complete.
+#[derive(Debug)]
+pub struct Exchange<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub body: &'a [u8],
+    pub peer: &'a str,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+}
+
+/// Serves one request and appends the complete response to `out`.
+pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
+    let opts = WriteOpts {
+        http_minor: ex.head.http_minor,
+        keep_alive: ex.keep_alive,
+        head_request: ex.head.is_head,
+    };
+    let (Ok(method), Ok(path)) = (
+        std::str::from_utf8(ex.head.method(ex.buf)),
+        std::str::from_utf8(ex.head.path(ex.buf)),
+    ) else {
+        return simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
+    };
+    match plugins.router.lookup(method, path) {
+        Lookup::NotFound => simple(out, 404, b"", b"Not Found\n", opts),
+        Lookup::MethodNotAllowed(allow) => {
+            let mut header = Vec::with_capacity(allow.len() + 9);
+            header.extend_from_slice(b"Allow: ");
+            header.extend_from_slice(allow.as_bytes());
+            header.extend_from_slice(b"\r\n");
+            simple(out, 405, &header, b"Method Not Allowed\n", opts)
+        }
+        Lookup::Found { endpoint, values } => {
+            let plugin = &plugins.plugins[endpoint.target.plugin];
+            let path_info = &path[endpoint.mount.len().min(path.len())..];
+            SCRATCH.with(|scratch| {
+                let scratch = &mut *scratch.borrow_mut();
+                scratch.call.reset();
+                scratch.headers.clear();
+                scratch
+                    .headers
+                    .extend(ex.head.headers(ex.buf).map(|(k, v)| KeyValue {
+                        key: Bytes::new(k),
+                        value: Bytes::new(v),
+                    }));
+                scratch.params.clear();
+                scratch
+                    .params
+                    .extend(endpoint.params.iter().zip(&values).map(|(k, v)| KeyValue {
+                        key: Bytes::from_str(k),
+                        value: Bytes::from_str(v),
+                    }));
+                let request = abi::Request {
+                    size: std::mem::size_of::<abi::Request>(),
+                    method: Bytes::from_str(method),
+                    target: Bytes::new(ex.head.target(ex.buf)),
+                    script_name: Bytes::from_str(&endpoint.mount),
+                    path_info: Bytes::from_str(path_info),
+                    query: Bytes::new(ex.head.query(ex.buf)),
+                    http_minor: ex.head.http_minor,
+                    headers: scratch.headers.as_ptr(),
+                    header_count: scratch.headers.len(),
+                    params: scratch.params.as_ptr(),
+                    param_count: scratch.params.len(),
+                    body: Bytes::new(ex.body),
+                    remote_addr: Bytes::from_str(ex.peer),
+                };
+                let outcome =
+                    plugin
+                        .entry
+                        .handle(endpoint.target.route, &request, &mut scratch.call);
+                let call = &scratch.call;
+                let failure = match outcome {
+                    abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,
+                    abi::OUTCOME_OK => Some(format!(
+                        "answered with status {}, which is not a final status",
+                        call.status
+                    )),
+                    abi::OUTCOME_PANICKED => Some("panicked".to_owned()),
+                    _ => Some(match &call.refused {
+                        Some(header) => {
+                            format!("tried to send an invalid or host-managed header {header}")
+                        }
+                        None => format!("failed (outcome {outcome})"),
+                    }),
+                };
+                match failure {
+                    None => {
+                        http::write_head(out, call.status, &call.headers, call.body.len(), opts);
+                        if http::body_allowed(call.status, opts.head_request) {
+                            out.extend_from_slice(&call.body);
+                        }
+                    }
+                    Some(why) => {
+                        log::error!(
+                            "plugin `{}` {why} on {method} {}; answered 500",
+                            plugin.decl.name,
+                            String::from_utf8_lossy(ex.head.target(ex.buf))
+                        );
+                        simple(out, 500, b"", b"Internal Server Error\n", opts);
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// A response the host makes itself, `text/plain`.
+fn simple(out: &mut Vec<u8>, status: u16, extra_headers: &[u8], body: &[u8], opts: WriteOpts) {
+    let mut headers = Vec::with_capacity(extra_headers.len() + 48);
+    headers.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+    headers.extend_from_slice(extra_headers);
+    http::write_head(out, status, &headers, body.len(), opts);
+    if http::body_allowed(status, opts.head_request) {
+        out.extend_from_slice(body);
+    }
+}
