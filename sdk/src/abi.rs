@@ -188,7 +188,8 @@ pub struct PluginDecl {
     /// threads at once. The response is built through `HostApi` callbacks
     /// on `call`. Returns [`OUTCOME_PANICKED`] if the handler panicked
     /// (the host then answers 500 and discards what was built).
-    pub handle: unsafe extern "C" fn(route: usize, request: *const Request, call: *mut Call) -> Outcome,
+    pub handle:
+        unsafe extern "C" fn(route: usize, request: *const Request, call: *mut Call) -> Outcome,
     /// Called once when the worker stops gracefully, after the last request.
     pub shutdown: unsafe extern "C" fn(),
 }
