@@ -505,3 +505,265 @@ macro_rules! __drupe_init {
         ::core::option::Option::Some($init)
     };
 }
+
+/// The shims as the host sees them: through the entry point `plugin!`
+/// generates, with a fake `HostApi` that records what it is told.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use core::ffi::c_void;
+    use std::sync::{Mutex, Once};
+
+    static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    #[derive(Default)]
+    struct FakeCall {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    fn text(b: Bytes) -> String {
+        // SAFETY: the shims pass `Bytes` that are valid during the callback.
+        String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
+    }
+
+    fn fake(call: *mut Call) -> &'static mut FakeCall {
+        // SAFETY: `run` passes a `*mut FakeCall` that outlives the call, and
+        // the shim calls back on one thread, one callback at a time.
+        unsafe { &mut *call.cast::<FakeCall>() }
+    }
+
+    unsafe extern "C" fn log(level: LogLevel, plugin: Bytes, message: Bytes) {
+        let line = format!("{level} {}: {}", text(plugin), text(message));
+        LOG.lock().unwrap().push(line);
+    }
+    unsafe extern "C" fn set_status(call: *mut Call, status: u16) {
+        fake(call).status = status;
+    }
+    unsafe extern "C" fn add_header(call: *mut Call, name: Bytes, value: Bytes) -> Outcome {
+        let value = text(value);
+        if value.contains(['\r', '\n', '\0']) {
+            return abi::OUTCOME_ERROR;
+        }
+        fake(call).headers.push((text(name), value));
+        abi::OUTCOME_OK
+    }
+    unsafe extern "C" fn append_body(call: *mut Call, data: Bytes) {
+        // SAFETY: valid during the callback.
+        fake(call)
+            .body
+            .extend_from_slice(unsafe { data.as_slice() });
+    }
+    unsafe extern "C" fn write_string(target: *mut c_void, data: Bytes) {
+        // SAFETY: `init` passes a `*mut String` that outlives the call.
+        unsafe { &mut *target.cast::<String>() }.push_str(&text(data));
+    }
+
+    const HOST: HostApi = HostApi {
+        size: std::mem::size_of::<HostApi>(),
+        abi_major: abi::ABI_MAJOR,
+        abi_minor: abi::ABI_MINOR,
+        log,
+        set_status,
+        add_header,
+        append_body,
+    };
+
+    fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {
+        log::info!("serving {}", req.path_info());
+        let who = ctx.setting("who").unwrap_or("?");
+        Ok(Response::text(format!("hi {who}")).with_header("X-Route", "hello"))
+    }
+    fn fail(_: &Request, _: &mut Context) -> Result<Response> {
+        Err(Error::internal("secret detail"))
+    }
+    fn refuse(_: &Request, _: &mut Context) -> Result<Response> {
+        Err(Error::bad_request("bad input"))
+    }
+    fn boom(_: &Request, _: &mut Context) -> Result<Response> {
+        panic!("boom in handler")
+    }
+    fn bad_header(_: &Request, _: &mut Context) -> Result<Response> {
+        Ok(Response::text("x").with_header("X-Bad", "a\r\nInjected: 1"))
+    }
+    fn init(settings: &Settings) -> std::result::Result<(), String> {
+        match settings.get("who") {
+            Some(_) => Ok(()),
+            None => Err("`who` is required".to_owned()),
+        }
+    }
+
+    crate::plugin! {
+        name: "shimtest",
+        init: init,
+        routes: [
+            GET "/" => hello,
+            GET "/fail" => fail,
+            GET "/refuse" => refuse,
+            GET "/boom" => boom,
+            ANY "/{*rest}" => bad_header,
+        ],
+    }
+
+    // The entry point by its symbol, as the host finds it with `dlsym`.
+    unsafe extern "C" {
+        fn drupe_plugin_v1() -> *const abi::PluginDecl;
+    }
+
+    fn decl() -> &'static abi::PluginDecl {
+        // SAFETY: `plugin!` above defines the symbol with this signature; it
+        // returns a pointer to a static.
+        unsafe { &*drupe_plugin_v1() }
+    }
+
+    fn run_init(host: *const HostApi, settings: &[(&str, &str)]) -> (Outcome, String) {
+        let kv: Vec<KeyValue> = settings
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: Bytes::from_str(k),
+                value: Bytes::from_str(v),
+            })
+            .collect();
+        let mut error = String::new();
+        let out = OutBuf {
+            target: (&raw mut error).cast(),
+            write: write_string,
+        };
+        // SAFETY: every pointer is live for the call.
+        let outcome = unsafe { (decl().init)(host, kv.as_ptr(), kv.len(), out) };
+        (outcome, error)
+    }
+
+    /// Initialises the plugin once for the whole test binary, as a worker
+    /// does once per process.
+    fn ready() {
+        static INIT: Once = Once::new();
+        INIT.call_once(|| assert_eq!(run_init(&HOST, &[("who", "tester")]).0, abi::OUTCOME_OK));
+    }
+
+    fn handle(route: usize, path: &str) -> (Outcome, FakeCall) {
+        ready();
+        let raw = abi::Request {
+            size: REQUEST_V1_0_SIZE,
+            method: Bytes::from_str("GET"),
+            target: Bytes::from_str(path),
+            script_name: Bytes::EMPTY,
+            path_info: Bytes::from_str(path),
+            query: Bytes::EMPTY,
+            http_minor: 1,
+            headers: std::ptr::null(),
+            header_count: 0,
+            params: std::ptr::null(),
+            param_count: 0,
+            body: Bytes::EMPTY,
+            remote_addr: Bytes::from_str("127.0.0.1:9"),
+        };
+        let mut call = FakeCall::default();
+        // SAFETY: `raw` and `call` are live for the call.
+        let outcome = unsafe { (decl().handle)(route, &raw, (&raw mut call).cast()) };
+        (outcome, call)
+    }
+
+    fn logged(needle: &str) -> bool {
+        LOG.lock().unwrap().iter().any(|line| line.contains(needle))
+    }
+
+    #[test]
+    fn declaration_describes_the_plugin() {
+        let d = decl();
+        assert_eq!(
+            (d.magic, d.abi_major, d.abi_minor),
+            (abi::MAGIC, abi::ABI_MAJOR, abi::ABI_MINOR)
+        );
+        assert_eq!(d.size as usize, std::mem::size_of::<abi::PluginDecl>());
+        assert_eq!(text(d.name), "shimtest");
+        assert_eq!(text(d.sdk_version), SDK_VERSION);
+        // SAFETY: `routes`/`route_count` describe a static array.
+        let routes = unsafe { std::slice::from_raw_parts(d.routes, d.route_count) };
+        let routes: Vec<_> = routes
+            .iter()
+            .map(|r| (text(r.method), text(r.pattern)))
+            .collect();
+        assert_eq!(routes[0], ("GET".to_owned(), "/".to_owned()));
+        assert_eq!(routes[4], ("*".to_owned(), "/{*rest}".to_owned()));
+    }
+
+    #[test]
+    fn ok_response_goes_through_the_callbacks_and_log_is_forwarded() {
+        let (outcome, call) = handle(0, "/");
+        assert_eq!(outcome, abi::OUTCOME_OK);
+        assert_eq!(call.status, 200);
+        assert_eq!(call.body, b"hi tester");
+        assert!(call
+            .headers
+            .contains(&("X-Route".to_owned(), "hello".to_owned())));
+        assert!(logged(&format!("{} shimtest: serving /", abi::LOG_INFO)));
+    }
+
+    #[test]
+    fn server_error_is_logged_not_sent() {
+        let (outcome, call) = handle(1, "/fail");
+        assert_eq!(outcome, abi::OUTCOME_OK);
+        assert_eq!(
+            (call.status, call.body.as_slice()),
+            (500, &b"Internal Server Error"[..])
+        );
+        assert!(logged("GET /fail: 500 secret detail"));
+    }
+
+    #[test]
+    fn client_error_message_is_sent() {
+        let (_, call) = handle(2, "/refuse");
+        assert_eq!(
+            (call.status, call.body.as_slice()),
+            (400, &b"bad input"[..])
+        );
+    }
+
+    #[test]
+    fn panic_is_caught_and_reported() {
+        let (outcome, _) = handle(3, "/boom");
+        assert_eq!(outcome, abi::OUTCOME_PANICKED);
+        assert!(logged("GET /boom: handler panicked: boom in handler"));
+    }
+
+    #[test]
+    fn refused_header_is_an_error() {
+        let (outcome, call) = handle(4, "/bad");
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(call.body.is_empty());
+        assert!(logged("refused response header \"X-Bad\""));
+    }
+
+    #[test]
+    fn route_out_of_range_is_an_error() {
+        assert_eq!(handle(5, "/").0, abi::OUTCOME_ERROR);
+        assert!(logged("route 5 does not exist"));
+    }
+
+    #[test]
+    fn init_rejects_bad_hosts_and_a_second_call() {
+        let (outcome, error) = run_init(std::ptr::null(), &[]);
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(error.contains("no HostApi"), "{error}");
+
+        let old = HostApi {
+            abi_major: abi::ABI_MAJOR + 1,
+            ..HOST
+        };
+        let (_, error) = run_init(&old, &[]);
+        assert!(error.contains("needs host ABI 1.x"), "{error}");
+
+        let short = HostApi { size: 8, ..HOST };
+        let (_, error) = run_init(&short, &[]);
+        assert!(error.contains("upgrade drupe"), "{error}");
+
+        ready();
+        let (outcome, error) = run_init(&HOST, &[("who", "again")]);
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(error.contains("twice"), "{error}");
+    }
+}
