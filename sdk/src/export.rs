@@ -415,6 +415,26 @@ pub fn shutdown_shim() {
 ///   `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only). A handler
 ///   is `fn(&Request, &mut Context) -> Result<Response>`.
 ///
+/// Mistakes in the declaration are compile errors, not load-time surprises:
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [get "/" => index] } // method in capitals
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "Hello World", routes: [GET "/" => index] } // [a-z0-9_-]+
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "items" => index] } // starts with `/`
+/// ```
+///
 /// The macro exports the C symbol `drupe_plugin_v1`, so use it once per
 /// crate, in a crate built as a `cdylib`. Build with `panic = "unwind"` (the
 /// default): the SDK turns a panicking handler into a 500, which it cannot
