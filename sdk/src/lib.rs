@@ -1,3 +1,85 @@
 //! `drupe-sdk`: write page handlers for the drupe application server.
+//!
+//! A plugin is a crate built as a `cdylib` that declares its routes with
+//! [`plugin!`]. The drupe host loads the `.so` in every worker process and
+//! calls a handler for each matching request. Handlers are plain
+//! synchronous functions from a [`Request`] and a [`Context`] to a
+//! [`Result`]`<`[`Response`]`>`; they never see a raw pointer, and a panic
+//! becomes a 500 for that request only.
+//!
+//! # Writing a plugin
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]   # rlib so unit tests can call handlers
+//!
+//! [dependencies]
+//! drupe-sdk = "0.1"
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```
+//! use drupe_sdk::prelude::*;
+//!
+//! fn index(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+//!     Ok(Response::text("Hello, World!"))
+//! }
+//!
+//! fn greet(req: &Request, ctx: &mut Context) -> Result<Response> {
+//!     let name = req.param("name").ok_or_else(Error::not_found)?;
+//!     let greeting = ctx.setting("greeting").unwrap_or("Hello");
+//!     Ok(Response::text(format!("{greeting}, {name}!")))
+//! }
+//!
+//! drupe_sdk::plugin! {
+//!     name: "hello",
+//!     routes: [
+//!         GET "/" => index,
+//!         GET "/{name}" => greet,
+//!     ],
+//! }
+//!
+//! // In `#[cfg(test)] mod tests`:
+//! use drupe_sdk::testing::TestRequest;
+//! let resp = TestRequest::get("/bob").param("name", "bob").call(greet);
+//! assert_eq!(resp.body_text(), "Hello, bob!");
+//! ```
+//!
+//! Build with `cargo build --release`, copy `target/release/libhello.so`
+//! into the plugin directory, and the host serves `GET /hello` and
+//! `GET /hello/{name}`; keys of an INI section `[plugin.hello]` arrive as
+//! [`Context::setting`]s. Log with `drupe_sdk::log::info!(..)` (or the `log`
+//! crate): records go to the host's error log, tagged with the plugin name.
+//!
+//! # Layout
+//!
+//! - [`abi`]: the `#[repr(C)]` boundary shared with the host; plugin authors
+//!   do not need it.
+//! - [`plugin!`]: declares the plugin and exports its C entry point.
+//! - [`testing`]: runs a handler in a unit test.
 
 pub mod abi;
+mod context;
+mod error;
+#[doc(hidden)]
+pub mod export;
+mod request;
+mod response;
+pub mod testing;
+
+pub use context::{Context, Settings};
+pub use error::{Error, Result};
+pub use request::Request;
+pub use response::Response;
+
+/// The `log` crate the SDK forwards to the host, so plugins can log without
+/// depending on it themselves: `drupe_sdk::log::warn!("slow store")`.
+pub use log;
+
+/// Everything a handler needs: `use drupe_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Context, Error, Request, Response, Result, Settings};
+}

@@ -1,1 +1,161 @@
-//! placeholder
+//! `testkit`: a fixture plugin for the host's integration and fault tests.
+//!
+//! Every route misbehaves on purpose in one well-defined way: it panics,
+//! aborts the worker, sleeps, spins the CPU, reports which worker served
+//! it, or sends a header the host must refuse. Not for production.
+
+use std::time::{Duration, Instant};
+
+use drupe_sdk::prelude::*;
+
+/// The longest `/sleep/{ms}` or `/spin/{ms}` accepted: ten minutes, so a
+/// typo cannot wedge a test run for days.
+const MAX_MS: u64 = 600_000;
+
+/// `ANY /`, `ANY /echo`, `ANY /{*rest}`: 200 with the request body.
+pub fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::bytes(req.body().to_vec()))
+}
+
+/// `GET /panic`: the handler panics (the SDK turns that into a 500).
+pub fn panic(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    panic!("testkit: panic on request")
+}
+
+/// `GET /abort`: the whole worker process aborts.
+pub fn abort(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    std::process::abort()
+}
+
+/// The `{ms}` parameter as a duration; 400 if missing, not a number or too
+/// large.
+fn millis(req: &Request) -> Result<Duration> {
+    let ms: u64 = req
+        .param("ms")
+        .ok_or_else(|| Error::bad_request("missing {ms}"))?
+        .parse()?;
+    if ms > MAX_MS {
+        return Err(Error::bad_request(format!("{{ms}} is at most {MAX_MS}")));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// `GET /sleep/{ms}`: blocks this handler thread, then 200 `slept {ms}`.
+pub fn sleep(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let d = millis(req)?;
+    std::thread::sleep(d);
+    Ok(Response::text(format!("slept {}", d.as_millis())))
+}
+
+/// `GET /spin/{ms}`: keeps a CPU busy that long, then 200 `spun {ms}`.
+pub fn spin(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let d = millis(req)?;
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+    Ok(Response::text(format!("spun {}", d.as_millis())))
+}
+
+/// `GET /pid`: the serving worker's pid as decimal text.
+pub fn pid(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::text(std::process::id().to_string()))
+}
+
+/// `GET /headers`: the request headers as `name: value` lines, in order.
+pub fn headers(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let mut out = String::new();
+    for (name, value) in req.headers() {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push('\n');
+    }
+    Ok(Response::text(out))
+}
+
+/// `GET /bad-header`: a response header with CR LF in its value. The host
+/// must refuse it and answer 500 instead of splitting the response.
+pub fn bad_header(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::text("this body must not be sent")
+        .with_header("X-Injected", "a\r\nSet-Cookie: pwned=1"))
+}
+
+drupe_sdk::plugin! {
+    name: "testkit",
+    routes: [
+        ANY "/" => echo,
+        ANY "/echo" => echo,
+        GET "/panic" => panic,
+        GET "/abort" => abort,
+        GET "/sleep/{ms}" => sleep,
+        GET "/spin/{ms}" => spin,
+        GET "/pid" => pid,
+        GET "/headers" => headers,
+        GET "/bad-header" => bad_header,
+        ANY "/{*rest}" => echo,
+    ],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drupe_sdk::testing::TestRequest;
+
+    #[test]
+    fn echo_returns_the_body() {
+        let resp = TestRequest::post("/echo", &b"\x00binary\xff"[..]).call(echo);
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.header("content-type"),
+            Some("application/octet-stream")
+        );
+        assert_eq!(resp.body(), b"\x00binary\xff");
+    }
+
+    #[test]
+    fn pid_is_this_process() {
+        let resp = TestRequest::get("/pid").call(pid);
+        assert_eq!(resp.body_text(), std::process::id().to_string());
+    }
+
+    #[test]
+    fn sleep_waits_and_reports() {
+        let resp = TestRequest::get("/sleep/5").param("ms", "5").call(sleep);
+        assert_eq!((resp.status(), resp.body_text().as_ref()), (200, "slept 5"));
+    }
+
+    #[test]
+    fn bad_ms_is_a_400() {
+        for ms in ["abc", "-1", "", "600001"] {
+            let resp = TestRequest::get("/sleep/x").param("ms", ms).call(sleep);
+            assert_eq!(resp.status(), 400, "ms = {ms:?}");
+            let resp = TestRequest::get("/spin/x").param("ms", ms).call(spin);
+            assert_eq!(resp.status(), 400, "ms = {ms:?}");
+        }
+        assert_eq!(TestRequest::get("/sleep").call(sleep).status(), 400);
+    }
+
+    #[test]
+    fn spin_runs_at_least_that_long() {
+        let start = Instant::now();
+        let resp = TestRequest::get("/spin/20").param("ms", "20").call(spin);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert_eq!(resp.body_text(), "spun 20");
+    }
+
+    #[test]
+    fn headers_are_listed_in_order() {
+        let resp = TestRequest::get("/headers")
+            .header("Host", "x")
+            .header("X-A", "1")
+            .call(headers);
+        assert_eq!(resp.body_text(), "Host: x\nX-A: 1\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "testkit: panic on request")]
+    fn panic_panics() {
+        TestRequest::get("/panic").call(panic);
+    }
+}

@@ -1,0 +1,166 @@
+//! The error a handler returns, and how it becomes a response.
+//!
+//! An [`Error`] is an HTTP status (4xx or 5xx) plus a message. For a client
+//! error the message is the response body, so write it for the client: say
+//! what was wrong with the request. For a server error the client only sees
+//! the reason phrase (`Service Unavailable`); the message goes to the host's
+//! error log, so it may name internals.
+
+use std::fmt;
+
+/// Shorthand for a handler's result: `Result<Response>` means
+/// `std::result::Result<Response, drupe_sdk::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failed request: an HTTP status and a message.
+///
+/// Return it from a handler with `?` or `Err(..)`; the SDK answers with the
+/// status and a `text/plain` body (see the module docs for what the body
+/// holds).
+///
+/// ```
+/// use drupe_sdk::Error;
+///
+/// let e = Error::bad_request("`count` must be a number");
+/// assert_eq!(e.status(), 400);
+/// assert_eq!(e.message(), "`count` must be a number");
+///
+/// let e: Error = "x7".parse::<u32>().unwrap_err().into();
+/// assert_eq!(e.status(), 400);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    status: u16,
+    message: String,
+}
+
+impl Error {
+    /// An error with the given status and message.
+    ///
+    /// A status outside 400–599 is not an error status; it becomes 500, so
+    /// a mistake here can never send a success to the client.
+    pub fn new(status: u16, message: impl Into<String>) -> Error {
+        let status = if (400..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
+        Error {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400 Bad Request: the client sent something the handler cannot use.
+    /// The message is sent to the client.
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::new(400, message)
+    }
+
+    /// 404 Not Found, with the body `Not Found`.
+    pub fn not_found() -> Error {
+        Error::new(404, "Not Found")
+    }
+
+    /// 500 Internal Server Error. The message goes to the host log only.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::new(500, message)
+    }
+
+    /// 503 Service Unavailable, for a dependency (such as the store) that
+    /// cannot be reached right now. The message goes to the host log only.
+    pub fn unavailable(message: impl Into<String>) -> Error {
+        Error::new(503, message)
+    }
+
+    /// The HTTP status, always in 400–599.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The message as given to the constructor.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether this is a 5xx error, whose message is logged rather than
+    /// sent.
+    pub fn is_server_error(&self) -> bool {
+        self.status >= 500
+    }
+
+    /// What the client sees as the body: the message for 4xx, the reason
+    /// phrase for 5xx.
+    pub(crate) fn public_text(&self) -> &str {
+        if self.is_server_error() {
+            reason_phrase(self.status)
+        } else {
+            &self.message
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::num::ParseIntError> for Error {
+    /// A number in the request did not parse: 400.
+    fn from(e: std::num::ParseIntError) -> Error {
+        Error::bad_request(format!("invalid number: {e}"))
+    }
+}
+
+impl From<std::str::Utf8Error> for Error {
+    /// Text in the request was not UTF-8: 400.
+    fn from(e: std::str::Utf8Error) -> Error {
+        Error::bad_request(format!("invalid UTF-8: {e}"))
+    }
+}
+
+/// The RFC 9110 reason phrase of a server error status.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Server Error",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_outside_error_range_becomes_500() {
+        assert_eq!(Error::new(200, "ok?").status(), 500);
+        assert_eq!(Error::new(302, "redirect?").status(), 500);
+        assert_eq!(Error::new(418, "teapot").status(), 418);
+    }
+
+    #[test]
+    fn server_error_text_hides_the_message() {
+        let e = Error::unavailable("redis at 10.0.0.7:6379 refused");
+        assert_eq!(e.status(), 503);
+        assert_eq!(e.public_text(), "Service Unavailable");
+        assert_eq!(Error::bad_request("no").public_text(), "no");
+    }
+
+    #[test]
+    fn conversions_are_client_errors() {
+        let e: Error = "abc".parse::<u64>().map_err(Error::from).unwrap_err();
+        assert_eq!(e.status(), 400);
+        let utf8 = String::from_utf8(vec![b'a', 0xff])
+            .unwrap_err()
+            .utf8_error();
+        assert_eq!(Error::from(utf8).status(), 400);
+    }
+}

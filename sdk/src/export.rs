@@ -1,0 +1,789 @@
+//! The `plugin!` macro and the shims behind a plugin's C entry points.
+//!
+//! `plugin!` generates only thin `extern "C"` functions and the `static`
+//! declaration the host reads; everything they do is here, written once:
+//! check what the host passed, catch every panic before it reaches the
+//! boundary, and turn a handler's [`Response`] or [`Error`](crate::Error) into `HostApi`
+//! callbacks. Nothing in this module is meant to be called by hand.
+//!
+//! State lives in one `static` per plugin (each plugin `.so` links its own
+//! copy of the SDK): the copied `HostApi`, the plugin name and its settings,
+//! set by `init` and read by every request afterwards.
+
+#![allow(unsafe_code)] // the C entry points: raw pointers by definition
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use crate::abi::{self, Bytes, Call, HostApi, KeyValue, LogLevel, OutBuf, Outcome};
+use crate::context::{Backend, Context, Settings};
+use crate::error::Result;
+use crate::request::{Request, REQUEST_V1_0_SIZE};
+use crate::response::Response;
+
+/// A route handler as `plugin!` stores it.
+pub type Handler = for<'r, 'a, 'c, 'b> fn(&'r Request<'a>, &'c mut Context<'b>) -> Result<Response>;
+
+/// A plugin's optional `init` function.
+pub type InitFn = fn(&Settings) -> std::result::Result<(), String>;
+
+/// The SDK's own version, recorded in every [`abi::PluginDecl`].
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything `init` learned, for the life of the worker process.
+struct Runtime {
+    name: &'static str,
+    /// A copy, so nothing depends on how long the host keeps its table.
+    host: HostApi,
+    settings: Settings,
+}
+
+/// Set once by [`init_shim`]; per plugin, since every `.so` has its own SDK.
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+impl Runtime {
+    /// Writes one record to the host's error log.
+    fn log(&self, level: LogLevel, message: &str) {
+        // SAFETY: `log` comes from a `HostApi` that `init_shim` checked; host
+        // functions live as long as the process. Both `Bytes` borrow data
+        // that outlives the call.
+        unsafe {
+            (self.host.log)(level, Bytes::from_str(self.name), Bytes::from_str(message));
+        }
+    }
+}
+
+/// Forwards `log::info!` and friends in plugin code to the host's log. The
+/// host filters by level; the ABI does not tell the plugin its level.
+impl log::Log for Runtime {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = match record.level() {
+            log::Level::Error => abi::LOG_ERROR,
+            log::Level::Warn => abi::LOG_WARN,
+            log::Level::Info => abi::LOG_INFO,
+            log::Level::Debug => abi::LOG_DEBUG,
+            log::Level::Trace => abi::LOG_TRACE,
+        };
+        let message = match record.args().as_str() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(record.args().to_string()),
+        };
+        Runtime::log(self, level, &message);
+    }
+
+    fn flush(&self) {}
+}
+
+/// Checks a plugin name at compile time: `[a-z0-9_-]+`.
+pub const fn plugin_name(name: &'static str) -> &'static str {
+    let b = name.as_bytes();
+    assert!(!b.is_empty(), "drupe_sdk::plugin!: the name is empty");
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        assert!(
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-',
+            "drupe_sdk::plugin!: a name is made of a-z, 0-9, `_` and `-`"
+        );
+        i += 1;
+    }
+    name
+}
+
+/// Checks a route method at compile time and maps `ANY` to `*`.
+pub const fn route_method(method: &'static str) -> &'static str {
+    let b = method.as_bytes();
+    if b.len() == 3 && b[0] == b'A' && b[1] == b'N' && b[2] == b'Y' {
+        return "*";
+    }
+    let mut i = 0;
+    while i < b.len() {
+        assert!(
+            b[i].is_ascii_uppercase(),
+            "drupe_sdk::plugin!: a method is written in capitals (GET, POST, …) or is ANY"
+        );
+        i += 1;
+    }
+    method
+}
+
+/// Checks a route pattern at compile time: it starts with `/`.
+pub const fn route_pattern(pattern: &'static str) -> &'static str {
+    let b = pattern.as_bytes();
+    assert!(
+        !b.is_empty() && b[0] == b'/',
+        "drupe_sdk::plugin!: a route pattern starts with `/`"
+    );
+    pattern
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// Body of the generated `init`.
+///
+/// # Safety
+/// `host` must be null or point to a `HostApi` whose `size` and
+/// `abi_major` can be read; `settings` must be null or point to
+/// `settings_len` [`KeyValue`]s valid for this call; `error.write` must
+/// accept `error.target`. [`abi::PluginDecl::init`] promises all of that.
+#[doc(hidden)]
+pub unsafe fn init_shim(
+    name: &'static str,
+    user_init: Option<InitFn>,
+    host: *const HostApi,
+    settings: *const KeyValue,
+    settings_len: usize,
+    error: OutBuf,
+) -> Outcome {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: forwarded from this function's own contract.
+        let runtime = unsafe { start(name, host, settings, settings_len) }?;
+        match user_init {
+            Some(init) => init(&runtime.settings),
+            None => Ok(()),
+        }
+    }));
+    let message = match result {
+        Ok(Ok(())) => return abi::OUTCOME_OK,
+        Ok(Err(message)) => message,
+        Err(payload) => format!("init panicked: {}", panic_message(&*payload)),
+    };
+    // SAFETY: the host provides `error` for this call; the bytes borrow
+    // `message`, which outlives it.
+    unsafe { (error.write)(error.target, Bytes::from_str(&message)) };
+    abi::OUTCOME_ERROR
+}
+
+/// Checks and copies what the host passed to `init`, fills [`RUNTIME`] and
+/// installs the logger.
+///
+/// # Safety
+/// As for [`init_shim`].
+unsafe fn start(
+    name: &'static str,
+    host: *const HostApi,
+    settings: *const KeyValue,
+    settings_len: usize,
+) -> std::result::Result<&'static Runtime, String> {
+    if host.is_null() {
+        return Err("the host passed no HostApi".to_owned());
+    }
+    // SAFETY: not null; `size` and `abi_major` exist in every version of
+    // the table, so reading them is valid whatever the host's minor.
+    let (size, major, minor) = unsafe { ((*host).size, (*host).abi_major, (*host).abi_minor) };
+    if major != abi::ABI_MAJOR {
+        return Err(format!(
+            "plugin `{name}` needs host ABI {}.x but the host has {major}.{minor}; \
+             rebuild the plugin against the host's drupe-sdk",
+            abi::ABI_MAJOR
+        ));
+    }
+    if size < std::mem::size_of::<HostApi>() {
+        return Err(format!(
+            "plugin `{name}` needs host ABI {}.{} but the host's table has only {size} bytes \
+             (ABI {major}.{minor}); upgrade drupe",
+            abi::ABI_MAJOR,
+            abi::ABI_MINOR
+        ));
+    }
+    // SAFETY: the table holds at least `size_of::<HostApi>()` bytes (checked
+    // above); copying that prefix is a plain read of function pointers and
+    // integers.
+    let host = unsafe { std::ptr::read(host) };
+
+    if settings.is_null() && settings_len > 0 {
+        return Err("the host passed a null settings array".to_owned());
+    }
+    let mut owned = Settings::default();
+    if settings_len > 0 {
+        // SAFETY: non-null (checked) and valid for `settings_len` entries
+        // during this call, whose `Bytes` are valid too, by the contract;
+        // everything is copied before returning.
+        let pairs = unsafe { std::slice::from_raw_parts(settings, settings_len) };
+        for kv in pairs {
+            // SAFETY: as above.
+            let (key, value) = unsafe { (kv.key.as_slice(), kv.value.as_slice()) };
+            owned.push(
+                String::from_utf8_lossy(key).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            );
+        }
+    }
+
+    let mut fresh = false;
+    let runtime = RUNTIME.get_or_init(|| {
+        fresh = true;
+        Runtime {
+            name,
+            host,
+            settings: owned,
+        }
+    });
+    if !fresh {
+        return Err(format!(
+            "plugin `{name}`: init was called twice in one process"
+        ));
+    }
+    // A plugin that installed its own logger keeps it.
+    if log::set_logger(runtime).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+    Ok(runtime)
+}
+
+/// Body of the generated `handle`.
+///
+/// # Safety
+/// `request` must be null or point to an [`abi::Request`] whose pointers
+/// are valid for this call, and `call` must be the host's state for this
+/// call, as [`abi::PluginDecl::handle`] promises.
+#[doc(hidden)]
+pub unsafe fn handle_shim(
+    handlers: &[Handler],
+    route: usize,
+    request: *const abi::Request,
+    call: *mut Call,
+) -> Outcome {
+    // Without `init` there is no host table, so not even a log line.
+    let Some(runtime) = RUNTIME.get() else {
+        return abi::OUTCOME_ERROR;
+    };
+    let Some(&handler) = handlers.get(route) else {
+        runtime.log(
+            abi::LOG_ERROR,
+            &format!(
+                "route {route} does not exist (the plugin declares {})",
+                handlers.len()
+            ),
+        );
+        return abi::OUTCOME_ERROR;
+    };
+    if request.is_null() || call.is_null() {
+        runtime.log(abi::LOG_ERROR, "the host passed a null request or call");
+        return abi::OUTCOME_ERROR;
+    }
+    // SAFETY: not null; `size` is the first field of every version.
+    let size = unsafe { (*request).size };
+    if size < REQUEST_V1_0_SIZE {
+        runtime.log(
+            abi::LOG_ERROR,
+            &format!(
+                "the host's request has {size} bytes, fewer than ABI 1.0's {REQUEST_V1_0_SIZE}"
+            ),
+        );
+        return abi::OUTCOME_ERROR;
+    }
+    // SAFETY: not null, large enough (checked), and its pointers are valid
+    // for this call by this function's contract.
+    let req = unsafe { Request::from_raw(&*request) };
+
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Context::new(
+            runtime.name,
+            &runtime.settings,
+            Backend::Host {
+                host: &runtime.host,
+                call,
+            },
+        );
+        let response = match handler(&req, &mut ctx) {
+            Ok(response) => response,
+            Err(e) => {
+                if e.is_server_error() {
+                    runtime.log(
+                        abi::LOG_ERROR,
+                        &format!("{} {}: {e}", req.method(), req.target()),
+                    );
+                }
+                Response::from(e)
+            }
+        };
+        // SAFETY: `call` is the host's state for this call (contract).
+        unsafe { send(runtime, call, &req, &response) }
+    }));
+    result.unwrap_or_else(|payload| {
+        runtime.log(
+            abi::LOG_ERROR,
+            &format!(
+                "{} {}: handler panicked: {}",
+                req.method(),
+                req.target(),
+                panic_message(&*payload)
+            ),
+        );
+        abi::OUTCOME_PANICKED
+    })
+}
+
+/// Hands a response to the host through its callbacks (the host copies).
+///
+/// # Safety
+/// `call` must be the host's state for the current `handle` call.
+unsafe fn send(
+    runtime: &Runtime,
+    call: *mut Call,
+    req: &Request<'_>,
+    response: &Response,
+) -> Outcome {
+    let host = &runtime.host;
+    // SAFETY: here and below, the callbacks come from the checked
+    // `HostApi`, `call` is valid for this call (contract), and the `Bytes`
+    // borrow `response`, which outlives each callback.
+    unsafe { (host.set_status)(call, response.status()) };
+    for (name, value) in response.headers() {
+        // SAFETY: see above.
+        let outcome =
+            unsafe { (host.add_header)(call, Bytes::from_str(name), Bytes::from_str(value)) };
+        if outcome != abi::OUTCOME_OK {
+            // The value is not logged: it may be a cookie or a token.
+            runtime.log(
+                abi::LOG_ERROR,
+                &format!(
+                    "{} {}: the host refused response header {name:?} (bad name, CR/LF/NUL in the \
+                     value, or a header the host sets itself)",
+                    req.method(),
+                    req.target()
+                ),
+            );
+            return abi::OUTCOME_ERROR;
+        }
+    }
+    if !response.body().is_empty() {
+        // SAFETY: see above.
+        unsafe { (host.append_body)(call, Bytes::new(response.body())) };
+    }
+    abi::OUTCOME_OK
+}
+
+/// Body of the generated `shutdown`: flushes the log.
+#[doc(hidden)]
+pub fn shutdown_shim() {
+    let _ = catch_unwind(|| log::logger().flush());
+}
+
+/// Declares a plugin: its name, optional `init`, and routes.
+///
+/// ```
+/// use drupe_sdk::prelude::*;
+///
+/// fn index(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+///     Ok(Response::text("Hello, World!"))
+/// }
+///
+/// fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
+///     Ok(Response::bytes(req.body().to_vec()))
+/// }
+///
+/// fn init(settings: &drupe_sdk::Settings) -> std::result::Result<(), String> {
+///     match settings.get("greeting") {
+///         Some("") => Err("`greeting` must not be empty".to_owned()),
+///         _ => Ok(()),
+///     }
+/// }
+///
+/// drupe_sdk::plugin! {
+///     name: "demo",
+///     init: init,
+///     routes: [
+///         GET "/" => index,
+///         ANY "/{*rest}" => echo,
+///     ],
+/// }
+/// ```
+///
+/// - `name`: `[a-z0-9_-]+`; the default mount point is `/<name>`.
+/// - `init` (optional): runs once per worker with the `[plugin.NAME]`
+///   settings before any request; an `Err` stops the worker from starting,
+///   with the message in the host's log.
+/// - `routes`: `METHOD "pattern" => handler`, where `METHOD` is `GET`,
+///   `POST`, … or `ANY`, and the pattern is relative to the mount point:
+///   `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only). A handler
+///   is `fn(&Request, &mut Context) -> Result<Response>`.
+///
+/// Mistakes in the declaration are compile errors, not load-time surprises:
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [get "/" => index] } // method in capitals
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "Hello World", routes: [GET "/" => index] } // [a-z0-9_-]+
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "items" => index] } // starts with `/`
+/// ```
+///
+/// The macro exports the C symbol `drupe_plugin_v1`, so use it once per
+/// crate, in a crate built as a `cdylib`. Build with `panic = "unwind"` (the
+/// default): the SDK turns a panicking handler into a 500, which it cannot
+/// do if panics abort.
+#[macro_export]
+macro_rules! plugin {
+    (
+        name: $name:literal,
+        $(init: $init:path,)?
+        routes: [ $( $method:ident $pattern:literal => $handler:path ),* $(,)? ] $(,)?
+    ) => {
+        #[allow(unsafe_code)] // the C entry points must be `unsafe extern "C"`
+        const _: () = {
+            const __DRUPE_NAME: &str = $crate::export::plugin_name($name);
+
+            const __DRUPE_ROUTES: &[$crate::abi::RouteDecl] = &[$(
+                $crate::abi::RouteDecl {
+                    method: $crate::abi::Bytes::from_str(
+                        $crate::export::route_method(::core::stringify!($method)),
+                    ),
+                    pattern: $crate::abi::Bytes::from_str($crate::export::route_pattern($pattern)),
+                },
+            )*];
+
+            // Same order as `__DRUPE_ROUTES`: the host's route index picks both.
+            static __DRUPE_HANDLERS: &[$crate::export::Handler] = &[$($handler),*];
+
+            unsafe extern "C" fn __drupe_init(
+                host: *const $crate::abi::HostApi,
+                settings: *const $crate::abi::KeyValue,
+                settings_len: usize,
+                error: $crate::abi::OutBuf,
+            ) -> $crate::abi::Outcome {
+                let user_init: ::core::option::Option<$crate::export::InitFn> =
+                    $crate::__drupe_init!($($init)?);
+                // SAFETY: the host calls `init` as `PluginDecl::init`
+                // documents, which is the shim's contract.
+                unsafe {
+                    $crate::export::init_shim(__DRUPE_NAME, user_init, host, settings, settings_len, error)
+                }
+            }
+
+            unsafe extern "C" fn __drupe_handle(
+                route: usize,
+                request: *const $crate::abi::Request,
+                call: *mut $crate::abi::Call,
+            ) -> $crate::abi::Outcome {
+                // SAFETY: the host calls `handle` as `PluginDecl::handle`
+                // documents, which is the shim's contract.
+                unsafe { $crate::export::handle_shim(__DRUPE_HANDLERS, route, request, call) }
+            }
+
+            unsafe extern "C" fn __drupe_shutdown() {
+                $crate::export::shutdown_shim();
+            }
+
+            static __DRUPE_DECL: $crate::abi::PluginDecl = $crate::abi::PluginDecl {
+                magic: $crate::abi::MAGIC,
+                abi_major: $crate::abi::ABI_MAJOR,
+                abi_minor: $crate::abi::ABI_MINOR,
+                size: ::core::mem::size_of::<$crate::abi::PluginDecl>() as u32,
+                name: $crate::abi::Bytes::from_str(__DRUPE_NAME),
+                version: $crate::abi::Bytes::from_str(::core::env!("CARGO_PKG_VERSION")),
+                sdk_version: $crate::abi::Bytes::from_str($crate::export::SDK_VERSION),
+                routes: __DRUPE_ROUTES.as_ptr(),
+                route_count: __DRUPE_ROUTES.len(),
+                init: __drupe_init,
+                handle: __drupe_handle,
+                shutdown: __drupe_shutdown,
+            };
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn drupe_plugin_v1() -> *const $crate::abi::PluginDecl {
+                &__DRUPE_DECL
+            }
+        };
+    };
+}
+
+/// `plugin!`'s optional `init:` line as an `Option`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __drupe_init {
+    () => {
+        ::core::option::Option::None
+    };
+    ($init:path) => {
+        ::core::option::Option::Some($init)
+    };
+}
+
+/// The shims as the host sees them: through the entry point `plugin!`
+/// generates, with a fake `HostApi` that records what it is told.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use core::ffi::c_void;
+    use std::sync::{Mutex, Once};
+
+    static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    #[derive(Default)]
+    struct FakeCall {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    fn text(b: Bytes) -> String {
+        // SAFETY: the shims pass `Bytes` that are valid during the callback.
+        String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
+    }
+
+    fn fake(call: *mut Call) -> &'static mut FakeCall {
+        // SAFETY: `run` passes a `*mut FakeCall` that outlives the call, and
+        // the shim calls back on one thread, one callback at a time.
+        unsafe { &mut *call.cast::<FakeCall>() }
+    }
+
+    unsafe extern "C" fn log(level: LogLevel, plugin: Bytes, message: Bytes) {
+        let line = format!("{level} {}: {}", text(plugin), text(message));
+        LOG.lock().unwrap().push(line);
+    }
+    unsafe extern "C" fn set_status(call: *mut Call, status: u16) {
+        fake(call).status = status;
+    }
+    unsafe extern "C" fn add_header(call: *mut Call, name: Bytes, value: Bytes) -> Outcome {
+        let value = text(value);
+        if value.contains(['\r', '\n', '\0']) {
+            return abi::OUTCOME_ERROR;
+        }
+        fake(call).headers.push((text(name), value));
+        abi::OUTCOME_OK
+    }
+    unsafe extern "C" fn append_body(call: *mut Call, data: Bytes) {
+        // SAFETY: valid during the callback.
+        fake(call)
+            .body
+            .extend_from_slice(unsafe { data.as_slice() });
+    }
+    unsafe extern "C" fn write_string(target: *mut c_void, data: Bytes) {
+        // SAFETY: `init` passes a `*mut String` that outlives the call.
+        unsafe { &mut *target.cast::<String>() }.push_str(&text(data));
+    }
+
+    const HOST: HostApi = HostApi {
+        size: std::mem::size_of::<HostApi>(),
+        abi_major: abi::ABI_MAJOR,
+        abi_minor: abi::ABI_MINOR,
+        log,
+        set_status,
+        add_header,
+        append_body,
+    };
+
+    fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {
+        log::info!("serving {}", req.path_info());
+        let who = ctx.setting("who").unwrap_or("?");
+        Ok(Response::text(format!("hi {who}")).with_header("X-Route", "hello"))
+    }
+    fn fail(_: &Request, _: &mut Context) -> Result<Response> {
+        Err(Error::internal("secret detail"))
+    }
+    fn refuse(_: &Request, _: &mut Context) -> Result<Response> {
+        Err(Error::bad_request("bad input"))
+    }
+    fn boom(_: &Request, _: &mut Context) -> Result<Response> {
+        panic!("boom in handler")
+    }
+    fn bad_header(_: &Request, _: &mut Context) -> Result<Response> {
+        Ok(Response::text("x").with_header("X-Bad", "a\r\nInjected: 1"))
+    }
+    fn init(settings: &Settings) -> std::result::Result<(), String> {
+        match settings.get("who") {
+            Some(_) => Ok(()),
+            None => Err("`who` is required".to_owned()),
+        }
+    }
+
+    crate::plugin! {
+        name: "shimtest",
+        init: init,
+        routes: [
+            GET "/" => hello,
+            GET "/fail" => fail,
+            GET "/refuse" => refuse,
+            GET "/boom" => boom,
+            ANY "/{*rest}" => bad_header,
+        ],
+    }
+
+    // The entry point by its symbol, as the host finds it with `dlsym`.
+    unsafe extern "C" {
+        fn drupe_plugin_v1() -> *const abi::PluginDecl;
+    }
+
+    fn decl() -> &'static abi::PluginDecl {
+        // SAFETY: `plugin!` above defines the symbol with this signature; it
+        // returns a pointer to a static.
+        unsafe { &*drupe_plugin_v1() }
+    }
+
+    fn run_init(host: *const HostApi, settings: &[(&str, &str)]) -> (Outcome, String) {
+        let kv: Vec<KeyValue> = settings
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: Bytes::from_str(k),
+                value: Bytes::from_str(v),
+            })
+            .collect();
+        let mut error = String::new();
+        let out = OutBuf {
+            target: (&raw mut error).cast(),
+            write: write_string,
+        };
+        // SAFETY: every pointer is live for the call.
+        let outcome = unsafe { (decl().init)(host, kv.as_ptr(), kv.len(), out) };
+        (outcome, error)
+    }
+
+    /// Initialises the plugin once for the whole test binary, as a worker
+    /// does once per process.
+    fn ready() {
+        static INIT: Once = Once::new();
+        INIT.call_once(|| assert_eq!(run_init(&HOST, &[("who", "tester")]).0, abi::OUTCOME_OK));
+    }
+
+    fn handle(route: usize, path: &str) -> (Outcome, FakeCall) {
+        ready();
+        let raw = abi::Request {
+            size: REQUEST_V1_0_SIZE,
+            method: Bytes::from_str("GET"),
+            target: Bytes::from_str(path),
+            script_name: Bytes::EMPTY,
+            path_info: Bytes::from_str(path),
+            query: Bytes::EMPTY,
+            http_minor: 1,
+            headers: std::ptr::null(),
+            header_count: 0,
+            params: std::ptr::null(),
+            param_count: 0,
+            body: Bytes::EMPTY,
+            remote_addr: Bytes::from_str("127.0.0.1:9"),
+        };
+        let mut call = FakeCall::default();
+        // SAFETY: `raw` and `call` are live for the call.
+        let outcome = unsafe { (decl().handle)(route, &raw, (&raw mut call).cast()) };
+        (outcome, call)
+    }
+
+    fn logged(needle: &str) -> bool {
+        LOG.lock().unwrap().iter().any(|line| line.contains(needle))
+    }
+
+    #[test]
+    fn declaration_describes_the_plugin() {
+        let d = decl();
+        assert_eq!(
+            (d.magic, d.abi_major, d.abi_minor),
+            (abi::MAGIC, abi::ABI_MAJOR, abi::ABI_MINOR)
+        );
+        assert_eq!(d.size as usize, std::mem::size_of::<abi::PluginDecl>());
+        assert_eq!(text(d.name), "shimtest");
+        assert_eq!(text(d.sdk_version), SDK_VERSION);
+        // SAFETY: `routes`/`route_count` describe a static array.
+        let routes = unsafe { std::slice::from_raw_parts(d.routes, d.route_count) };
+        let routes: Vec<_> = routes
+            .iter()
+            .map(|r| (text(r.method), text(r.pattern)))
+            .collect();
+        assert_eq!(routes[0], ("GET".to_owned(), "/".to_owned()));
+        assert_eq!(routes[4], ("*".to_owned(), "/{*rest}".to_owned()));
+    }
+
+    #[test]
+    fn ok_response_goes_through_the_callbacks_and_log_is_forwarded() {
+        let (outcome, call) = handle(0, "/");
+        assert_eq!(outcome, abi::OUTCOME_OK);
+        assert_eq!(call.status, 200);
+        assert_eq!(call.body, b"hi tester");
+        assert!(call
+            .headers
+            .contains(&("X-Route".to_owned(), "hello".to_owned())));
+        assert!(logged(&format!("{} shimtest: serving /", abi::LOG_INFO)));
+    }
+
+    #[test]
+    fn server_error_is_logged_not_sent() {
+        let (outcome, call) = handle(1, "/fail");
+        assert_eq!(outcome, abi::OUTCOME_OK);
+        assert_eq!(
+            (call.status, call.body.as_slice()),
+            (500, &b"Internal Server Error"[..])
+        );
+        assert!(logged("GET /fail: 500 secret detail"));
+    }
+
+    #[test]
+    fn client_error_message_is_sent() {
+        let (_, call) = handle(2, "/refuse");
+        assert_eq!(
+            (call.status, call.body.as_slice()),
+            (400, &b"bad input"[..])
+        );
+    }
+
+    #[test]
+    fn panic_is_caught_and_reported() {
+        let (outcome, _) = handle(3, "/boom");
+        assert_eq!(outcome, abi::OUTCOME_PANICKED);
+        assert!(logged("GET /boom: handler panicked: boom in handler"));
+    }
+
+    #[test]
+    fn refused_header_is_an_error() {
+        let (outcome, call) = handle(4, "/bad");
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(call.body.is_empty());
+        assert!(logged("refused response header \"X-Bad\""));
+    }
+
+    #[test]
+    fn route_out_of_range_is_an_error() {
+        assert_eq!(handle(5, "/").0, abi::OUTCOME_ERROR);
+        assert!(logged("route 5 does not exist"));
+    }
+
+    #[test]
+    fn init_rejects_bad_hosts_and_a_second_call() {
+        let (outcome, error) = run_init(std::ptr::null(), &[]);
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(error.contains("no HostApi"), "{error}");
+
+        let old = HostApi {
+            abi_major: abi::ABI_MAJOR + 1,
+            ..HOST
+        };
+        let (_, error) = run_init(&old, &[]);
+        assert!(error.contains("needs host ABI 1.x"), "{error}");
+
+        let short = HostApi { size: 8, ..HOST };
+        let (_, error) = run_init(&short, &[]);
+        assert!(error.contains("upgrade drupe"), "{error}");
+
+        ready();
+        let (outcome, error) = run_init(&HOST, &[("who", "again")]);
+        assert_eq!(outcome, abi::OUTCOME_ERROR);
+        assert!(error.contains("twice"), "{error}");
+    }
+}

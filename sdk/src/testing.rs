@@ -1,0 +1,228 @@
+//! Run a handler in a plain `#[test]`: no sockets, no host, no `.so`.
+//!
+//! [`TestRequest`] lays its parts out as a real [`crate::abi::Request`] and
+//! the handler reads it through the same [`Request`] and [`Context`] code
+//! that serves it in a worker. An `Err` from the handler becomes the response
+//! the worker would send (status, `text/plain`, message for 4xx, reason
+//! phrase for 5xx).
+//!
+//! ```
+//! use drupe_sdk::prelude::*;
+//! use drupe_sdk::testing::TestRequest;
+//!
+//! fn greet(req: &Request, ctx: &mut Context) -> Result<Response> {
+//!     let name = req.param("name").ok_or_else(Error::not_found)?;
+//!     let greeting = ctx.setting("greeting").unwrap_or("Hello");
+//!     Ok(Response::text(format!("{greeting}, {name}!")))
+//! }
+//!
+//! let resp = TestRequest::get("/bob")
+//!     .mount("/hello")
+//!     .param("name", "bob")
+//!     .setting("greeting", "Hi")
+//!     .call(greet);
+//! assert_eq!(resp.status(), 200);
+//! assert_eq!(resp.body_text(), "Hi, bob!");
+//!
+//! let resp = TestRequest::get("/").call(greet);
+//! assert_eq!(resp.status(), 404);
+//! ```
+//!
+//! Differences from a worker: a panic in the handler propagates (so
+//! `#[should_panic]` works; a worker would answer 500), response headers are
+//! not checked (a worker refuses CR/LF/NUL in a value with a 500), and path
+//! parameters are whatever [`TestRequest::param`] set, not matched from a
+//! route pattern.
+
+use crate::context::{Backend, Context, Settings};
+use crate::error::Result;
+use crate::request::{Parts, Request};
+use crate::response::Response;
+
+/// A request to run a handler on, built up with chained calls.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    method: String,
+    mount: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    body: Vec<u8>,
+    settings: Settings,
+    plugin_name: String,
+    remote_addr: String,
+}
+
+impl TestRequest {
+    /// A request with any method. `path` is the path below the mount point
+    /// (`/bob`); a `?query` on it is split off as if given to
+    /// [`query`](TestRequest::query).
+    pub fn new(method: &str, path: &str) -> TestRequest {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        TestRequest {
+            method: method.to_owned(),
+            mount: String::new(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers: Vec::new(),
+            params: Vec::new(),
+            body: Vec::new(),
+            settings: Settings::default(),
+            plugin_name: "test".to_owned(),
+            remote_addr: "127.0.0.1:40000".to_owned(),
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(path: &str) -> TestRequest {
+        TestRequest::new("GET", path)
+    }
+
+    /// A `POST` request with a body.
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> TestRequest {
+        TestRequest::new("POST", path).body(body)
+    }
+
+    /// Sets a path parameter, as the host would from `{name}` in the route.
+    #[must_use]
+    pub fn param(mut self, name: &str, value: &str) -> TestRequest {
+        self.params.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds a request header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> TestRequest {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets the query string (without `?`, still encoded: `q=a+b`).
+    #[must_use]
+    pub fn query(mut self, query: &str) -> TestRequest {
+        self.query = query.to_owned();
+        self
+    }
+
+    /// Sets the body.
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> TestRequest {
+        self.body = body.into();
+        self
+    }
+
+    /// Adds a plugin setting, as from the `[plugin.NAME]` INI section.
+    #[must_use]
+    pub fn setting(mut self, key: &str, value: &str) -> TestRequest {
+        self.settings.push(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets the mount point (`/hello`), which becomes `script_name`;
+    /// default: mounted at `/`.
+    #[must_use]
+    pub fn mount(mut self, mount: &str) -> TestRequest {
+        self.mount = mount.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sets the plugin name the [`Context`] reports; default `test`.
+    #[must_use]
+    pub fn plugin_name(mut self, name: &str) -> TestRequest {
+        self.plugin_name = name.to_owned();
+        self
+    }
+
+    /// Sets the peer address; default `127.0.0.1:40000`.
+    #[must_use]
+    pub fn remote_addr(mut self, addr: &str) -> TestRequest {
+        self.remote_addr = addr.to_owned();
+        self
+    }
+
+    /// Runs `handler` on this request and returns what the client would
+    /// receive.
+    pub fn call<F>(&self, handler: F) -> Response
+    where
+        F: FnOnce(&Request<'_>, &mut Context<'_>) -> Result<Response>,
+    {
+        let mut target = format!("{}{}", self.mount, self.path);
+        if !self.query.is_empty() {
+            target.push('?');
+            target.push_str(&self.query);
+        }
+        let parts = Parts {
+            method: &self.method,
+            target: &target,
+            script_name: &self.mount,
+            path_info: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            params: &self.params,
+            body: &self.body,
+            remote_addr: &self.remote_addr,
+        };
+        parts.with_request(|req| {
+            let mut ctx = Context::new(&self.plugin_name, &self.settings, Backend::Test);
+            handler(req, &mut ctx).unwrap_or_else(|e| {
+                if e.is_server_error() {
+                    // A worker logs this; a test shows it on failure.
+                    eprintln!("handler failed: {e}");
+                }
+                Response::from(e)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    fn describe(req: &Request<'_>, ctx: &mut Context<'_>) -> Result<Response> {
+        Ok(Response::text(format!(
+            "{} {} [{}|{}] q={} p={:?} s={:?} {}",
+            req.method(),
+            req.target(),
+            req.script_name(),
+            req.path_info(),
+            req.query(),
+            req.param("id"),
+            ctx.setting("k"),
+            ctx.plugin_name(),
+        )))
+    }
+
+    #[test]
+    fn builds_target_from_mount_path_and_query() {
+        let resp = TestRequest::new("DELETE", "/items/7?force=1")
+            .mount("/shop/")
+            .param("id", "7")
+            .setting("k", "v")
+            .call(describe);
+        assert_eq!(
+            resp.body_text(),
+            r#"DELETE /shop/items/7?force=1 [/shop|/items/7] q=force=1 p=Some("7") s=Some("v") test"#
+        );
+    }
+
+    #[test]
+    fn error_becomes_the_shims_response() {
+        let resp = TestRequest::get("/").call(|_, _| Err(Error::unavailable("store down")));
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.body_text(), "Service Unavailable");
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+
+    #[test]
+    fn post_carries_body() {
+        let resp =
+            TestRequest::post("/", "abc").call(|req, _| Ok(Response::bytes(req.body().to_vec())));
+        assert_eq!(resp.body(), b"abc");
+    }
+}
