@@ -123,6 +123,35 @@ pub const fn route_pattern(pattern: &'static str) -> &'static str {
     pattern
 }
 
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by the hook
+    /// that [`quiet_panics`] installs, for the log line of the shim that
+    /// catches it.
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the default panic hook (which prints to the worker's stderr,
+/// outside the error log) with one that only records the location; the shim
+/// that catches the panic logs message and location through the host. The
+/// hook belongs to this plugin's own copy of `std`, so it affects only
+/// panics in this plugin.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        PANIC_AT.with(|cell| *cell.borrow_mut() = at);
+    }));
+}
+
+/// `" at file:line"` for the panic just caught on this thread, if known.
+fn panic_location() -> String {
+    PANIC_AT
+        .with(|cell| cell.borrow_mut().take())
+        .map(|at| format!(" at {at}"))
+        .unwrap_or_default()
+}
+
 /// The text of a panic payload.
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -161,7 +190,11 @@ pub unsafe fn init_shim(
     let message = match result {
         Ok(Ok(())) => return abi::OUTCOME_OK,
         Ok(Err(message)) => message,
-        Err(payload) => format!("init panicked: {}", panic_message(&*payload)),
+        Err(payload) => format!(
+            "init panicked{}: {}",
+            panic_location(),
+            panic_message(&*payload)
+        ),
     };
     // SAFETY: the host provides `error` for this call; the bytes borrow
     // `message`, which outlives it.
@@ -243,6 +276,7 @@ unsafe fn start(
     if log::set_logger(runtime).is_ok() {
         log::set_max_level(log::LevelFilter::Trace);
     }
+    quiet_panics();
     Ok(runtime)
 }
 
@@ -320,9 +354,10 @@ pub unsafe fn handle_shim(
         runtime.log(
             abi::LOG_ERROR,
             &format!(
-                "{} {}: handler panicked: {}",
+                "{} {}: handler panicked{}: {}",
                 req.method(),
                 req.target(),
+                panic_location(),
                 panic_message(&*payload)
             ),
         );
@@ -747,7 +782,9 @@ mod tests {
     fn panic_is_caught_and_reported() {
         let (outcome, _) = handle(3, "/boom");
         assert_eq!(outcome, abi::OUTCOME_PANICKED);
-        assert!(logged("GET /boom: handler panicked: boom in handler"));
+        // The hook recorded where it happened; the shim logs both.
+        assert!(logged("GET /boom: handler panicked at sdk/src/export.rs:"));
+        assert!(logged(": boom in handler"));
     }
 
     #[test]

@@ -1,1 +1,11 @@
-//! integration tests
+//! Integration tests: the real `drupe` binary, real plugins, real sockets,
+//! real signals. `support` builds and starts everything; each module covers
+//! one area.
+
+mod support;
+
+mod check;
+mod faults;
+mod lifecycle;
+mod protocol;
+mod serving;

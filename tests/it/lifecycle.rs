@@ -1,0 +1,90 @@
+//! The master and its workers as processes: load spread, stop, death.
+
+use crate::support::{alive, eventually, Signal, Site};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[test]
+fn concurrent_load_is_answered_by_more_than_one_worker() {
+    let server = Site::new(&["testkit"], "").start();
+    let addr = server.addr();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut pids = BTreeSet::new();
+                for _ in 0..25 {
+                    // A new connection each time, so the kernel hands each to
+                    // whichever worker is free; the spin keeps workers busy.
+                    let resp = crate::support::request(
+                        addr,
+                        "GET /testkit/spin/3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    );
+                    assert_eq!(resp.status, 200);
+                    let pid = crate::support::request(
+                        addr,
+                        "GET /testkit/pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    );
+                    pids.insert(pid.text());
+                }
+                pids
+            })
+        })
+        .collect();
+    let mut pids = BTreeSet::new();
+    for client in clients {
+        pids.extend(client.join().expect("client thread"));
+    }
+    let workers: BTreeSet<String> = server.worker_pids().iter().map(|p| p.to_string()).collect();
+    assert!(
+        pids.len() >= 2,
+        "only {pids:?} answered; workers are {workers:?}"
+    );
+    assert!(
+        pids.is_subset(&workers),
+        "{pids:?} are not all workers of {workers:?}"
+    );
+}
+
+fn stops_everything_on(signal: Signal) {
+    let mut server = Site::new(&["hello"], "").start();
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 2);
+    assert_eq!(server.get("/hello").status, 200);
+    server.signal(signal);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+    for pid in workers {
+        eventually(Duration::from_secs(5), "worker gone", || !alive(pid));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_master_and_every_worker() {
+    stops_everything_on(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_the_master_and_every_worker() {
+    stops_everything_on(Signal::SIGINT);
+}
+
+#[test]
+fn no_worker_outlives_a_killed_master() {
+    let mut server = Site::new(&["hello"], "").start();
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 2);
+    // Only the master: the workers must notice on their own.
+    server.signal(Signal::SIGKILL);
+    let _ = server.wait_exit(Duration::from_secs(5));
+    for pid in workers {
+        eventually(
+            Duration::from_secs(5),
+            &format!("worker {pid} to die with its master"),
+            || !alive(pid),
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! HTTP/1.1 on the wire: keep-alive, pipelining, bodies, bad requests.
+
+use crate::support::{Server, Site};
+
+fn server() -> Server {
+    Site::new(&["hello", "testkit"], "").start()
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    let server = server();
+    let mut client = server.connect();
+    for i in 0..20 {
+        let resp = client.roundtrip(&format!("GET /hello/n{i} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(resp.text(), format!("Hello, n{i}!"));
+        assert_eq!(resp.header("Connection"), None);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = server();
+    let mut client = server.connect();
+    client.send(
+        b"GET /hello/one HTTP/1.1\r\nHost: t\r\n\r\n\
+          POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo\
+          HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /hello/five HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(client.read_response(false).text(), "Hello, one!");
+    assert_eq!(client.read_response(false).text(), "two");
+    let head = client.read_response(true);
+    assert_eq!(
+        (head.status, head.header("Content-Length")),
+        (200, Some("13"))
+    );
+    assert_eq!(client.read_response(false).status, 404);
+    let last = client.read_response(false);
+    assert_eq!(last.text(), "Hello, five!");
+    assert_eq!(last.header("Connection"), Some("close"));
+    assert!(client.closed());
+}
+
+#[test]
+fn chunked_body_is_decoded_for_the_plugin() {
+    let server = server();
+    let mut client = server.connect();
+    // Sent in pieces that split chunk sizes, data and the final CRLF.
+    let pieces: [&[u8]; 6] = [
+        b"POST /testkit/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5\r\nhel",
+        b"lo\r\n",
+        b"7;ext=1\r\n, world\r\n",
+        b"0\r\n",
+        b"\r\n",
+    ];
+    for piece in pieces {
+        client.send(piece);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "hello, world");
+    assert_eq!(resp.header("Content-Length"), Some("12"));
+}
+
+#[test]
+fn a_request_split_into_single_bytes_is_served() {
+    let server = server();
+    let mut client = server.connect();
+    for byte in b"POST /testkit HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nping" {
+        client.send(&[*byte]);
+    }
+    assert_eq!(client.read_response(false).text(), "ping");
+}
+
+#[test]
+fn expect_100_continue_gets_100_before_the_body() {
+    let server = server();
+    let mut client = server.connect();
+    client.send(b"POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(client.read_response(false).status, 100);
+    client.send(b"body");
+    assert_eq!(client.read_response(false).text(), "body");
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_server_keeps_serving() {
+    let server = server();
+    let cases: [(&str, u16); 5] = [
+        ("GARBAGE\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\n\r\n", 400), // no Host
+        ("POST /testkit HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("POST /testkit HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
+        ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    ];
+    for (raw, status) in cases {
+        let mut client = server.connect();
+        let resp = client.roundtrip(raw);
+        assert_eq!(resp.status, status, "{raw:?}");
+        assert_eq!(resp.header("Connection"), Some("close"), "{raw:?}");
+        assert!(
+            client.closed(),
+            "{raw:?}: connection should close after a framing error"
+        );
+    }
+    assert_eq!(server.get("/hello").status, 200);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_before_it_is_read() {
+    let server = Site::new(&["testkit"], "[limits]\nmaxBodyBytes = 1000\n").start();
+    let mut client = server.connect();
+    let resp = client.roundtrip(
+        "POST /testkit HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(
+        resp.status, 413,
+        "no 100 Continue for a request already rejected"
+    );
+}
+
+#[test]
+fn a_large_body_is_echoed_whole() {
+    let server = server();
+    let body: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+    let mut client = server.connect();
+    client.send(
+        format!(
+            "POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    client.send(&body);
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == body, "echoed body differs");
+}

@@ -1,0 +1,103 @@
+//! The example routes and the answers the host gives itself.
+
+use crate::support::{Server, Site};
+
+fn hello_site(extra: &str) -> Server {
+    Site::new(&["hello", "testkit"], extra).start()
+}
+
+#[test]
+fn hello_answers_hello_world_with_framing_headers() {
+    let server = hello_site("");
+    let resp = server.get("/hello");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "Hello, World!");
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(resp.header("Content-Length"), Some("13"));
+    assert_eq!(resp.header("Connection"), Some("close"));
+    assert!(
+        resp.header("Date").is_some_and(|d| d.ends_with(" GMT")),
+        "{:?}",
+        resp.headers
+    );
+}
+
+#[test]
+fn path_parameters_and_plugin_settings_reach_the_handler() {
+    let server = hello_site("[plugin.hello]\ngreeting = Howdy\n");
+    assert_eq!(server.get("/hello/bob").text(), "Howdy, bob!");
+    assert_eq!(server.get("/hello/J%C3%BCrgen").text(), "Howdy, Jürgen!");
+}
+
+#[test]
+fn mount_setting_moves_a_plugin() {
+    let server = hello_site("[plugin.hello]\nmount = /greet\n");
+    assert_eq!(server.get("/greet").text(), "Hello, World!");
+    assert_eq!(server.get("/greet/ann").text(), "Hello, ann!");
+    assert_eq!(server.get("/hello").status, 404);
+}
+
+#[test]
+fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
+    let server = hello_site("");
+    assert_eq!(server.get("/nope").status, 404);
+    assert_eq!(server.get("/hello/a/b").status, 404);
+    let mut client = server.connect();
+    let resp = client.roundtrip("DELETE /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("Allow"), Some("GET, HEAD"));
+    // The connection survives a 405.
+    assert_eq!(
+        client
+            .roundtrip("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn head_gets_the_length_but_no_body() {
+    let server = hello_site("");
+    let mut client = server.connect();
+    let resp = client.roundtrip("HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Content-Length"), Some("13"));
+    assert!(resp.body.is_empty());
+    // Had a body been sent, this response would be garbled.
+    assert_eq!(
+        client
+            .roundtrip("GET /hello/x HTTP/1.1\r\nHost: t\r\n\r\n")
+            .text(),
+        "Hello, x!"
+    );
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let server = hello_site("");
+    let mut client = server.connect();
+    let resp = client.roundtrip("GET /hello HTTP/1.0\r\n\r\n");
+    assert_eq!(resp.text(), "Hello, World!");
+    assert_eq!(resp.header("Connection"), Some("close"));
+    assert!(client.closed());
+
+    let mut client = server.connect();
+    let resp = client.roundtrip("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(resp.header("Connection"), Some("keep-alive"));
+    assert_eq!(
+        client.roundtrip("GET /hello/y HTTP/1.0\r\n\r\n").text(),
+        "Hello, y!"
+    );
+}
+
+#[test]
+fn request_details_reach_the_plugin() {
+    let server = hello_site("");
+    let resp = server.get("/testkit/headers");
+    assert_eq!(resp.status, 200);
+    let text = resp.text();
+    assert!(text.contains("Host: test"), "{text}");
+}
