@@ -1,13 +1,13 @@
 //! One worker process: load the plugins, then serve on the inherited
-//! listening socket with `threadPool` threads on one epoll set.
+//! listening socket.
 //!
-//! Shape (DESIGN "Worker I/O"): every thread waits on the same epoll set,
-//! which holds the listener (`EPOLLEXCLUSIVE`, so one worker wakes per new
-//! connection), a signalfd, and every connection registered one-shot. The
-//! thread that wakes on a connection owns it until it re-arms it: it reads,
-//! runs the plugin inline, writes, and re-arms — no handoff between threads.
-//! With several threads each takes one event per `epoll_wait`, so a handler
-//! that blocks holds up only its own connection.
+//! The epoll set holds the listener (`EPOLLEXCLUSIVE`, so one worker wakes
+//! per new connection), a signalfd, and every connection, registered
+//! one-shot: the thread that takes a connection's event owns it until it
+//! re-arms it. It reads, runs the plugin inline, writes, and re-arms — no
+//! handoff between threads. Which thread waits on the set is the business
+//! of [`pool`]: one leader at a time, with standbys that take over when a
+//! handler blocks.
 //!
 //! Connections live in a fixed table of slots; the epoll token is the slot
 //! index plus a generation, so a stale event for a closed connection whose
@@ -15,6 +15,7 @@
 
 mod conn;
 mod dispatch;
+mod pool;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
@@ -23,6 +24,7 @@ use conn::{Conn, Next};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use pool::{Pool, Step};
 use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -66,7 +68,8 @@ pub struct Shared {
     stopping: AtomicBool,
     last_sweep: AtomicU64,
     started: Instant,
-    threads: usize,
+    signals: SignalFd,
+    pool: Pool,
     graceful_timeout: Duration,
     graceful_deadline: Mutex<Option<Instant>>,
 }
@@ -101,23 +104,30 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
         log::error!("worker {}: {errors}", std::process::id());
         return exit::BOOT_FAILED;
     }
-    let shared = match Shared::new(config, listener, plugins, &signals) {
+    let shared = match Shared::new(config, listener, plugins, signals) {
         Ok(shared) => Arc::new(shared),
         Err(e) => {
             log::error!("worker {}: cannot set up epoll: {e}", std::process::id());
             return exit::IO_ERROR;
         }
     };
-    let threads: Vec<_> = (1..config.server.thread_pool.max(1))
+    let mut threads: Vec<_> = (1..config.server.thread_pool.max(1))
         .map(|i| {
             let shared = Arc::clone(&shared);
-            let signals_fd = None;
             std::thread::Builder::new()
                 .name(format!("drupe-w{i}"))
-                .spawn(move || event_loop(&shared, signals_fd))
+                .spawn(move || serve_as_pool_thread(&shared))
         })
         .collect();
-    event_loop(&shared, Some(&signals));
+    if config.server.thread_pool > 1 {
+        let shared = Arc::clone(&shared);
+        threads.push(
+            std::thread::Builder::new()
+                .name("drupe-monitor".into())
+                .spawn(move || shared.pool.monitor()),
+        );
+    }
+    serve_as_pool_thread(&shared);
     for thread in threads.into_iter().flatten() {
         let _ = thread.join();
     }
@@ -156,7 +166,7 @@ impl Shared {
         config: &Config,
         listener: TcpListener,
         plugins: PluginSet,
-        signals: &SignalFd,
+        signals: SignalFd,
     ) -> std::io::Result<Shared> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         // EPOLLEXCLUSIVE: one waiting worker is woken per new connection
@@ -186,53 +196,64 @@ impl Shared {
             stopping: AtomicBool::new(false),
             last_sweep: AtomicU64::new(0),
             started: Instant::now(),
-            threads: config.server.thread_pool.max(1),
+            signals,
+            pool: Pool::new(),
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
         })
     }
 }
 
-fn event_loop(shared: &Shared, signals: Option<&SignalFd>) {
-    // With several threads, one event per wait: events handed to a thread
-    // in one batch are disarmed (one-shot), and a handler that blocks would
-    // hold the rest of its batch hostage. One thread can take a batch.
-    let batch = if shared.threads == 1 { 64 } else { 1 };
-    let mut events = vec![EpollEvent::empty(); batch];
+/// A thread of the pool: lead the event loop whenever it is this thread's
+/// turn, until the worker is done.
+fn serve_as_pool_thread(shared: &Shared) {
+    let mut events = [EpollEvent::empty(); pool::BATCH];
+    while let Some(epoch) = shared.pool.lead() {
+        lead(shared, epoch, &mut events);
+    }
+}
+
+/// The event loop, run by the leader of `epoch` until leadership passes on.
+fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
     loop {
-        let timeout = if shared.stopping() {
-            50u16
-        } else {
-            SWEEP_EVERY.as_millis() as u16
-        };
-        let n = match shared.epoll.wait(&mut events, timeout) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EINTR) => 0,
-            Err(e) => {
-                log::error!("worker {}: epoll_wait: {e}", std::process::id());
-                crate::sys::process::exit_now(exit::IO_ERROR);
-            }
-        };
-        for event in &events[..n] {
-            match event.data() {
+        match shared.pool.next(epoch) {
+            Step::Resign => return,
+            Step::Event(event) => match event.data() {
                 LISTENER => accept(shared),
-                SIGNALS => {
-                    if let Some(fd) = signals {
-                        on_signal(shared, fd);
-                    }
+                SIGNALS => on_signal(shared),
+                token => {
+                    shared.pool.enter(epoch);
+                    serve(shared, token);
+                    shared.pool.leave(epoch);
                 }
-                token => serve(shared, token),
+            },
+            Step::Refill => {
+                if shared.stopping() && shared.open.load(Ordering::Acquire) == 0 {
+                    shared.pool.finish();
+                    return;
+                }
+                sweep_if_due(shared);
+                let timeout = if shared.stopping() {
+                    50u16
+                } else {
+                    SWEEP_EVERY.as_millis() as u16
+                };
+                let n = match shared.epoll.wait(events, timeout) {
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EINTR) => 0,
+                    Err(e) => {
+                        log::error!("worker {}: epoll_wait: {e}", std::process::id());
+                        crate::sys::process::exit_now(exit::IO_ERROR);
+                    }
+                };
+                shared.pool.refill(epoch, &events[..n]);
             }
-        }
-        sweep_if_due(shared);
-        if shared.stopping() && shared.open.load(Ordering::Acquire) == 0 {
-            return;
         }
     }
 }
 
-fn on_signal(shared: &Shared, signals: &SignalFd) {
-    while let Ok(Some(info)) = signals.read_signal() {
+fn on_signal(shared: &Shared) {
+    while let Ok(Some(info)) = shared.signals.read_signal() {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
             Ok(Signal::SIGTERM) => begin_stop(shared),
