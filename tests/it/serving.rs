@@ -101,3 +101,48 @@ fn request_details_reach_the_plugin() {
     let text = resp.text();
     assert!(text.contains("Host: test"), "{text}");
 }
+
+#[test]
+fn access_log_has_one_combined_format_line_per_request() {
+    let server = Site::new(&["hello", "testkit"], "[log]\naccessLog = access.log\n").start();
+    let mut client = server.connect();
+    client.roundtrip(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1\r\nReferer: http://r/\r\n\r\n",
+    );
+    client.roundtrip("GET /nope?x=\"1\" HTTP/1.1\r\nHost: t\r\n\r\n");
+    let pid = client
+        .roundtrip("GET /testkit/pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        .text();
+    let path = server.site.path("access.log");
+    let mut lines = Vec::new();
+    crate::support::eventually(
+        std::time::Duration::from_secs(5),
+        "three access log lines",
+        || {
+            lines = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            lines.len() >= 3
+        },
+    );
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
+    assert!(
+        lines[0].contains("] \"GET /hello HTTP/1.1\" 200 13 \"http://r/\" \"probe/1\" "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with(&format!(" {pid}")),
+        "{} should end with the worker pid {pid}",
+        lines[0]
+    );
+    // Client-controlled quotes are escaped, so fields cannot be forged.
+    assert!(
+        lines[1].contains("\"GET /nope?x=\\x221\\x22 HTTP/1.1\" 404 10 \"-\" \"-\" "),
+        "{}",
+        lines[1]
+    );
+}

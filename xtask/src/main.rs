@@ -7,6 +7,10 @@
 //! - `cargo xtask test [CARGO TEST ARGS…]`: install what the tests need if
 //!   it is missing (redis-server), build the binary and every plugin, and
 //!   run the whole test suite.
+//! - `cargo xtask bench [BENCH ARGS…]`: install wrk, nginx and
+//!   redis-server if missing, build everything in release mode, and run the
+//!   benchmark in `bench/` (drupe side by side with nginx; writes
+//!   `bench/RESULTS.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,8 +22,11 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("run") => run(&rest),
         Some("test") => test(&rest),
+        Some("bench") => bench(&rest),
         _ => Err(
-            "usage: cargo xtask run [DRUPE ARGS…] | cargo xtask test [CARGO TEST ARGS…]".to_owned(),
+            "usage: cargo xtask run [DRUPE ARGS…] | test [CARGO TEST ARGS…] | \
+             bench [--rounds N] [--seconds S] [--quick]"
+                .to_owned(),
         ),
     };
     match result {
@@ -113,6 +120,20 @@ fn test(cargo_test_args: &[String]) -> Result<(), String> {
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(cargo_test_args);
     status(test)
+}
+
+fn bench(bench_args: &[String]) -> Result<(), String> {
+    ensure_installed(&["wrk", "nginx", "redis-server"])?;
+    let mut build = cargo();
+    build.args(["build", "--release", "--workspace"]);
+    status(build)?;
+    let release = target_dir().join("release");
+    let mut bench = Command::new(release.join("drupe-bench"));
+    bench
+        .current_dir(root())
+        .env("DRUPE_RELEASE_DIR", &release)
+        .args(bench_args);
+    status(bench)
 }
 
 /// Installs missing Debian packages that the tests need (as root, or via

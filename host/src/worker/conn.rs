@@ -7,6 +7,7 @@
 //! one `write`, and tells the caller how to re-arm. A partial request just
 //! stays buffered; no thread waits for it.
 
+use super::access;
 use super::dispatch::{self, Exchange};
 use super::Shared;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
@@ -248,7 +249,21 @@ impl Conn {
                 peer: &self.peer,
                 keep_alive,
             };
-            dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+            let started = shared.access.as_ref().map(|_| Instant::now());
+            let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+            if let (Some(log), Some(started)) = (&shared.access, started) {
+                access::record(
+                    log,
+                    &access::Entry {
+                        peer: &self.peer,
+                        head: &self.head,
+                        buf,
+                        status: sent.status,
+                        body_bytes: sent.body_bytes,
+                        elapsed: started.elapsed(),
+                    },
+                );
+            }
             self.start += request_end;
             self.head_len = None;
             self.chunked.reset();

@@ -88,8 +88,15 @@ pub struct Exchange<'a> {
     pub keep_alive: bool,
 }
 
+/// What was answered, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub status: u16,
+    pub body_bytes: usize,
+}
+
 /// Serves one request and appends the complete response to `out`.
-pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
+pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sent {
     let opts = WriteOpts {
         http_minor: ex.head.http_minor,
         keep_alive: ex.keep_alive,
@@ -170,6 +177,10 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
                         if http::body_allowed(call.status, opts.head_request) {
                             out.extend_from_slice(&call.body);
                         }
+                        Sent {
+                            status: call.status,
+                            body_bytes: call.body.len(),
+                        }
                     }
                     Some(why) => {
                         log::error!(
@@ -177,7 +188,7 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
                             plugin.decl.name,
                             String::from_utf8_lossy(ex.head.target(ex.buf))
                         );
-                        simple(out, 500, b"", b"Internal Server Error\n", opts);
+                        simple(out, 500, b"", b"Internal Server Error\n", opts)
                     }
                 }
             })
@@ -186,12 +197,22 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
 }
 
 /// A response the host makes itself, `text/plain`.
-fn simple(out: &mut Vec<u8>, status: u16, extra_headers: &[u8], body: &[u8], opts: WriteOpts) {
+fn simple(
+    out: &mut Vec<u8>,
+    status: u16,
+    extra_headers: &[u8],
+    body: &[u8],
+    opts: WriteOpts,
+) -> Sent {
     let mut headers = Vec::with_capacity(extra_headers.len() + 48);
     headers.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
     headers.extend_from_slice(extra_headers);
     http::write_head(out, status, &headers, body.len(), opts);
     if http::body_allowed(status, opts.head_request) {
         out.extend_from_slice(body);
+    }
+    Sent {
+        status,
+        body_bytes: body.len(),
     }
 }

@@ -13,6 +13,7 @@
 //! index plus a generation, so a stale event for a closed connection whose
 //! slot was reused is recognised and dropped.
 
+mod access;
 mod conn;
 mod dispatch;
 mod pool;
@@ -70,6 +71,8 @@ pub struct Shared {
     started: Instant,
     signals: SignalFd,
     pool: Pool,
+    /// `None` when `[log] accessLog = off`.
+    access: Option<access::AccessLog>,
     graceful_timeout: Duration,
     graceful_deadline: Mutex<Option<Instant>>,
 }
@@ -107,8 +110,10 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
     let shared = match Shared::new(config, listener, plugins, signals) {
         Ok(shared) => Arc::new(shared),
         Err(e) => {
-            log::error!("worker {}: cannot set up epoll: {e}", std::process::id());
-            return exit::IO_ERROR;
+            // An access log that cannot be opened, or no epoll: retrying
+            // would fail the same way.
+            log::error!("worker {}: cannot start serving: {e}", std::process::id());
+            return exit::BOOT_FAILED;
         }
     };
     let mut threads: Vec<_> = (1..config.server.thread_pool.max(1))
@@ -198,6 +203,7 @@ impl Shared {
             started: Instant::now(),
             signals,
             pool: Pool::new(),
+            access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
         })
@@ -210,6 +216,9 @@ fn serve_as_pool_thread(shared: &Shared) {
     let mut events = [EpollEvent::empty(); pool::BATCH];
     while let Some(epoch) = shared.pool.lead() {
         lead(shared, epoch, &mut events);
+        if let Some(log) = &shared.access {
+            access::flush(log);
+        }
     }
 }
 
@@ -233,6 +242,9 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                     return;
                 }
                 sweep_if_due(shared);
+                if let Some(log) = &shared.access {
+                    access::flush(log); // before possibly sleeping
+                }
                 let timeout = if shared.stopping() {
                     50u16
                 } else {

@@ -1,0 +1,208 @@
+//! The servers under test, each started fresh in a temp folder on a free
+//! loopback port and killed (with its whole process group) when dropped.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process group.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Config, logs and plugins; removed when the server is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Worker pids: children of the master.
+    pub fn workers(&self) -> Vec<i32> {
+        crate::probe::children_of(self.child.id() as i32)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The master leads its own process group (see `spawn`).
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(command: &mut Command, log: &Path) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"))
+}
+
+/// A free loopback port (bound and released; fine for a benchmark).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_until_listening(addr: SocketAddr, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "server exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "server did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// nginx with `workers` worker processes, access log off, answering
+/// `GET /hello` with `Hello, World!` from its config.
+pub fn nginx(workers: usize) -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let conf = format!(
+        "worker_processes {workers};\n\
+         daemon off;\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log;\n\
+         events {{ worker_connections 10240; }}\n\
+         http {{\n\
+           access_log off;\n\
+           client_body_temp_path {dir};\n\
+           server {{\n\
+             listen 127.0.0.1:{port} backlog=1024;\n\
+             location = /hello {{ default_type \"text/plain; charset=utf-8\"; return 200 \"Hello, World!\"; }}\n\
+           }}\n\
+         }}\n",
+        dir = dir.path().display()
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let log = dir.path().join("stderr.log");
+    let mut child = spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path()),
+        &log,
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, &mut child, &log);
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// A drupe site to start.
+pub struct Drupe<'a> {
+    pub release: &'a Path,
+    pub plugins: &'a [&'a str],
+    pub processes: usize,
+    /// `None`: the default threadPool.
+    pub threads: Option<usize>,
+    pub store: Option<String>,
+    pub access_log: bool,
+}
+
+impl Drupe<'_> {
+    pub fn start(&self) -> Server {
+        let (mut child, addr, dir) = self.launch();
+        let log = dir.path().join("stderr.log");
+        wait_until_listening(addr, &mut child, &log);
+        Server {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Starts drupe and returns at once (for start-up timing).
+    pub fn launch(&self) -> (Child, SocketAddr, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugin_dir = dir.path().join("plugins.d");
+        std::fs::create_dir(&plugin_dir).expect("plugins.d");
+        for name in self.plugins {
+            let built = self.release.join(format!("lib{name}.so"));
+            std::fs::copy(&built, plugin_dir.join(format!("{name}.so"))).unwrap_or_else(|e| {
+                panic!("{}: {e} (build with cargo xtask bench)", built.display())
+            });
+        }
+        let port = free_port();
+        let mut ini = format!(
+            "[server]\nsocketPort = {port}\nfixedNumberOfProcesses = {}\n[plugins]\ndirectory = plugins.d\nwatch = false\n[log]\nlevel = warn\n",
+            self.processes
+        );
+        if let Some(threads) = self.threads {
+            ini = ini.replace("[plugins]", &format!("threadPool = {threads}\n[plugins]"));
+        }
+        if self.access_log {
+            ini.push_str("accessLog = access.log\n");
+        }
+        if let Some(url) = &self.store {
+            ini.push_str(&format!("[store]\nurl = {url}\n"));
+        }
+        let ini_path = dir.path().join("drupe.ini");
+        std::fs::write(&ini_path, ini).expect("drupe.ini");
+        let log = dir.path().join("stderr.log");
+        let child = spawn(
+            Command::new(self.release.join("drupe"))
+                .arg("--config")
+                .arg(&ini_path),
+            &log,
+        );
+        (child, ([127, 0, 0, 1], port).into(), dir)
+    }
+}
+
+/// A private redis-server on a free port.
+pub fn redis() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let log = dir.path().join("stderr.log");
+    let mut child = spawn(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path()),
+        &log,
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, &mut child, &log);
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// `target/release`, where `cargo xtask bench` built everything.
+pub fn release_dir() -> PathBuf {
+    std::env::var_os("DRUPE_RELEASE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+}

@@ -1,0 +1,231 @@
+//! The access log: one line per request in Combined Log Format, followed by
+//! the request time in microseconds and the worker's pid.
+//!
+//! ```text
+//! 127.0.0.1 - - [27/Nov/2026:22:10:37 +0000] "GET /hello HTTP/1.1" 200 13 "-" "curl/8.0" 41 12345
+//! ```
+//!
+//! Lines are formatted into a per-thread buffer and written with one
+//! `write(2)` of whole lines on an `O_APPEND` file when the thread goes back
+//! to waiting for events (or the buffer fills), so lines from several
+//! threads and processes never interleave and a busy worker does not pay a
+//! system call per request. `[log] accessLog = off` (the default) skips all
+//! of it.
+
+use crate::config::LogTarget;
+use crate::http::Head;
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Flush before the buffer grows past this.
+const FLUSH_AT: usize = 32 * 1024;
+
+/// Where access log lines go.
+#[derive(Debug)]
+pub enum AccessLog {
+    File(File),
+    Stderr,
+}
+
+impl AccessLog {
+    /// Opens the log `[log] accessLog` names; `None` when it is off.
+    pub fn open(target: &LogTarget) -> io::Result<Option<AccessLog>> {
+        Ok(match target {
+            LogTarget::Off => None,
+            LogTarget::Stderr => Some(AccessLog::Stderr),
+            LogTarget::File(path) => Some(AccessLog::File(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("accessLog {}: {e}", path.display()))
+                    })?,
+            )),
+        })
+    }
+
+    fn write_all(&self, bytes: &[u8]) {
+        // One write of whole lines; a failure (disk full) must not take the
+        // worker down, and there is nowhere better to report it.
+        let _ = match self {
+            AccessLog::File(file) => (&*file).write_all(bytes),
+            AccessLog::Stderr => io::stderr().lock().write_all(bytes),
+        };
+    }
+}
+
+/// What the log needs to know about one exchange.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub peer: &'a str,
+    pub head: &'a Head,
+    pub buf: &'a [u8],
+    pub status: u16,
+    pub body_bytes: usize,
+    pub elapsed: Duration,
+}
+
+struct Buffer {
+    lines: Vec<u8>,
+    /// The formatted `[dd/Mon/yyyy:HH:MM:SS +0000]` of `second`.
+    stamp: String,
+    second: u64,
+}
+
+thread_local! {
+    static BUFFER: RefCell<Buffer> = const {
+        RefCell::new(Buffer { lines: Vec::new(), stamp: String::new(), second: u64::MAX })
+    };
+}
+
+/// Formats `entry` into this thread's buffer, flushing it if it is full.
+pub fn record(log: &AccessLog, entry: &Entry<'_>) {
+    BUFFER.with(|buffer| {
+        let buffer = &mut *buffer.borrow_mut();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if now != buffer.second {
+            buffer.second = now;
+            buffer.stamp = clf_time(now);
+        }
+        let ip = entry.peer.rsplit_once(':').map_or(entry.peer, |(ip, _)| ip);
+        let out = &mut buffer.lines;
+        out.extend_from_slice(ip.trim_start_matches('[').trim_end_matches(']').as_bytes());
+        out.extend_from_slice(b" - - ");
+        out.extend_from_slice(buffer.stamp.as_bytes());
+        out.extend_from_slice(b" \"");
+        escaped(out, entry.head.method(entry.buf));
+        out.push(b' ');
+        escaped(out, entry.head.target(entry.buf));
+        out.extend_from_slice(if entry.head.http_minor == 0 {
+            b" HTTP/1.0\" "
+        } else {
+            b" HTTP/1.1\" "
+        });
+        let _ = write!(out, "{} {} \"", entry.status, entry.body_bytes);
+        escaped(
+            out,
+            entry.head.header(entry.buf, b"referer").unwrap_or(b"-"),
+        );
+        out.extend_from_slice(b"\" \"");
+        escaped(
+            out,
+            entry.head.header(entry.buf, b"user-agent").unwrap_or(b"-"),
+        );
+        let _ = writeln!(
+            out,
+            "\" {} {}",
+            entry.elapsed.as_micros(),
+            std::process::id()
+        );
+        if out.len() >= FLUSH_AT {
+            log.write_all(out);
+            out.clear();
+        }
+    });
+}
+
+/// Writes out this thread's buffered lines.
+pub fn flush(log: &AccessLog) {
+    BUFFER.with(|buffer| {
+        let lines = &mut buffer.borrow_mut().lines;
+        if !lines.is_empty() {
+            log.write_all(lines);
+            lines.clear();
+        }
+    });
+}
+
+/// Copies client-controlled bytes into a log line so that they can never
+/// forge a line or a field: quotes, backslashes, control and non-ASCII bytes
+/// become `\xHH`.
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+/// `[27/Nov/2026:22:10:37 +0000]` for a Unix time in seconds (UTC).
+fn clf_time(unix: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix as i64) else {
+        return "[-]".to_owned();
+    };
+    format!(
+        "[{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000]",
+        t.day(),
+        MONTHS[usize::from(u8::from(t.month())) - 1],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::http::HeadLimits;
+
+    #[test]
+    fn formats_combined_log_format_with_time_and_pid() {
+        let raw =
+            b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"est\r\nReferer: http://r/\r\n\r\n";
+        let mut head = Head::new();
+        head.parse(raw, &HeadLimits::default()).unwrap().unwrap();
+        let dir = tempfile_dir();
+        let path = dir.join("access.log");
+        let log = AccessLog::open(&LogTarget::File(path.clone()))
+            .unwrap()
+            .unwrap();
+        let entry = Entry {
+            peer: "127.0.0.1:5000",
+            head: &head,
+            buf: raw,
+            status: 200,
+            body_bytes: 13,
+            elapsed: Duration::from_micros(42),
+        };
+        record(&log, &entry);
+        flush(&log);
+        let line = std::fs::read_to_string(&path).unwrap();
+        let expected_tail = format!(
+            "\"GET /a?b=1 HTTP/1.1\" 200 13 \"http://r/\" \"t\\x22est\" 42 {}\n",
+            std::process::id()
+        );
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        assert!(line.ends_with(&expected_tail), "{line}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn clf_time_is_utc() {
+        assert_eq!(clf_time(0), "[01/Jan/1970:00:00:00 +0000]");
+        assert_eq!(clf_time(1_795_817_437), "[27/Nov/2026:22:10:37 +0000]");
+    }
+
+    #[test]
+    fn control_bytes_cannot_forge_lines() {
+        let mut out = Vec::new();
+        escaped(&mut out, b"a\nb\"c\\\x7f\xc3");
+        assert_eq!(out, b"a\\x0Ab\\x22c\\x5C\\x7F\\xC3");
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("drupe-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
