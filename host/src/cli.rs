@@ -2,32 +2,59 @@
 
 use crate::config::Config;
 use crate::master;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// A pre-fork application server for Rust page-handler plugins.
 #[derive(Debug, Parser)]
-#[command(name = "drupe", version, about)]
+#[command(name = "drupe", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// The INI file to read (see config/drupe.ini for every setting).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: PathBuf,
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    pub config: Option<PathBuf>,
 
     /// Validate the config, load every plugin in a probe process, print
     /// what would be served, and exit 0 (fit to serve) or 1.
     #[arg(long)]
     pub check: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a plugin crate that builds and is served at /NAME.
+    New {
+        /// The plugin's name (and crate name, and default mount point).
+        name: String,
+        /// Where to create it (default: ./NAME).
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs drupe as the command line asks. Errors are returned with context
 /// for `main` to print.
 pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::load(&cli.config)?;
+    if let Some(Command::New { name, dir }) = &cli.command {
+        let dir = crate::scaffold::new_plugin(name, dir.as_deref())?;
+        println!(
+            "created plugin `{name}` in {0}\n\n  cd {0} && cargo build --release\n  cp target/release/lib{1}.so <plugin directory>/\n\nand drupe serves it at /{name}",
+            dir.display(),
+            name.replace('-', "_")
+        );
+        return Ok(());
+    }
+    let Some(config_path) = &cli.config else {
+        return Err("--config FILE is required (see config/drupe.ini)".into());
+    };
+    let config = Config::load(config_path)?;
     crate::logging::init(&config)?;
     if cli.check {
         println!(
             "{}: OK; would listen on {}:{} with {} worker processes of {} threads",
-            cli.config.display(),
+            config_path.display(),
             config.server.socket_host,
             config.server.socket_port,
             config.server.processes,

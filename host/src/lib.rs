@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod master;
 pub mod plugin;
+pub mod scaffold;
 pub mod sys;
 pub mod worker;
 

@@ -8,4 +8,5 @@ mod check;
 mod faults;
 mod lifecycle;
 mod protocol;
+mod scaffold;
 mod serving;
