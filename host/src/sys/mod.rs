@@ -8,4 +8,5 @@
 #![allow(unsafe_code)]
 
 pub mod dl;
+pub mod net;
 pub mod process;

@@ -53,7 +53,7 @@ const SIGNALS: u64 = u64::MAX - 1;
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// New connections taken per wake-up on the listener: enough to drain a
 /// burst, few enough that one worker does not take a whole backlog.
-const ACCEPT_BATCH: usize = 16;
+const ACCEPT_BATCH: usize = 1;
 
 /// State shared by the threads of one worker.
 #[derive(Debug)]
@@ -70,6 +70,9 @@ pub struct Shared {
     last_sweep: AtomicU64,
     started: Instant,
     signals: SignalFd,
+    /// Whether the listener is in the epoll set; guards taking it out on
+    /// stop against re-registering it in `accept`.
+    listening: Mutex<bool>,
     pool: Pool,
     /// `None` when `[log] accessLog = off`.
     access: Option<access::AccessLog>,
@@ -174,12 +177,7 @@ impl Shared {
         signals: SignalFd,
     ) -> std::io::Result<Shared> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        // EPOLLEXCLUSIVE: one waiting worker is woken per new connection
-        // instead of all of them (no thundering herd across processes).
-        epoll.add(
-            &listener,
-            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
-        )?;
+        epoll.add(&listener, listener_event())?;
         epoll.add(
             signals.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
@@ -202,6 +200,7 @@ impl Shared {
             last_sweep: AtomicU64::new(0),
             started: Instant::now(),
             signals,
+            listening: Mutex::new(true),
             pool: Pool::new(),
             access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
@@ -280,7 +279,11 @@ fn begin_stop(shared: &Shared) {
     if shared.stopping.swap(true, Ordering::AcqRel) {
         return;
     }
-    let _ = shared.epoll.delete(&shared.listener);
+    let mut listening = shared.listening.lock().unwrap_or_else(|p| p.into_inner());
+    if std::mem::replace(&mut *listening, false) {
+        let _ = shared.epoll.delete(&shared.listener);
+    }
+    drop(listening);
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
@@ -288,8 +291,32 @@ fn begin_stop(shared: &Shared) {
 }
 
 fn accept(shared: &Shared) {
+    accept_batch(shared);
+    // Move this worker's wait entry to the back of the listener's queue:
+    // `EPOLLEXCLUSIVE` wakes the first idle waiter, so without this one
+    // worker takes nearly every connection (DESIGN, pitfalls) and keep-alive
+    // load never evens out. Costs two epoll_ctl per wake-up on the
+    // listener, never per request on a kept-alive connection.
+    let listening = shared.listening.lock().unwrap_or_else(|p| p.into_inner());
+    if *listening && shared.epoll.delete(&shared.listener).is_ok() {
+        if let Err(e) = shared.epoll.add(&shared.listener, listener_event()) {
+            log::error!(
+                "worker {}: cannot re-register the listener: {e}",
+                std::process::id()
+            );
+        }
+    }
+}
+
+/// The listener's registration. `EPOLLEXCLUSIVE`: one waiting worker is
+/// woken per new connection instead of all of them.
+fn listener_event() -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER)
+}
+
+fn accept_batch(shared: &Shared) {
     for _ in 0..ACCEPT_BATCH {
-        let (stream, peer) = match shared.listener.accept() {
+        let (stream, peer) = match crate::sys::net::accept_nonblocking(&shared.listener) {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) => {
@@ -306,10 +333,6 @@ fn accept(shared: &Shared) {
             );
             return;
         };
-        if stream.set_nonblocking(true).is_err() {
-            release(shared, index);
-            continue;
-        }
         let _ = stream.set_nodelay(true);
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
         let Ok(mut slot) = shared.slots[index as usize].lock() else {
