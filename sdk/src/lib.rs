@@ -68,12 +68,14 @@ mod error;
 pub mod export;
 mod request;
 mod response;
+mod store;
 pub mod testing;
 
 pub use context::{Context, Settings};
 pub use error::{Error, Result};
 pub use request::Request;
 pub use response::Response;
+pub use store::{Session, Store, StoreError, Value};
 
 /// The `log` crate the SDK forwards to the host, so plugins can log without
 /// depending on it themselves: `drupe_sdk::log::warn!("slow store")`.
@@ -81,5 +83,5 @@ pub use log;
 
 /// Everything a handler needs: `use drupe_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Context, Error, Request, Response, Result, Settings};
+    pub use crate::{Context, Error, Request, Response, Result, Settings, StoreError, Value};
 }

@@ -311,6 +311,20 @@ impl<S: CallSink> Api<S> {
         set_status: set_status::<S>,
         add_header: add_header::<S>,
         append_body: append_body::<S>,
+        store_get: None,
+        store_set: None,
+        store_delete: None,
+        store_exists: None,
+        store_expire: None,
+        store_incr: None,
+        store_hget: None,
+        store_hset: None,
+        store_hdel: None,
+        store_hget_all: None,
+        session_get: None,
+        session_set: None,
+        session_remove: None,
+        session_incr: None,
     };
 }
 
