@@ -9,3 +9,4 @@
 
 pub mod dl;
 pub mod process;
+mod store_api;
