@@ -9,3 +9,4 @@ mod faults;
 mod lifecycle;
 mod protocol;
 mod serving;
+mod store;
