@@ -54,6 +54,15 @@
 //! [`Context::setting`]s. Log with `drupe_sdk::log::info!(..)` (or the `log`
 //! crate): records go to the host's error log, tagged with the plugin name.
 //!
+//! # Shared data
+//!
+//! [`Context::store`] gives the plugin's keys in the store every worker and
+//! host shares (Redis or SQLite, as the host is configured), and
+//! [`Context::session`] the visitor's session; see [`Store`] and
+//! [`Session`]. A [`StoreError`] converts into [`Error`], so `?` answers
+//! 503 when the store is unreachable and 500 otherwise.
+//! [`testing::TestStore`] keeps both in memory for unit tests.
+//!
 //! # Layout
 //!
 //! - [`abi`]: the `#[repr(C)]` boundary shared with the host; plugin authors
