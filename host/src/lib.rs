@@ -2,8 +2,8 @@
 //!
 //! `main` parses the command line and calls [`run`]; the master
 //! ([`master`]) binds the socket and forks workers ([`worker`]), which load
-//! plugins ([`plugin`]) and serve HTTP/1.1 ([`http`]). Only [`sys`] holds
-//! `unsafe` code.
+//! plugins ([`plugin`]), serve HTTP/1.1 ([`http`]) and give plugins the
+//! shared store and sessions ([`store`]). Only [`sys`] holds `unsafe` code.
 
 pub mod cli;
 pub mod config;
@@ -11,6 +11,7 @@ pub mod http;
 pub mod master;
 pub mod plugin;
 pub mod scaffold;
+pub mod store;
 pub mod sys;
 pub mod worker;
 

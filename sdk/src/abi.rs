@@ -32,7 +32,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"DRUPEPLG");
 pub const ABI_MAJOR: u16 = 1;
 
 /// Appended fields bump this; a newer host runs an older plugin.
-pub const ABI_MINOR: u16 = 0;
+///
+/// - 1.0: logging and response building.
+/// - 1.1: the store and session functions at the end of [`HostApi`].
+pub const ABI_MINOR: u16 = 1;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
@@ -55,6 +58,10 @@ pub const OUTCOME_ERROR: Outcome = 1;
 pub const OUTCOME_PANICKED: Outcome = 2;
 /// A store call failed because the store could not be reached in time.
 pub const OUTCOME_UNAVAILABLE: Outcome = 3;
+/// A store or session call found nothing: no such key or field (or, for
+/// [`HostApi::store_delete`], [`HostApi::store_expire`] and
+/// [`HostApi::store_hdel`], nothing to act on). Not an error.
+pub const OUTCOME_NOT_FOUND: Outcome = 4;
 
 /// Log levels for [`HostApi::log`], numbered as the `log` crate numbers them.
 pub type LogLevel = u32;
@@ -266,4 +273,109 @@ pub struct HostApi {
     pub add_header: unsafe extern "C" fn(call: *mut Call, name: Bytes, value: Bytes) -> Outcome,
     /// Appends to the response body.
     pub append_body: unsafe extern "C" fn(call: *mut Call, data: Bytes),
+
+    // ---- ABI 1.1: the store and sessions ----
+    //
+    // Every function below takes the `call` of the current `handle`: the
+    // host decides from it which plugin is asking (keys are namespaced
+    // `keyPrefix + plugin name + ":" + key`, so one plugin never reaches
+    // another's keys) and which visitor (the session cookie). Each returns
+    // OK, NOT_FOUND (see each function), UNAVAILABLE (the store could not
+    // be reached in time) or ERROR. On OK a value, if any, is written to
+    // `out`; on UNAVAILABLE or ERROR `out` receives the message instead.
+    // TTLs are milliseconds; a host treats 0 as "no TTL" in `store_set` and
+    // as "expire now" in `store_expire`.
+    //
+    // The fields are `Option`s: a host that does not offer a function
+    // leaves it null, and a plugin reading a 1.0 table (shorter `size`)
+    // treats them all as null.
+    /// `GET`: OK with the value in `out`, or NOT_FOUND.
+    pub store_get: Option<StoreKeyFn>,
+    /// `SET`, replacing any value and TTL; `ttl_ms` 0 keeps the key forever.
+    pub store_set: Option<StoreSetFn>,
+    /// `DEL`: OK if the key existed, NOT_FOUND otherwise.
+    pub store_delete: Option<StoreKeyFn>,
+    /// `EXISTS`: OK or NOT_FOUND.
+    pub store_exists: Option<StoreKeyFn>,
+    /// `PEXPIRE`: OK if the key exists (its TTL is now `ttl_ms`), NOT_FOUND
+    /// otherwise.
+    pub store_expire: Option<StoreExpireFn>,
+    /// `INCRBY`, atomic across every worker and host: adds `by` (a missing
+    /// key counts as 0) and writes the new value to `*value`. ERROR if the
+    /// stored value is not a decimal `i64` or the sum overflows.
+    pub store_incr: Option<StoreIncrFn>,
+    /// `HGET`: OK with the field's value in `out`, or NOT_FOUND.
+    pub store_hget: Option<StoreFieldFn>,
+    /// `HSET` of one field; the key's TTL is left as it is.
+    pub store_hset: Option<StoreFieldSetFn>,
+    /// `HDEL` of one field: OK if it existed, NOT_FOUND otherwise.
+    pub store_hdel: Option<StoreFieldFn>,
+    /// `HGETALL`: OK with every field in `out`, encoded as pairs of
+    /// length-prefixed byte strings: `u32` little-endian length of the
+    /// field name, the name, `u32` little-endian length of the value, the
+    /// value; repeated. A missing key is OK with nothing written.
+    pub store_hget_all: Option<StoreKeyFn>,
+    /// One field of the visitor's session: OK with the value in `out`, or
+    /// NOT_FOUND (also when the request has no live session).
+    pub session_get: Option<SessionFieldFn>,
+    /// Sets a session field, creating the session (and sending its cookie)
+    /// if the request has none.
+    pub session_set: Option<SessionSetFn>,
+    /// Removes a session field: OK if it existed, NOT_FOUND otherwise.
+    pub session_remove: Option<SessionFieldFn>,
+    /// Adds `by` to a session field (missing counts as 0), atomically,
+    /// creating the session if needed; the new value goes to `*value`.
+    pub session_incr: Option<SessionIncrFn>,
 }
+
+/// [`HostApi::store_get`], `store_delete`, `store_exists`, `store_hget_all`.
+pub type StoreKeyFn = unsafe extern "C" fn(call: *mut Call, key: Bytes, out: OutBuf) -> Outcome;
+/// [`HostApi::store_set`].
+pub type StoreSetFn = unsafe extern "C" fn(
+    call: *mut Call,
+    key: Bytes,
+    value: Bytes,
+    ttl_ms: u64,
+    out: OutBuf,
+) -> Outcome;
+/// [`HostApi::store_expire`].
+pub type StoreExpireFn =
+    unsafe extern "C" fn(call: *mut Call, key: Bytes, ttl_ms: u64, out: OutBuf) -> Outcome;
+/// [`HostApi::store_incr`].
+pub type StoreIncrFn = unsafe extern "C" fn(
+    call: *mut Call,
+    key: Bytes,
+    by: i64,
+    value: *mut i64,
+    out: OutBuf,
+) -> Outcome;
+/// [`HostApi::store_hget`], `store_hdel`.
+pub type StoreFieldFn =
+    unsafe extern "C" fn(call: *mut Call, key: Bytes, field: Bytes, out: OutBuf) -> Outcome;
+/// [`HostApi::store_hset`].
+pub type StoreFieldSetFn = unsafe extern "C" fn(
+    call: *mut Call,
+    key: Bytes,
+    field: Bytes,
+    value: Bytes,
+    out: OutBuf,
+) -> Outcome;
+/// [`HostApi::session_get`], `session_remove`.
+pub type SessionFieldFn =
+    unsafe extern "C" fn(call: *mut Call, field: Bytes, out: OutBuf) -> Outcome;
+/// [`HostApi::session_set`].
+pub type SessionSetFn =
+    unsafe extern "C" fn(call: *mut Call, field: Bytes, value: Bytes, out: OutBuf) -> Outcome;
+/// [`HostApi::session_incr`].
+pub type SessionIncrFn = unsafe extern "C" fn(
+    call: *mut Call,
+    field: Bytes,
+    by: i64,
+    value: *mut i64,
+    out: OutBuf,
+) -> Outcome;
+
+/// The size of an ABI 1.0 [`HostApi`]: everything before
+/// [`HostApi::store_get`]. A table at least this large has the logging and
+/// response functions; only a table of `size_of::<HostApi>()` has the store.
+pub const HOST_API_V1_0_SIZE: usize = core::mem::offset_of!(HostApi, store_get);

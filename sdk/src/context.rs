@@ -1,12 +1,15 @@
-//! What a handler knows besides the request: its plugin's settings, and
-//! (later) the shared store and sessions.
+//! What a handler knows besides the request: its plugin's settings, the
+//! shared store and the visitor's session.
 //!
 //! A [`Context`] is built per call, either by the export shim over the
 //! host's `HostApi` or by [`crate::testing`] without a host. The difference
-//! lives in the private `Backend`, so the store and session API can be added
-//! here with one implementation per backend and no change for handlers.
+//! lives in the private `Backend`: [`Store`] and [`Session`] send every
+//! call through [`Backend::exec`], which goes to the host or to the test
+//! store's in-memory map, and handlers cannot tell which.
 
 use crate::abi::{Call, HostApi};
+use crate::store::{Op, Reply, Session, Store, StoreError};
+use crate::testing::TestCall;
 
 /// The `[plugin.NAME]` keys from the INI file, in file order (`mount`
 /// included), as handed to `init`.
@@ -82,22 +85,28 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Settings {
 pub struct Context<'a> {
     plugin_name: &'a str,
     settings: &'a Settings,
-    #[allow(dead_code, reason = "the store and sessions will call through it")]
     backend: Backend<'a>,
 }
 
-/// Where store and session calls will go.
+/// Where store and session calls go.
 #[derive(Debug)]
 pub(crate) enum Backend<'a> {
     /// Inside a worker: callbacks on the host's table for this call.
-    Host {
-        #[allow(dead_code, reason = "used by the store and sessions")]
-        host: &'a HostApi,
-        #[allow(dead_code, reason = "used by the store and sessions")]
-        call: *mut Call,
-    },
-    /// In a unit test: no host; a store would be an in-memory map here.
-    Test,
+    /// Invariant: `call` is the host's state for the `handle` call this
+    /// backend was made for, and the backend does not outlive that call.
+    Host { host: &'a HostApi, call: *mut Call },
+    /// In a unit test: the test store's in-memory map.
+    Test(&'a TestCall),
+}
+
+impl Backend<'_> {
+    /// Runs one store or session operation.
+    pub(crate) fn exec(&self, op: Op<'_>) -> Result<Reply, StoreError> {
+        match self {
+            Backend::Host { host, call } => crate::export::store::exec(host, *call, op),
+            Backend::Test(test) => test.exec(op),
+        }
+    }
 }
 
 impl<'a> Context<'a> {
@@ -126,5 +135,38 @@ impl<'a> Context<'a> {
     /// The plugin's name as declared in `plugin!`.
     pub fn plugin_name(&self) -> &'a str {
         self.plugin_name
+    }
+
+    /// This plugin's keys in the shared store (Redis or SQLite, as the host
+    /// is configured). See [`Store`].
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    ///
+    /// fn hit(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     let n = ctx.store().incr("hits", 1)?;
+    ///     Ok(Response::text(n.to_string()))
+    /// }
+    /// # let resp = drupe_sdk::testing::TestRequest::get("/").call(hit);
+    /// # assert_eq!(resp.body_text(), "1");
+    /// ```
+    pub fn store(&self) -> Store<'_> {
+        Store::new(&self.backend)
+    }
+
+    /// The visitor's session (cookie `drupe_session`). See [`Session`].
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    ///
+    /// fn whoami(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     let name = ctx.session().get_string("name")?;
+    ///     Ok(Response::text(name.unwrap_or_else(|| "stranger".to_owned())))
+    /// }
+    /// # let resp = drupe_sdk::testing::TestRequest::get("/").call(whoami);
+    /// # assert_eq!(resp.body_text(), "stranger");
+    /// ```
+    pub fn session(&self) -> Session<'_> {
+        Session::new(&self.backend)
     }
 }

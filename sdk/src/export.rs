@@ -8,9 +8,12 @@
 //!
 //! State lives in one `static` per plugin (each plugin `.so` links its own
 //! copy of the SDK): the copied `HostApi`, the plugin name and its settings,
-//! set by `init` and read by every request afterwards.
+//! set by `init` and read by every request afterwards. Store and session
+//! calls go through the submodule `store`.
 
 #![allow(unsafe_code)] // the C entry points: raw pointers by definition
+
+pub(crate) mod store;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -226,18 +229,16 @@ unsafe fn start(
             abi::ABI_MAJOR
         ));
     }
-    if size < std::mem::size_of::<HostApi>() {
+    if size < abi::HOST_API_V1_0_SIZE {
         return Err(format!(
-            "plugin `{name}` needs host ABI {}.{} but the host's table has only {size} bytes \
+            "plugin `{name}` needs host ABI {}.0 but the host's table has only {size} bytes \
              (ABI {major}.{minor}); upgrade drupe",
-            abi::ABI_MAJOR,
-            abi::ABI_MINOR
+            abi::ABI_MAJOR
         ));
     }
-    // SAFETY: the table holds at least `size_of::<HostApi>()` bytes (checked
-    // above); copying that prefix is a plain read of function pointers and
-    // integers.
-    let host = unsafe { std::ptr::read(host) };
+    // SAFETY: the table holds at least `size` bytes, and `size` covers ABI
+    // 1.0 (checked above); see `copy_host`.
+    let host = unsafe { copy_host(host, size) };
 
     if settings.is_null() && settings_len > 0 {
         return Err("the host passed a null settings array".to_owned());
@@ -278,6 +279,49 @@ unsafe fn start(
     }
     quiet_panics();
     Ok(runtime)
+}
+
+/// Copies the host's table. A table from an older minor is shorter: the
+/// fields it lacks become `None`, so calling them fails with a message
+/// instead of reading past the host's table.
+///
+/// # Safety
+/// `host` must point to a `HostApi` of at least `size` readable bytes, and
+/// `size` must be at least [`abi::HOST_API_V1_0_SIZE`].
+unsafe fn copy_host(host: *const HostApi, size: usize) -> HostApi {
+    if size >= std::mem::size_of::<HostApi>() {
+        // SAFETY: the whole table is there (caller); a plain read of
+        // integers and function pointers.
+        return unsafe { std::ptr::read(host) };
+    }
+    // SAFETY: every field read here lies in the ABI 1.0 prefix, which the
+    // caller guarantees is readable; reading through `addr_of!` creates no
+    // reference to the (shorter) whole struct.
+    unsafe {
+        HostApi {
+            size,
+            abi_major: std::ptr::addr_of!((*host).abi_major).read(),
+            abi_minor: std::ptr::addr_of!((*host).abi_minor).read(),
+            log: std::ptr::addr_of!((*host).log).read(),
+            set_status: std::ptr::addr_of!((*host).set_status).read(),
+            add_header: std::ptr::addr_of!((*host).add_header).read(),
+            append_body: std::ptr::addr_of!((*host).append_body).read(),
+            store_get: None,
+            store_set: None,
+            store_delete: None,
+            store_exists: None,
+            store_expire: None,
+            store_incr: None,
+            store_hget: None,
+            store_hset: None,
+            store_hdel: None,
+            store_hget_all: None,
+            session_get: None,
+            session_set: None,
+            session_remove: None,
+            session_incr: None,
+        }
+    }
 }
 
 /// Body of the generated `handle`.
@@ -617,6 +661,7 @@ mod tests {
         unsafe { &mut *target.cast::<String>() }.push_str(&text(data));
     }
 
+    // No store: `export::store` tests the store calls with its own table.
     const HOST: HostApi = HostApi {
         size: std::mem::size_of::<HostApi>(),
         abi_major: abi::ABI_MAJOR,
@@ -625,6 +670,20 @@ mod tests {
         set_status,
         add_header,
         append_body,
+        store_get: None,
+        store_set: None,
+        store_delete: None,
+        store_exists: None,
+        store_expire: None,
+        store_incr: None,
+        store_hget: None,
+        store_hset: None,
+        store_hdel: None,
+        store_hget_all: None,
+        session_get: None,
+        session_set: None,
+        session_remove: None,
+        session_incr: None,
     };
 
     fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {

@@ -54,6 +54,15 @@
 //! [`Context::setting`]s. Log with `drupe_sdk::log::info!(..)` (or the `log`
 //! crate): records go to the host's error log, tagged with the plugin name.
 //!
+//! # Shared data
+//!
+//! [`Context::store`] gives the plugin's keys in the store every worker and
+//! host shares (Redis or SQLite, as the host is configured), and
+//! [`Context::session`] the visitor's session; see [`Store`] and
+//! [`Session`]. A [`StoreError`] converts into [`Error`], so `?` answers
+//! 503 when the store is unreachable and 500 otherwise.
+//! [`testing::TestStore`] keeps both in memory for unit tests.
+//!
 //! # Layout
 //!
 //! - [`abi`]: the `#[repr(C)]` boundary shared with the host; plugin authors
@@ -68,12 +77,14 @@ mod error;
 pub mod export;
 mod request;
 mod response;
+mod store;
 pub mod testing;
 
 pub use context::{Context, Settings};
 pub use error::{Error, Result};
 pub use request::Request;
 pub use response::Response;
+pub use store::{Session, Store, StoreError, Value};
 
 /// The `log` crate the SDK forwards to the host, so plugins can log without
 /// depending on it themselves: `drupe_sdk::log::warn!("slow store")`.
@@ -81,5 +92,5 @@ pub use log;
 
 /// Everything a handler needs: `use drupe_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Context, Error, Request, Response, Result, Settings};
+    pub use crate::{Context, Error, Request, Response, Result, Settings, StoreError, Value};
 }

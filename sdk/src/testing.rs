@@ -33,11 +33,19 @@
 //! not checked (a worker refuses CR/LF/NUL in a value with a 500), and path
 //! parameters are whatever [`TestRequest::param`] set, not matched from a
 //! route pattern.
+//!
+//! The store and sessions work too, in memory: give requests the same
+//! [`TestStore`] to share data between them (each request without one gets
+//! an empty store of its own).
+
+mod store;
 
 use crate::context::{Backend, Context, Settings};
 use crate::error::Result;
 use crate::request::{Parts, Request};
 use crate::response::Response;
+pub(crate) use store::TestCall;
+pub use store::TestStore;
 
 /// A request to run a handler on, built up with chained calls.
 #[derive(Debug, Clone)]
@@ -52,6 +60,7 @@ pub struct TestRequest {
     settings: Settings,
     plugin_name: String,
     remote_addr: String,
+    store: TestStore,
 }
 
 impl TestRequest {
@@ -71,6 +80,7 @@ impl TestRequest {
             settings: Settings::default(),
             plugin_name: "test".to_owned(),
             remote_addr: "127.0.0.1:40000".to_owned(),
+            store: TestStore::new(),
         }
     }
 
@@ -141,6 +151,63 @@ impl TestRequest {
         self
     }
 
+    /// Uses `store` for `ctx.store()` and `ctx.session()`, so this request
+    /// sees what earlier requests with the same store wrote. Without it the
+    /// request gets an empty store of its own.
+    #[must_use]
+    pub fn store(mut self, store: &TestStore) -> TestRequest {
+        self.store = store.clone();
+        self
+    }
+
+    /// Sends back the cookies that `response` set (its `Set-Cookie`
+    /// headers, as a browser would), e.g. to continue its session.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestRequest, TestStore};
+    ///
+    /// fn login(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     ctx.session().set("user", "ana")?;
+    ///     Ok(Response::text("welcome"))
+    /// }
+    /// fn me(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     let user = ctx.session().get_string("user")?.ok_or_else(Error::not_found)?;
+    ///     Ok(Response::text(user))
+    /// }
+    ///
+    /// let store = TestStore::new();
+    /// let first = TestRequest::post("/login", "").store(&store).call(login);
+    /// let resp = TestRequest::get("/me").store(&store).cookies_from(&first).call(me);
+    /// assert_eq!(resp.body_text(), "ana");
+    /// // Without the cookie there is no session.
+    /// assert_eq!(TestRequest::get("/me").store(&store).call(me).status(), 404);
+    /// ```
+    #[must_use]
+    pub fn cookies_from(mut self, response: &Response) -> TestRequest {
+        let cookies: Vec<&str> = response
+            .headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, value)| value.split(';').next())
+            .map(str::trim)
+            .collect();
+        if !cookies.is_empty() {
+            self.headers.push(("Cookie".to_owned(), cookies.join("; ")));
+        }
+        self
+    }
+
+    /// The session id in this request's `Cookie` headers, if any.
+    fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, value)| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == store::SESSION_COOKIE)
+            .map(|(_, id)| id.to_owned())
+    }
+
     /// Runs `handler` on this request and returns what the client would
     /// receive.
     pub fn call<F>(&self, handler: F) -> Response
@@ -163,8 +230,9 @@ impl TestRequest {
             body: &self.body,
             remote_addr: &self.remote_addr,
         };
-        parts.with_request(|req| {
-            let mut ctx = Context::new(&self.plugin_name, &self.settings, Backend::Test);
+        let call = TestCall::new(self.store.clone(), &self.plugin_name, self.session_cookie());
+        let response = parts.with_request(|req| {
+            let mut ctx = Context::new(&self.plugin_name, &self.settings, Backend::Test(&call));
             handler(req, &mut ctx).unwrap_or_else(|e| {
                 if e.is_server_error() {
                     // A worker logs this; a test shows it on failure.
@@ -172,7 +240,12 @@ impl TestRequest {
                 }
                 Response::from(e)
             })
-        })
+        });
+        // The host adds the cookie of a session the request started.
+        match call.set_cookie() {
+            Some(cookie) => response.with_header("Set-Cookie", cookie),
+            None => response,
+        }
     }
 }
 

@@ -10,3 +10,4 @@ mod lifecycle;
 mod protocol;
 mod scaffold;
 mod serving;
+mod store;

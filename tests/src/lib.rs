@@ -1,1 +1,6 @@
-//! Integration tests live in `it/`; this library is empty.
+//! Helpers shared by the integration tests in `it/` and the host's unit
+//! tests: a real `redis-server` that a test owns.
+//!
+//! Integration tests themselves live in `it/`.
+
+pub mod redis;

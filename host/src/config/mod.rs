@@ -81,6 +81,13 @@ pub struct Store {
     pub url: String,
     /// `keyPrefix`, default `drupe:`.
     pub key_prefix: String,
+    /// `connectTimeout`, default 1 s: one attempt to connect to Redis.
+    pub connect_timeout: Duration,
+    /// `timeout`, default 1 s: the most one store call may take,
+    /// connecting and retrying included.
+    pub timeout: Duration,
+    /// `sessionTimeout`, default 1800 s: a session unused that long is gone.
+    pub session_timeout: Duration,
 }
 
 /// `[limits]`
@@ -203,6 +210,9 @@ impl Config {
             store: Store {
                 url: String::new(),
                 key_prefix: String::new(),
+                connect_timeout: Duration::ZERO,
+                timeout: Duration::ZERO,
+                session_timeout: Duration::ZERO,
             },
             limits: Limits {
                 max_request_line: 0,

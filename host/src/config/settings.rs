@@ -158,6 +158,36 @@ static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        section: "store",
+        key: "connectTimeout",
+        default: "1",
+        doc: "seconds (0.5 allowed) one attempt to connect to Redis may take",
+        apply: |c, v, _| {
+            c.store.connect_timeout = fractional_seconds(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "store",
+        key: "timeout",
+        default: "1",
+        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
+        apply: |c, v, _| {
+            c.store.timeout = fractional_seconds(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "store",
+        key: "sessionTimeout",
+        default: "1800",
+        doc: "seconds a session lives without being used",
+        apply: |c, v, _| {
+            c.store.session_timeout = seconds(v, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
         section: "limits",
         key: "maxRequestLine",
         default: "8192",
@@ -427,6 +457,16 @@ fn seconds(v: &str, min: u64) -> Result<Duration, String> {
         .map_err(|_| format!("is not a number of seconds from {min} to 86400"))
 }
 
+/// Store timeouts are short, so they may have a fraction: `0.25`, from one
+/// millisecond to a minute.
+fn fractional_seconds(v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| (0.001..=60.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "is not a number of seconds from 0.001 to 60 (0.5 is allowed)".to_string())
+}
+
 fn processes(v: &str) -> Result<usize, String> {
     if v.eq_ignore_ascii_case("auto") {
         // If the CPU count is unknown, one worker is the safe guess.
@@ -486,7 +526,18 @@ fn store_url(v: &str, cx: &Context) -> Result<String, String> {
         return Ok(format!("sqlite://{}", file.display()));
     }
     match v.split_once("://") {
-        Some(("redis" | "rediss", rest)) if !rest.is_empty() => Ok(v.to_string()),
+        // Parsed here (nothing connects) so a typo is a config error, not a
+        // 503 on every request.
+        Some(("redis", rest)) if !rest.is_empty() => match redis::Client::open(v) {
+            Ok(_) => Ok(v.to_string()),
+            Err(e) => Err(format!(
+                "is not a Redis URL ({e}); write redis://HOST:PORT/DB"
+            )),
+        },
+        Some(("rediss", _)) => Err(
+            "asks for TLS to Redis, which drupe does not speak; use redis:// on a trusted network"
+                .to_string(),
+        ),
         _ => Err("is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB".to_string()),
     }
 }

@@ -36,6 +36,9 @@ fn defaults() {
     assert!(c.plugin.is_empty());
     assert_eq!(c.store.url, "sqlite:///srv/site/drupe-data/shared.db");
     assert_eq!(c.store.key_prefix, "drupe:");
+    assert_eq!(c.store.connect_timeout, Duration::from_secs(1));
+    assert_eq!(c.store.timeout, Duration::from_secs(1));
+    assert_eq!(c.store.session_timeout, Duration::from_secs(1800));
     assert_eq!(c.limits.max_request_line, 8192);
     assert_eq!(c.limits.max_header_bytes, 16384);
     assert_eq!(c.limits.max_headers, 100);
@@ -56,7 +59,8 @@ fn every_value_kind() {
         "[server]\nsocketHost = ::\nsocketPort = 0\nfixedNumberOfProcesses = 3\nthreadPool = 1\n\
          gracefulTimeout = 0\n[plugins]\nwatch = off\n[limits]\nmaxBodyBytes = 1\n\
          maxKeepAliveRequests = 0\n[log]\nlevel = DEBUG\nerrorLog = off\naccessLog = stderr\n\
-         [store]\nurl = rediss://cache:6380/2\nkeyPrefix =\n",
+         [store]\nurl = redis://cache:6380/2\nkeyPrefix =\nconnectTimeout = 0.25\n\
+         timeout = 2\nsessionTimeout = 60\n",
     );
     assert_eq!(c.server.socket_host, "::");
     assert_eq!(c.server.socket_port, 0);
@@ -69,8 +73,11 @@ fn every_value_kind() {
     assert_eq!(c.log.level, log::LevelFilter::Debug);
     assert_eq!(c.log.error_log, LogTarget::Off);
     assert_eq!(c.log.access_log, LogTarget::Stderr);
-    assert_eq!(c.store.url, "rediss://cache:6380/2");
+    assert_eq!(c.store.url, "redis://cache:6380/2");
     assert_eq!(c.store.key_prefix, "");
+    assert_eq!(c.store.connect_timeout, Duration::from_millis(250));
+    assert_eq!(c.store.timeout, Duration::from_secs(2));
+    assert_eq!(c.store.session_timeout, Duration::from_secs(60));
 }
 
 #[test]
@@ -179,7 +186,7 @@ fn unknown_key_suggests_the_nearest() {
     );
     assert_eq!(
         err("[store]\ncolour = red\n"),
-        "drupe.ini line 2: unknown key 'colour' in [store]; the keys of [store] are url, keyPrefix"
+        "drupe.ini line 2: unknown key 'colour' in [store]; the keys of [store] are url, keyPrefix, connectTimeout, timeout, sessionTimeout"
     );
 }
 
@@ -236,6 +243,19 @@ fn bad_values_name_key_value_and_range() {
         (
             "[store]\nurl = mysql://x\n",
             "url = mysql://x is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB",
+        ),
+        (
+            "[store]\nurl = rediss://cache:6380\n",
+            "url = rediss://cache:6380 asks for TLS to Redis, which drupe does not speak; \
+             use redis:// on a trusted network",
+        ),
+        (
+            "[store]\ntimeout = 0\n",
+            "timeout = 0 is not a number of seconds from 0.001 to 60 (0.5 is allowed)",
+        ),
+        (
+            "[store]\nconnectTimeout = soon\n",
+            "connectTimeout = soon is not a number of seconds from 0.001 to 60 (0.5 is allowed)",
         ),
         (
             "[store]\nurl = sqlite://\n",

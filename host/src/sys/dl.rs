@@ -8,6 +8,8 @@
 //! gives plugins ([`host_api`]) only turn raw pointers into references and
 //! delegate to a [`CallSink`] implemented in safe code elsewhere.
 
+use super::store_api;
+use crate::store::{Op, Reply, StoreError};
 use drupe_sdk::abi::{self, Bytes, Call, HostApi, KeyValue, OutBuf, Outcome, PluginDecl};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use std::ffi::c_void;
@@ -222,12 +224,15 @@ fn describe(path: &Path, decl: &PluginDecl) -> Result<Declaration, LoadError> {
     })
 }
 
-/// Receives what a plugin builds during one `handle` call.
+/// Receives what a plugin builds during one `handle` call, and serves its
+/// store and session calls.
 pub trait CallSink {
     fn set_status(&mut self, status: u16);
     /// Returns false (and adds nothing) if the header is not allowed.
     fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool;
     fn append_body(&mut self, data: &[u8]);
+    /// One store or session call (`HostApi::store_*`, `session_*`).
+    fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError>;
 }
 
 impl Entry {
@@ -293,7 +298,7 @@ unsafe extern "C" fn append_to_vec(target: *mut c_void, data: Bytes) {
 }
 
 /// A host callback must never unwind into plugin frames.
-fn abort_on_panic<T>(result: std::thread::Result<T>) -> T {
+pub(super) fn abort_on_panic<T>(result: std::thread::Result<T>) -> T {
     match result {
         Ok(value) => value,
         Err(_) => std::process::abort(),
@@ -311,6 +316,20 @@ impl<S: CallSink> Api<S> {
         set_status: set_status::<S>,
         add_header: add_header::<S>,
         append_body: append_body::<S>,
+        store_get: Some(store_api::store_get::<S>),
+        store_set: Some(store_api::store_set::<S>),
+        store_delete: Some(store_api::store_delete::<S>),
+        store_exists: Some(store_api::store_exists::<S>),
+        store_expire: Some(store_api::store_expire::<S>),
+        store_incr: Some(store_api::store_incr::<S>),
+        store_hget: Some(store_api::store_hget::<S>),
+        store_hset: Some(store_api::store_hset::<S>),
+        store_hdel: Some(store_api::store_hdel::<S>),
+        store_hget_all: Some(store_api::store_hget_all::<S>),
+        session_get: Some(store_api::session_get::<S>),
+        session_set: Some(store_api::session_set::<S>),
+        session_remove: Some(store_api::session_remove::<S>),
+        session_incr: Some(store_api::session_incr::<S>),
     };
 }
 
@@ -339,7 +358,7 @@ unsafe extern "C" fn host_log(level: abi::LogLevel, plugin: Bytes, message: Byte
 /// # Safety
 /// `call` must be the `*mut S` that [`Entry::handle`] passed to the plugin,
 /// during that call.
-unsafe fn sink<'a, S>(call: *mut Call) -> &'a mut S {
+pub(super) unsafe fn sink<'a, S>(call: *mut Call) -> &'a mut S {
     // SAFETY: guaranteed by the caller.
     unsafe { &mut *call.cast::<S>() }
 }

@@ -10,3 +10,4 @@
 pub mod dl;
 pub mod net;
 pub mod process;
+mod store_api;

@@ -4,10 +4,13 @@
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
 //! request; the bytes then go straight into the connection's output buffer.
+//! Store and session calls go to the `CallState`'s [`CallStore`], which
+//! knows which plugin is being called and which session cookie came along.
 
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::Lookup;
 use crate::plugin::PluginSet;
+use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::RefCell;
@@ -21,6 +24,8 @@ pub struct CallState {
     body: Vec<u8>,
     /// The first header the plugin tried that the host refused, for the log.
     refused: Option<String>,
+    /// The plugin's namespace and the request's session.
+    store: CallStore,
 }
 
 impl CallState {
@@ -62,6 +67,19 @@ impl CallSink for CallState {
 
     fn append_body(&mut self, data: &[u8]) {
         self.body.extend_from_slice(data);
+    }
+
+    fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError> {
+        let reply = self.store.execute(op);
+        // A write that created the session succeeded: it exists in the
+        // store from now on, and the visitor learns its id from this
+        // response. (After a failed write the id waits for one that works.)
+        if reply.is_ok() {
+            if let Some(id) = self.store.take_created() {
+                self.add_header(b"Set-Cookie", id.set_cookie().as_bytes());
+            }
+        }
+        reply
     }
 }
 
@@ -152,6 +170,10 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                     body: Bytes::new(ex.body),
                     remote_addr: Bytes::from_str(ex.peer),
                 };
+                scratch
+                    .call
+                    .store
+                    .begin(&plugin.decl.name, ex.head.headers(ex.buf));
                 let outcome =
                     plugin
                         .entry

@@ -99,6 +99,8 @@ impl Shared {
 /// Runs a worker until it is told to stop. Never returns to the caller's
 /// loop: the return value is the process exit code.
 pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
+    // Settings only: each handler thread connects on its first store call.
+    crate::store::configure(&config.store);
     let signals = match worker_signals() {
         Ok(fd) => fd,
         Err(e) => {

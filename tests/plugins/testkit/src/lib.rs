@@ -2,7 +2,9 @@
 //!
 //! Every route misbehaves on purpose in one well-defined way: it panics,
 //! aborts the worker, sleeps, spins the CPU, reports which worker served
-//! it, or sends a header the host must refuse. Not for production.
+//! it, or sends a header the host must refuse. `/store/{key}` reads and
+//! writes a raw store key, to show that it is testkit's own. Not for
+//! production.
 
 use std::time::{Duration, Instant};
 
@@ -81,6 +83,20 @@ pub fn bad_header(_req: &Request, _ctx: &mut Context) -> Result<Response> {
         .with_header("X-Injected", "a\r\nSet-Cookie: pwned=1"))
 }
 
+/// `GET /store/{key}`: the value of this plugin's `key`, or 404.
+pub fn store_get(req: &Request, ctx: &mut Context) -> Result<Response> {
+    let key = req.param("key").ok_or_else(Error::not_found)?;
+    let value = ctx.store().get(key)?.ok_or_else(Error::not_found)?;
+    Ok(Response::bytes(value.into_bytes()))
+}
+
+/// `PUT /store/{key}`: sets this plugin's `key` to the body; 204.
+pub fn store_put(req: &Request, ctx: &mut Context) -> Result<Response> {
+    let key = req.param("key").ok_or_else(Error::not_found)?;
+    ctx.store().set(key, req.body())?;
+    Ok(Response::new(204))
+}
+
 drupe_sdk::plugin! {
     name: "testkit",
     routes: [
@@ -93,6 +109,8 @@ drupe_sdk::plugin! {
         GET "/pid" => pid,
         GET "/headers" => headers,
         GET "/bad-header" => bad_header,
+        GET "/store/{key}" => store_get,
+        PUT "/store/{key}" => store_put,
         ANY "/{*rest}" => echo,
     ],
 }
@@ -151,6 +169,25 @@ mod tests {
             .header("X-A", "1")
             .call(headers);
         assert_eq!(resp.body_text(), "Host: x\nX-A: 1\n");
+    }
+
+    #[test]
+    fn store_keys_round_trip() {
+        let store = drupe_sdk::testing::TestStore::new();
+        let get = || {
+            TestRequest::get("/store/k")
+                .param("key", "k")
+                .store(&store)
+                .call(store_get)
+        };
+        assert_eq!(get().status(), 404);
+        let put = TestRequest::new("PUT", "/store/k")
+            .param("key", "k")
+            .body("v")
+            .store(&store)
+            .call(store_put);
+        assert_eq!(put.status(), 204);
+        assert_eq!(get().body(), b"v");
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! The shared store: one [`Store`] trait, a Redis and an SQLite backend with
+//! one behaviour, and the per-request layer ([`call`]) that namespaces keys
+//! and keeps sessions.
+//!
+//! Connections belong to handler threads: each thread opens its own on its
+//! first store call ([`with_store`]) and keeps it. Worker threads start
+//! after fork, and the master never calls in here, so no connection is ever
+//! shared across a fork or between threads. [`configure`] only records the
+//! settings; it opens nothing.
+//!
+//! Errors come in two kinds that plugins see: [`StoreError::Unavailable`]
+//! (the store could not be reached within `[store] timeout`; the request
+//! answers 503 and the next call tries again) and [`StoreError::Other`]
+//! (a wrong type, an overflow: retrying will not help).
+
+pub mod call;
+pub mod redis;
+pub mod session;
+pub mod sqlite;
+
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::config;
+
+pub use call::{CallStore, Op, Reply};
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// Not reachable in time: connection refused or lost, a timeout, the
+    /// SQLite file locked for too long. The plugin answers 503.
+    Unavailable(String),
+    /// Anything else: wrong type, not an integer, overflow.
+    Other(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(m) | StoreError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The message for a value of the other kind (a hash where a string was
+/// expected or the reverse), worded as Redis words it.
+pub(crate) fn wrong_type() -> StoreError {
+    StoreError::Other(
+        "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
+    )
+}
+
+/// A hash's fields and values, sorted by field.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Key/value operations with TTLs, on full (already namespaced) keys.
+///
+/// Both backends implement exactly this behaviour, which the conformance
+/// suite in `tests.rs` checks for each: Redis semantics (`GET` on a hash is
+/// a type error, `INCRBY` on a missing key starts at 0 and keeps an
+/// existing TTL, removing a hash's last field removes the hash, …).
+pub trait Store {
+    /// The value of `key`; `None` if missing or expired; an error for a hash.
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets `key`, replacing any value (of either kind) and TTL.
+    fn set(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// Deletes `key` of either kind; true if it existed.
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError>;
+    /// Whether `key` exists (either kind).
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError>;
+    /// Sets the TTL of an existing `key`; false if it does not exist. A zero
+    /// TTL expires it at once.
+    fn expire(&mut self, key: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// Atomically adds `by` to the decimal integer at `key` (missing = 0),
+    /// keeping its TTL; returns the new value.
+    fn incr(&mut self, key: &[u8], by: i64) -> Result<i64, StoreError>;
+    /// One field of the hash at `key`.
+    fn hget(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets one field of the hash at `key`; with `ttl`, also (atomically)
+    /// sets the key's TTL, otherwise leaves it as it is.
+    fn hset(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError>;
+    /// Removes one field; true if it existed. The last field takes the key
+    /// with it.
+    fn hdel(&mut self, key: &[u8], field: &[u8]) -> Result<bool, StoreError>;
+    /// Every field of the hash at `key`, sorted by field (empty if missing).
+    fn hget_all(&mut self, key: &[u8]) -> Result<Fields, StoreError>;
+    /// Atomically adds `by` to one integer field (missing = 0); with `ttl`,
+    /// also sets the key's TTL in the same step. Returns the new value.
+    fn hincr(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, StoreError>;
+}
+
+/// Where the store lives, from `[store] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `redis://host:port/db`, as written.
+    Redis(String),
+    /// `sqlite://PATH`, absolute (the config resolved it).
+    Sqlite(PathBuf),
+}
+
+/// What a worker needs to know to open and use the store.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub location: Location,
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub session_timeout: Duration,
+}
+
+impl Settings {
+    /// From the validated `[store]` section.
+    pub fn from_config(store: &config::Store) -> Settings {
+        let location = match store.url.strip_prefix("sqlite://") {
+            Some(path) => Location::Sqlite(PathBuf::from(path)),
+            None => Location::Redis(store.url.clone()),
+        };
+        Settings {
+            location,
+            key_prefix: store.key_prefix.clone(),
+            connect_timeout: store.connect_timeout,
+            timeout: store.timeout,
+            session_timeout: store.session_timeout,
+        }
+    }
+
+    /// Where the store is, for log lines.
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Redis(url) => url.clone(),
+            Location::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Records the store settings for this worker process. Opens nothing:
+/// every handler thread connects on its first store call.
+pub fn configure(store: &config::Store) {
+    let _ = SETTINGS.set(Settings::from_config(store));
+}
+
+/// This process's settings, if [`configure`] was called.
+pub fn settings() -> Option<&'static Settings> {
+    SETTINGS.get()
+}
+
+/// Opens a backend (Redis connects lazily; SQLite opens its file now).
+pub fn open(settings: &Settings) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match &settings.location {
+        Location::Redis(url) => Box::new(redis::RedisStore::new(
+            url,
+            settings.connect_timeout,
+            settings.timeout,
+        )?),
+        Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, settings.timeout)?),
+    })
+}
+
+thread_local! {
+    /// This thread's backend, opened on first use.
+    static THREAD_STORE: RefCell<Option<Box<dyn Store>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's backend, opening it first if needed. A
+/// backend that fails to open is not kept, so the next call tries again.
+pub fn with_store<T>(
+    f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let settings = settings()
+        .ok_or_else(|| StoreError::Other("the store is not configured in this process".into()))?;
+    THREAD_STORE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let store = match &mut *slot {
+            Some(store) => store,
+            empty => empty.insert(open(settings)?),
+        };
+        f(store.as_mut())
+    })
+}

@@ -1,0 +1,343 @@
+//! The Redis backend: the `redis` crate's synchronous connection, one per
+//! handler thread, opened on first use.
+//!
+//! Every call has a budget of `[store] timeout`, connecting included: a
+//! connection attempt gets at most `connectTimeout` of it and each command
+//! the rest, as socket read and write timeouts. A failure the connection
+//! cannot survive (I/O error, timeout — a late reply would answer the next
+//! command) drops it, and the next call connects anew, so nothing needs a
+//! restart once Redis is back.
+//!
+//! Two cases get special care:
+//! - A connection that sat idle may have been closed by a Redis restart
+//!   without our noticing. Before using one idle for [`IDLE_CHECK`] we send a
+//!   `PING`; a dead one is replaced before the real command goes out, so even
+//!   `INCRBY` (never retried: it may have been applied) finds a live server.
+//! - After a failed connection attempt or a timeout the thread fails fast
+//!   for [`RECONNECT_BACKOFF`] instead of making every request wait out the
+//!   timeout against a server that is down or hung; requests that do not
+//!   use the store keep their threads.
+//!
+//! An idempotent command that fails because an established connection was
+//! dropped (not on a timeout) is retried once on a fresh connection.
+
+use std::time::{Duration, Instant};
+
+use redis::{Client, Cmd, Connection, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
+
+use super::{wrong_type, Fields, Store, StoreError};
+
+/// A connection idle this long gets a `PING` before it is trusted again.
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a thread answers "unavailable" without trying after a
+/// connection attempt failed or Redis did not answer in time.
+pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Redis as a [`Store`].
+pub struct RedisStore {
+    client: Client,
+    /// `host:port/db`, for messages.
+    name: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    conn: Option<Connection>,
+    last_used: Instant,
+    /// After a failed connect: until when to fail fast, and why.
+    down: Option<(Instant, String)>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("name", &self.name)
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a failed attempt ended.
+struct Failure {
+    error: StoreError,
+    /// An established connection was dropped (EOF, reset): a fresh one may
+    /// well succeed, so an idempotent command is worth one more try.
+    dropped: bool,
+}
+
+impl RedisStore {
+    /// A store for `url`; connects on the first call.
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let bad = |e: RedisError| StoreError::Other(format!("bad Redis URL {url}: {e}"));
+        let info = url.into_connection_info().map_err(bad)?;
+        // Connecting sends nothing but what the URL asks for (AUTH, SELECT):
+        // no `CLIENT SETINFO`, whose two replies the crate waits for one
+        // socket timeout each, which would stretch a connection attempt to
+        // a hung server past its budget.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let client = Client::open(info.set_redis_settings(settings)).map_err(bad)?;
+        let name = url.trim_start_matches("redis://").to_owned();
+        Ok(RedisStore {
+            client,
+            name,
+            connect_timeout,
+            timeout,
+            conn: None,
+            last_used: Instant::now(),
+            down: None,
+        })
+    }
+
+    /// Runs one command (or atomic pipeline) within the call's budget.
+    fn run<T>(
+        &mut self,
+        idempotent: bool,
+        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        if self.conn.is_some() && self.last_used.elapsed() >= IDLE_CHECK {
+            // A failed PING drops the connection; the command below then
+            // connects anew (or reports why it cannot).
+            let _ = self.attempt(deadline, |c| redis::cmd("PING").query::<()>(c));
+        }
+        let reused = self.conn.is_some();
+        match self.attempt(deadline, &command) {
+            Err(f) if f.dropped && reused && idempotent => self.attempt(deadline, &command),
+            other => other,
+        }
+        .map_err(|f| f.error)
+    }
+
+    /// One try: connect if needed, then the command.
+    fn attempt<T>(
+        &mut self,
+        deadline: Instant,
+        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, Failure> {
+        self.connect(deadline)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Some(conn) = self.conn.as_mut().filter(|_| !remaining.is_zero()) else {
+            return Err(self.timed_out());
+        };
+        let result = conn
+            .set_read_timeout(Some(remaining))
+            .and_then(|()| conn.set_write_timeout(Some(remaining)))
+            .and_then(|()| command(conn));
+        match result {
+            Ok(value) => {
+                self.last_used = Instant::now();
+                Ok(value)
+            }
+            Err(e) => {
+                if !is_reply(&e) {
+                    // Out of step or dead: never reuse it.
+                    self.conn = None;
+                }
+                let error = self.classify(&e);
+                if e.is_timeout() {
+                    self.mark_down(format!("Redis at {} did not answer in time", self.name));
+                }
+                Err(Failure {
+                    dropped: e.is_connection_dropped() && !e.is_timeout(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Makes sure there is a connection, within `connectTimeout` and what
+    /// is left of the call's budget.
+    fn connect(&mut self, deadline: Instant) -> Result<(), Failure> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if let Some((until, why)) = &self.down {
+            if now < *until {
+                return Err(Failure {
+                    error: StoreError::Unavailable(why.clone()),
+                    dropped: false,
+                });
+            }
+        }
+        let budget = self
+            .connect_timeout
+            .min(deadline.saturating_duration_since(now));
+        if budget.is_zero() {
+            return Err(self.timed_out());
+        }
+        match self.client.get_connection_with_timeout(budget) {
+            Ok(conn) => {
+                if self.down.take().is_some() {
+                    log::info!("store: connected to Redis at {} again", self.name);
+                }
+                self.conn = Some(conn);
+                self.last_used = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("cannot connect to Redis at {}: {e}", self.name);
+                self.mark_down(why.clone());
+                Err(Failure {
+                    error: StoreError::Unavailable(why),
+                    dropped: false,
+                })
+            }
+        }
+    }
+
+    /// Redis failed to connect or to answer in time: fail fast on this
+    /// thread for a moment rather than make every request wait it out.
+    fn mark_down(&mut self, why: String) {
+        if self.down.is_none() {
+            // Once per outage and thread, not once per request.
+            log::warn!("store: {why}; answering 503 until it is back");
+        }
+        self.down = Some((Instant::now() + RECONNECT_BACKOFF, why));
+    }
+
+    fn timed_out(&self) -> Failure {
+        Failure {
+            error: StoreError::Unavailable(format!(
+                "Redis at {} did not answer within {:?}",
+                self.name, self.timeout
+            )),
+            dropped: false,
+        }
+    }
+
+    fn classify(&self, e: &RedisError) -> StoreError {
+        let transient = matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        );
+        if e.code() == Some("WRONGTYPE") {
+            wrong_type()
+        } else if transient || !is_reply(e) {
+            StoreError::Unavailable(format!("Redis at {}: {e}", self.name))
+        } else {
+            StoreError::Other(format!("Redis at {}: {e}", self.name))
+        }
+    }
+}
+
+/// An error the server answered with (or a reply we could not convert):
+/// the connection is still in step and can be reused.
+fn is_reply(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType
+    )
+}
+
+/// Milliseconds for `PX`/`PEXPIRE`; a zero TTL on `SET` is refused by
+/// Redis, so callers pass `None` for "no TTL" and at least 1 ms otherwise.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn cmd(name: &str, key: &[u8]) -> Cmd {
+    let mut c = redis::cmd(name);
+    c.arg(key);
+    c
+}
+
+impl Store for RedisStore {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(true, |c| cmd("GET", key).query(c))
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        let mut c = cmd("SET", key);
+        c.arg(value);
+        if let Some(ttl) = ttl {
+            c.arg("PX").arg(millis(ttl).max(1));
+        }
+        self.run(true, |conn| c.query(conn))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.run(true, |c| cmd("DEL", key).query::<i64>(c))
+            .map(|n| n > 0)
+    }
+
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.run(true, |c| cmd("EXISTS", key).query::<i64>(c))
+            .map(|n| n > 0)
+    }
+
+    fn expire(&mut self, key: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        // Idempotent enough: a repeat sets the same TTL a moment later.
+        self.run(true, |c| {
+            cmd("PEXPIRE", key).arg(millis(ttl)).query::<i64>(c)
+        })
+        .map(|n| n == 1)
+    }
+
+    fn incr(&mut self, key: &[u8], by: i64) -> Result<i64, StoreError> {
+        self.run(false, |c| cmd("INCRBY", key).arg(by).query(c))
+    }
+
+    fn hget(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(true, |c| cmd("HGET", key).arg(field).query(c))
+    }
+
+    fn hset(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.run(true, |c| match ttl {
+            None => cmd("HSET", key).arg(field).arg(value).query(c),
+            // MULTI/EXEC: the field and the TTL change together or not at all.
+            Some(ttl) => redis::pipe()
+                .atomic()
+                .add_command(cmd("HSET", key).arg(field).arg(value).clone())
+                .ignore()
+                .add_command(cmd("PEXPIRE", key).arg(millis(ttl)).clone())
+                .ignore()
+                .query(c),
+        })
+    }
+
+    fn hdel(&mut self, key: &[u8], field: &[u8]) -> Result<bool, StoreError> {
+        self.run(true, |c| cmd("HDEL", key).arg(field).query::<i64>(c))
+            .map(|n| n > 0)
+    }
+
+    fn hget_all(&mut self, key: &[u8]) -> Result<Fields, StoreError> {
+        let mut pairs: Fields = self.run(true, |c| cmd("HGETALL", key).query(c))?;
+        pairs.sort();
+        Ok(pairs)
+    }
+
+    fn hincr(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, StoreError> {
+        self.run(false, |c| match ttl {
+            None => cmd("HINCRBY", key).arg(field).arg(by).query(c),
+            Some(ttl) => redis::pipe()
+                .atomic()
+                .add_command(cmd("HINCRBY", key).arg(field).arg(by).clone())
+                .add_command(cmd("PEXPIRE", key).arg(millis(ttl)).clone())
+                .ignore()
+                .query::<(i64,)>(c)
+                .map(|(n,)| n),
+        })
+    }
+}

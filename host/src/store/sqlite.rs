@@ -1,0 +1,415 @@
+//! The SQLite backend: one file shared by every worker of one machine, one
+//! connection per handler thread.
+//!
+//! WAL mode lets readers run beside the one writer; `synchronous=NORMAL`
+//! (safe in WAL: a power cut may lose the last commits, never corrupt the
+//! file) keeps commits cheap; the busy timeout is `[store] timeout`, after
+//! which a call is "unavailable". Every read-modify-write (`incr`, hash
+//! writes) runs in a `BEGIN IMMEDIATE` transaction, which takes the write
+//! lock up front, so it is atomic across threads and processes and never
+//! fails half-way on a lock it could not upgrade.
+//!
+//! Layout, modelled on Redis: table `kv` has one row per key, `value` NULL
+//! marking a hash whose fields live in `hash_fields`. `expires_at` is Unix
+//! time in milliseconds (one clock for every process). An expired row is
+//! treated as absent on every read, removed when its key is written, and
+//! swept from the whole file at most once a minute per process.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+
+use super::{wrong_type, Fields, Store, StoreError};
+
+/// How often, at most, one process sweeps expired keys out of the file.
+const SWEEP_EVERY_MS: i64 = 60_000;
+
+/// When this process last swept (Unix ms); 0: not yet.
+static LAST_SWEEP: AtomicI64 = AtomicI64::new(0);
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS kv (
+        key BLOB PRIMARY KEY,
+        value BLOB,
+        expires_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS hash_fields (
+        key BLOB NOT NULL,
+        field BLOB NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (key, field)
+    ) WITHOUT ROWID;
+";
+
+/// An SQLite file as a [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+/// What a live key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bytes,
+    Hash,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn expiry(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Locked, busy or out of disk: worth trying again later (503). Anything
+/// else is a bug or a broken file (500).
+fn classify(e: rusqlite::Error) -> StoreError {
+    let code = e.sqlite_error_code();
+    let message = format!("SQLite: {e}");
+    match code {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory,
+        ) => StoreError::Unavailable(message),
+        _ => StoreError::Other(message),
+    }
+}
+
+fn not_integer() -> StoreError {
+    StoreError::Other("ERR value is not an integer or out of range".into())
+}
+
+fn overflow() -> StoreError {
+    StoreError::Other("ERR increment or decrement would overflow".into())
+}
+
+/// `current` (decimal text; missing is 0) plus `by`.
+fn add(current: Option<&[u8]>, by: i64) -> Result<i64, StoreError> {
+    let current = match current {
+        None => 0,
+        Some(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(not_integer)?,
+    };
+    current.checked_add(by).ok_or_else(overflow)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file and its folder.
+    pub fn open(path: &Path, timeout: Duration) -> Result<SqliteStore, StoreError> {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the store's folder {}: {e}",
+                    folder.display()
+                ))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open the store {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(timeout).map_err(classify)?;
+        // The mode is a property of the file: once set, it stays WAL, and
+        // setting it again is a no-op.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(classify)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(classify)?;
+        conn.execute_batch(SCHEMA).map_err(classify)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// Runs `f` in a transaction: `IMMEDIATE` for writes (the write lock up
+    /// front), `DEFERRED` for reads (one consistent snapshot).
+    fn tx<T>(
+        &mut self,
+        write: bool,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let now = now_ms();
+        self.sweep_if_due(now);
+        let behavior = if write {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(behavior)
+            .map_err(classify)?;
+        let value = f(&tx, now)?;
+        tx.commit().map_err(classify)?;
+        Ok(value)
+    }
+
+    /// Deletes every expired key, at most once a minute per process. Best
+    /// effort: reads ignore expired rows anyway.
+    fn sweep_if_due(&mut self, now: i64) {
+        let last = LAST_SWEEP.load(Ordering::Relaxed);
+        if now - last < SWEEP_EVERY_MS
+            || LAST_SWEEP
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let swept = self.conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             DELETE FROM hash_fields WHERE key IN (SELECT key FROM kv WHERE expires_at <= {now});
+             DELETE FROM kv WHERE expires_at <= {now};
+             COMMIT;"
+        ));
+        if let Err(e) = swept {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            log::debug!("store: sweeping expired keys failed (will retry): {e}");
+        }
+    }
+}
+
+/// The kind of the live key, if any.
+fn kind(tx: &rusqlite::Transaction<'_>, key: &[u8], now: i64) -> Result<Option<Kind>, StoreError> {
+    tx.prepare_cached(
+        "SELECT value IS NULL FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![key, now], |r| r.get::<_, bool>(0))
+            .optional()
+    })
+    .map(|hash| hash.map(|h| if h { Kind::Hash } else { Kind::Bytes }))
+    .map_err(classify)
+}
+
+/// Removes `key` if it has expired, so a write starts from nothing (an
+/// expired counter restarts at 0, with no TTL).
+fn purge_expired(tx: &rusqlite::Transaction<'_>, key: &[u8], now: i64) -> Result<(), StoreError> {
+    let removed = tx
+        .prepare_cached("DELETE FROM kv WHERE key = ?1 AND expires_at <= ?2")
+        .and_then(|mut s| s.execute(params![key, now]))
+        .map_err(classify)?;
+    if removed > 0 {
+        delete_fields(tx, key)?;
+    }
+    Ok(())
+}
+
+fn delete_fields(tx: &rusqlite::Transaction<'_>, key: &[u8]) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM hash_fields WHERE key = ?1")
+        .and_then(|mut s| s.execute(params![key]))
+        .map(drop)
+        .map_err(classify)
+}
+
+/// Makes `key` a hash (it must be missing or one already); with `ttl`, sets
+/// its expiry.
+fn ensure_hash(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    now: i64,
+    ttl: Option<Duration>,
+) -> Result<(), StoreError> {
+    purge_expired(tx, key, now)?;
+    if kind(tx, key, now)? == Some(Kind::Bytes) {
+        return Err(wrong_type());
+    }
+    let expires = ttl.map(|t| expiry(now, t));
+    tx.prepare_cached(
+        "INSERT INTO kv (key, value, expires_at) VALUES (?1, NULL, ?2)
+         ON CONFLICT (key) DO UPDATE SET expires_at = coalesce(?2, expires_at)",
+    )
+    .and_then(|mut s| s.execute(params![key, expires]))
+    .map(drop)
+    .map_err(classify)
+}
+
+fn field_value(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    field: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    tx.prepare_cached("SELECT value FROM hash_fields WHERE key = ?1 AND field = ?2")
+        .and_then(|mut s| s.query_row(params![key, field], |r| r.get(0)).optional())
+        .map_err(classify)
+}
+
+fn set_field(
+    tx: &rusqlite::Transaction<'_>,
+    key: &[u8],
+    field: &[u8],
+    value: &[u8],
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO hash_fields (key, field, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut s| s.execute(params![key, field, value]))
+    .map(drop)
+    .map_err(classify)
+}
+
+impl Store for SqliteStore {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tx(false, |tx, now| {
+            let row: Option<Option<Vec<u8>>> = tx
+                .prepare_cached(
+                    "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![key, now], |r| r.get(0)).optional())
+                .map_err(classify)?;
+            match row {
+                None => Ok(None),
+                Some(None) => Err(wrong_type()),
+                Some(value) => Ok(value),
+            }
+        })
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.tx(true, |tx, now| {
+            delete_fields(tx, key)?;
+            let expires = ttl.map(|t| expiry(now, t));
+            tx.prepare_cached(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+            )
+            .and_then(|mut s| s.execute(params![key, value, expires]))
+            .map(drop)
+            .map_err(classify)
+        })
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.tx(true, |tx, now| {
+            let existed = kind(tx, key, now)?.is_some();
+            tx.prepare_cached("DELETE FROM kv WHERE key = ?1")
+                .and_then(|mut s| s.execute(params![key]))
+                .map_err(classify)?;
+            delete_fields(tx, key)?;
+            Ok(existed)
+        })
+    }
+
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.tx(false, |tx, now| Ok(kind(tx, key, now)?.is_some()))
+    }
+
+    fn expire(&mut self, key: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.tx(true, |tx, now| {
+            tx.prepare_cached(
+                "UPDATE kv SET expires_at = ?3
+                 WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+            )
+            .and_then(|mut s| s.execute(params![key, now, expiry(now, ttl)]))
+            .map(|n| n > 0)
+            .map_err(classify)
+        })
+    }
+
+    fn incr(&mut self, key: &[u8], by: i64) -> Result<i64, StoreError> {
+        self.tx(true, |tx, now| {
+            purge_expired(tx, key, now)?;
+            let row: Option<Option<Vec<u8>>> = tx
+                .prepare_cached("SELECT value FROM kv WHERE key = ?1")
+                .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+                .map_err(classify)?;
+            let new = match row {
+                Some(None) => return Err(wrong_type()),
+                Some(Some(text)) => add(Some(&text), by)?,
+                None => add(None, by)?,
+            };
+            // The TTL stays as it was, as with Redis' INCRBY.
+            tx.prepare_cached(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, NULL)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute(params![key, new.to_string().as_bytes()]))
+            .map_err(classify)?;
+            Ok(new)
+        })
+    }
+
+    fn hget(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tx(false, |tx, now| match kind(tx, key, now)? {
+            None => Ok(None),
+            Some(Kind::Bytes) => Err(wrong_type()),
+            Some(Kind::Hash) => field_value(tx, key, field),
+        })
+    }
+
+    fn hset(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.tx(true, |tx, now| {
+            ensure_hash(tx, key, now, ttl)?;
+            set_field(tx, key, field, value)
+        })
+    }
+
+    fn hdel(&mut self, key: &[u8], field: &[u8]) -> Result<bool, StoreError> {
+        self.tx(true, |tx, now| {
+            match kind(tx, key, now)? {
+                None => return Ok(false),
+                Some(Kind::Bytes) => return Err(wrong_type()),
+                Some(Kind::Hash) => {}
+            }
+            let removed = tx
+                .prepare_cached("DELETE FROM hash_fields WHERE key = ?1 AND field = ?2")
+                .and_then(|mut s| s.execute(params![key, field]))
+                .map_err(classify)?;
+            // As in Redis, a hash without fields does not exist.
+            tx.prepare_cached(
+                "DELETE FROM kv WHERE key = ?1
+                 AND NOT EXISTS (SELECT 1 FROM hash_fields WHERE key = ?1)",
+            )
+            .and_then(|mut s| s.execute(params![key]))
+            .map_err(classify)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn hget_all(&mut self, key: &[u8]) -> Result<Fields, StoreError> {
+        self.tx(false, |tx, now| match kind(tx, key, now)? {
+            None => Ok(Vec::new()),
+            Some(Kind::Bytes) => Err(wrong_type()),
+            Some(Kind::Hash) => tx
+                .prepare_cached(
+                    "SELECT field, value FROM hash_fields WHERE key = ?1 ORDER BY field",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .map_err(classify),
+        })
+    }
+
+    fn hincr(
+        &mut self,
+        key: &[u8],
+        field: &[u8],
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, StoreError> {
+        self.tx(true, |tx, now| {
+            ensure_hash(tx, key, now, ttl)?;
+            let new = add(field_value(tx, key, field)?.as_deref(), by)?;
+            set_field(tx, key, field, new.to_string().as_bytes())?;
+            Ok(new)
+        })
+    }
+}

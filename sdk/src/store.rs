@@ -1,0 +1,524 @@
+//! Shared data: the store every worker and every host sees, and the
+//! visitor's session kept in it.
+//!
+//! [`Store`] and [`Session`] are handles that a handler gets from its
+//! [`Context`](crate::Context) with `ctx.store()` and `ctx.session()`. Both
+//! are thin: each method becomes one call across the plugin boundary (or,
+//! under [`crate::testing`], one call into an in-memory map), so they cost
+//! nothing to create and hold no connection of their own. The host owns the
+//! connections (Redis or SQLite, chosen in the INI file) and decides the
+//! namespace: a plugin's keys are stored as `keyPrefix + plugin name + ":" +
+//! key`, so one plugin cannot read or write another's.
+//!
+//! Every method returns a [`StoreError`] on failure, which converts into the
+//! handler's [`Error`]: `?` answers 503 when the store could not be reached
+//! in time and 500 for anything else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::context::Backend;
+use crate::error::Error;
+
+/// Why a store or session call failed.
+///
+/// ```
+/// use drupe_sdk::prelude::*;
+/// use drupe_sdk::testing::{TestRequest, TestStore};
+///
+/// fn show(_req: &Request, ctx: &mut Context) -> Result<Response> {
+///     let hits = ctx.store().get_i64("hits")?.unwrap_or(0); // `?`: 503 or 500
+///     Ok(Response::text(hits.to_string()))
+/// }
+///
+/// let store = TestStore::new();
+/// store.set_unavailable(true);
+/// let resp = TestRequest::get("/").store(&store).call(show);
+/// assert_eq!(resp.status(), 503);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached within its timeout (Redis down, the
+    /// SQLite file locked for too long). Worth retrying later; a handler
+    /// that returns it with `?` answers 503 Service Unavailable.
+    Unavailable(String),
+    /// Anything else: a value of the wrong type (`incr` on text, `get` on
+    /// a hash), an overflow, a host without a store. Retrying will not
+    /// help; `?` answers 500.
+    Other(String),
+}
+
+impl StoreError {
+    /// Whether the store was unreachable (as opposed to a bad request to it).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The message, for the log.
+    pub fn message(&self) -> &str {
+        match self {
+            StoreError::Unavailable(m) | StoreError::Other(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
+            StoreError::Other(m) => write!(f, "store error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for Error {
+    /// 503 for [`StoreError::Unavailable`], 500 otherwise; either way the
+    /// message goes to the host's log, not to the client.
+    fn from(e: StoreError) -> Error {
+        if e.is_unavailable() {
+            Error::unavailable(e.to_string())
+        } else {
+            Error::internal(e.to_string())
+        }
+    }
+}
+
+/// A stored value: bytes, with helpers for text and integers.
+///
+/// Anything that converts into a `Value` can be stored: `&str`, `String`,
+/// `&[u8]`, `Vec<u8>`, and integers (stored as decimal text, as
+/// [`Store::incr`] keeps them, so `get_i64` reads either).
+///
+/// ```
+/// use drupe_sdk::Value;
+///
+/// assert_eq!(Value::from(42).as_str(), Some("42"));
+/// assert_eq!(Value::from("-7").to_i64(), Some(-7));
+/// assert_eq!(Value::from(&b"\xff"[..]).as_str(), None);
+/// assert_eq!(Value::from("x").as_bytes(), b"x");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Value(Vec<u8>);
+
+impl Value {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes, without copying.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The value as text, if it is UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The value as a decimal `i64` (`-12`), if it is one.
+    pub fn to_i64(&self) -> Option<i64> {
+        self.as_str()?.parse().ok()
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(bytes: Vec<u8>) -> Value {
+        Value(bytes)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(bytes: &[u8]) -> Value {
+        Value(bytes.to_vec())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value(text.into_bytes())
+    }
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Value {
+        Value(text.as_bytes().to_vec())
+    }
+}
+
+impl From<&String> for Value {
+    fn from(text: &String) -> Value {
+        Value::from(text.as_str())
+    }
+}
+
+macro_rules! value_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            /// Stored as decimal text.
+            fn from(n: $t) -> Value {
+                Value(n.to_string().into_bytes())
+            }
+        }
+    )*};
+}
+value_from_int!(i32, i64, u32, u64, usize);
+
+/// One request to the store, as the backends see it. Keys and fields are
+/// the plugin's own; the host adds the namespace.
+#[derive(Debug)]
+pub(crate) enum Op<'k> {
+    Get(&'k str),
+    /// `ttl_ms` 0: no TTL.
+    Set(&'k str, &'k [u8], u64),
+    Delete(&'k str),
+    Exists(&'k str),
+    Expire(&'k str, u64),
+    Incr(&'k str, i64),
+    HGet(&'k str, &'k str),
+    HSet(&'k str, &'k str, &'k [u8]),
+    HDel(&'k str, &'k str),
+    HGetAll(&'k str),
+    SessionGet(&'k str),
+    SessionSet(&'k str, &'k [u8]),
+    SessionRemove(&'k str),
+    SessionIncr(&'k str, i64),
+}
+
+impl<'k> Op<'k> {
+    /// The plugin's key, for the operations on keys (not sessions).
+    pub(crate) fn key(&self) -> Option<&'k str> {
+        match *self {
+            Op::Get(key)
+            | Op::Set(key, ..)
+            | Op::Delete(key)
+            | Op::Exists(key)
+            | Op::Expire(key, _)
+            | Op::Incr(key, _)
+            | Op::HGet(key, _)
+            | Op::HSet(key, ..)
+            | Op::HDel(key, _)
+            | Op::HGetAll(key) => Some(key),
+            Op::SessionGet(_) | Op::SessionSet(..) | Op::SessionRemove(_) | Op::SessionIncr(..) => {
+                None
+            }
+        }
+    }
+}
+
+/// What a backend answered to an [`Op`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Done, or found (for the yes/no operations).
+    Done,
+    NotFound,
+    Bytes(Vec<u8>),
+    Int(i64),
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+impl Reply {
+    fn found(self) -> Result<bool, StoreError> {
+        match self {
+            Reply::NotFound => Ok(false),
+            Reply::Done => Ok(true),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn value(self) -> Result<Option<Value>, StoreError> {
+        match self {
+            Reply::Bytes(bytes) => Ok(Some(Value(bytes))),
+            Reply::NotFound => Ok(None),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn int(self) -> Result<i64, StoreError> {
+        match self {
+            Reply::Int(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn done(self) -> Result<(), StoreError> {
+        match self {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> StoreError {
+    StoreError::Other(format!("the host answered a store call with {reply:?}"))
+}
+
+/// TTLs cross the boundary in whole milliseconds, rounded up, so that a
+/// short TTL never becomes 0 (which `set` would read as "forever").
+fn ttl_ms(ttl: Duration) -> u64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+fn text(key: &str, value: Option<Value>) -> Result<Option<String>, StoreError> {
+    value
+        .map(|v| {
+            String::from_utf8(v.into_bytes())
+                .map_err(|_| StoreError::Other(format!("the value of `{key}` is not UTF-8")))
+        })
+        .transpose()
+}
+
+fn int(key: &str, value: Option<Value>) -> Result<Option<i64>, StoreError> {
+    value
+        .map(|v| {
+            v.to_i64().ok_or_else(|| {
+                StoreError::Other(format!("the value of `{key}` is not a decimal integer"))
+            })
+        })
+        .transpose()
+}
+
+/// This plugin's keys in the shared store; get it with
+/// [`Context::store`](crate::Context::store).
+///
+/// Values live until deleted or until their TTL runs out. Keys are this
+/// plugin's own: `ctx.store().get("hits")` in plugin `counter` reads
+/// `keyPrefix + "counter:hits"`, and no other plugin can reach it.
+///
+/// ```
+/// use drupe_sdk::prelude::*;
+/// use drupe_sdk::testing::{TestRequest, TestStore};
+/// use std::time::Duration;
+///
+/// fn remember(req: &Request, ctx: &mut Context) -> Result<Response> {
+///     let store = ctx.store();
+///     store.set_with_ttl("last-visitor", req.remote_addr(), Duration::from_secs(60))?;
+///     let visits = store.incr("visits", 1)?;
+///     store.hset("profile", "name", "Ana")?;
+///     let name = store.hget("profile", "name")?.and_then(|v| v.as_str().map(String::from));
+///     Ok(Response::text(format!("{visits} {}", name.unwrap_or_default())))
+/// }
+///
+/// let store = TestStore::new();
+/// TestRequest::get("/").store(&store).call(remember);
+/// let resp = TestRequest::get("/").store(&store).call(remember);
+/// assert_eq!(resp.body_text(), "2 Ana");
+/// ```
+pub struct Store<'c> {
+    backend: &'c Backend<'c>,
+}
+
+impl fmt::Debug for Store<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl<'c> Store<'c> {
+    pub(crate) fn new(backend: &'c Backend<'c>) -> Store<'c> {
+        Store { backend }
+    }
+
+    /// The value of `key`, or `None` if it is not set (or has expired).
+    pub fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        self.backend.exec(Op::Get(key))?.value()
+    }
+
+    /// The value of `key` as text; an error if it is not UTF-8.
+    pub fn get_string(&self, key: &str) -> Result<Option<String>, StoreError> {
+        text(key, self.get(key)?)
+    }
+
+    /// The value of `key` as a decimal `i64`; an error if it is not one.
+    pub fn get_i64(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        int(key, self.get(key)?)
+    }
+
+    /// Sets `key` to `value`, replacing any value and any TTL.
+    pub fn set(&self, key: &str, value: impl Into<Value>) -> Result<(), StoreError> {
+        let value = value.into();
+        self.backend.exec(Op::Set(key, &value.0, 0))?.done()
+    }
+
+    /// Sets `key` to `value`; it disappears `ttl` from now (rounded up to a
+    /// millisecond).
+    pub fn set_with_ttl(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let value = value.into();
+        self.backend
+            .exec(Op::Set(key, &value.0, ttl_ms(ttl)))?
+            .done()
+    }
+
+    /// Deletes `key` (a value or a whole hash); true if it existed.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.backend.exec(Op::Delete(key))?.found()
+    }
+
+    /// Whether `key` is set.
+    pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.backend.exec(Op::Exists(key))?.found()
+    }
+
+    /// Makes `key` disappear `ttl` from now; false if it does not exist.
+    pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.backend.exec(Op::Expire(key, ttl_ms(ttl)))?.found()
+    }
+
+    /// Adds `by` (which may be negative) to the integer at `key` and returns
+    /// the new value; a missing key counts as 0. Atomic across every thread,
+    /// worker and host: no increment is ever lost. An error if the value is
+    /// not a decimal `i64` or the sum would overflow.
+    pub fn incr(&self, key: &str, by: i64) -> Result<i64, StoreError> {
+        self.backend.exec(Op::Incr(key, by))?.int()
+    }
+
+    /// One field of the hash at `key`.
+    pub fn hget(&self, key: &str, field: &str) -> Result<Option<Value>, StoreError> {
+        self.backend.exec(Op::HGet(key, field))?.value()
+    }
+
+    /// Sets one field of the hash at `key`, creating the hash if needed.
+    /// Hashes suit small records (a profile, a cart): one key, a few fields.
+    pub fn hset(&self, key: &str, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
+        let value = value.into();
+        self.backend.exec(Op::HSet(key, field, &value.0))?.done()
+    }
+
+    /// Removes one field of the hash at `key`; true if it existed.
+    pub fn hdel(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        self.backend.exec(Op::HDel(key, field))?.found()
+    }
+
+    /// Every field of the hash at `key`, by name (empty if the key is not
+    /// set). A field name that is not UTF-8 is shown lossily.
+    pub fn hget_all(&self, key: &str) -> Result<BTreeMap<String, Value>, StoreError> {
+        match self.backend.exec(Op::HGetAll(key))? {
+            Reply::Pairs(pairs) => Ok(pairs
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), Value(v)))
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The visitor's session: a small map of fields kept in the store, shared
+/// by every worker and every host; get it with
+/// [`Context::session`](crate::Context::session).
+///
+/// The host identifies the visitor by the cookie `drupe_session` (a random
+/// 128-bit id, `HttpOnly`, `SameSite=Lax`) and sets it on the first write
+/// to a session, so reading never creates one. A session disappears after
+/// `[store] sessionTimeout` seconds without use. Each plugin sees only its
+/// own fields of the shared session.
+///
+/// ```
+/// use drupe_sdk::prelude::*;
+/// use drupe_sdk::testing::{TestRequest, TestStore};
+///
+/// fn visit(_req: &Request, ctx: &mut Context) -> Result<Response> {
+///     let visits = ctx.session().incr("visits", 1)?;
+///     Ok(Response::text(visits.to_string()))
+/// }
+///
+/// let store = TestStore::new();
+/// let first = TestRequest::get("/").store(&store).call(visit);
+/// assert_eq!(first.body_text(), "1");
+/// assert!(first.header("set-cookie").unwrap().starts_with("drupe_session="));
+/// let again = TestRequest::get("/").store(&store).cookies_from(&first).call(visit);
+/// assert_eq!(again.body_text(), "2");
+/// ```
+pub struct Session<'c> {
+    backend: &'c Backend<'c>,
+}
+
+impl fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl<'c> Session<'c> {
+    pub(crate) fn new(backend: &'c Backend<'c>) -> Session<'c> {
+        Session { backend }
+    }
+
+    /// One field; `None` if it is not set or the visitor has no session.
+    pub fn get(&self, field: &str) -> Result<Option<Value>, StoreError> {
+        self.backend.exec(Op::SessionGet(field))?.value()
+    }
+
+    /// One field as text; an error if it is not UTF-8.
+    pub fn get_string(&self, field: &str) -> Result<Option<String>, StoreError> {
+        text(field, self.get(field)?)
+    }
+
+    /// One field as a decimal `i64`; an error if it is not one.
+    pub fn get_i64(&self, field: &str) -> Result<Option<i64>, StoreError> {
+        int(field, self.get(field)?)
+    }
+
+    /// Sets one field, starting a session if the visitor has none.
+    pub fn set(&self, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
+        let value = value.into();
+        self.backend.exec(Op::SessionSet(field, &value.0))?.done()
+    }
+
+    /// Removes one field; true if it was set.
+    pub fn remove(&self, field: &str) -> Result<bool, StoreError> {
+        self.backend.exec(Op::SessionRemove(field))?.found()
+    }
+
+    /// Adds `by` to the integer field (missing counts as 0), atomically,
+    /// starting a session if the visitor has none; returns the new value.
+    pub fn incr(&self, field: &str, by: i64) -> Result<i64, StoreError> {
+        self.backend.exec(Op::SessionIncr(field, by))?.int()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_and_is_never_zero() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(ttl_ms(Duration::from_secs(3)), 3000);
+        assert_eq!(ttl_ms(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn unavailable_is_503_and_other_is_500() {
+        let e = Error::from(StoreError::Unavailable("redis down".into()));
+        assert_eq!(e.status(), 503);
+        assert!(e.message().contains("redis down"));
+        assert_eq!(
+            Error::from(StoreError::Other("WRONGTYPE".into())).status(),
+            500
+        );
+    }
+
+    #[test]
+    fn helpers_refuse_values_of_the_wrong_kind() {
+        assert_eq!(int("k", Some(Value::from("12"))), Ok(Some(12)));
+        assert!(int("k", Some(Value::from("twelve")))
+            .unwrap_err()
+            .message()
+            .contains("`k` is not a decimal integer"));
+        assert_eq!(text("k", None), Ok(None));
+        assert!(text("k", Some(Value::from(vec![0xff]))).is_err());
+    }
+}
