@@ -305,8 +305,20 @@ impl Master {
             Signal::SIGHUP => log::warn!(
                 "SIGHUP: reloading is not supported by this build; restart drupe instead"
             ),
-            Signal::SIGUSR1 => log::info!("SIGUSR1: nothing to reopen (logs go to stderr)"),
+            Signal::SIGUSR1 => self.reopen_logs(),
             _ => {}
+        }
+    }
+
+    /// USR1: reopen this process's logs, then have every worker reopen
+    /// its own (they hold their own descriptors of the old file).
+    fn reopen_logs(&mut self) {
+        match crate::logging::reopen_all() {
+            Ok(()) => log::info!("SIGUSR1: reopened the log files"),
+            Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
+        }
+        for pid in self.table.pids() {
+            let _ = kill(pid, Signal::SIGUSR1);
         }
     }
 

@@ -137,7 +137,6 @@ fn worker_signals() -> nix::Result<SignalFd> {
     for ignored in [
         Signal::SIGINT,
         Signal::SIGHUP,
-        Signal::SIGUSR1,
         Signal::SIGTTIN,
         Signal::SIGTTOU,
         Signal::SIGPIPE,
@@ -147,6 +146,7 @@ fn worker_signals() -> nix::Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGQUIT);
+    mask.add(Signal::SIGUSR1);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
@@ -236,6 +236,10 @@ fn on_signal(shared: &Shared, signals: &SignalFd) {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
             Ok(Signal::SIGTERM) => begin_stop(shared),
+            Ok(Signal::SIGUSR1) => match crate::logging::reopen_all() {
+                Ok(()) => log::info!("worker {} reopened its log files", std::process::id()),
+                Err(e) => log::error!("worker {}: reopening logs: {e}", std::process::id()),
+            },
             _ => {}
         }
     }
