@@ -12,6 +12,12 @@
 //! Connections live in a fixed table of slots; the epoll token is the slot
 //! index plus a generation, so a stale event for a closed connection whose
 //! slot was reused is recognised and dropped.
+//!
+//! Signals: SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1
+//! reopens the log files. A stopping worker takes nothing new from the
+//! shared listener except what was already queued when it stopped (so no
+//! connection waits for a wake-up that went to it), and an eventfd wakes
+//! every thread as soon as the last connection is done.
 
 mod conn;
 mod dispatch;
@@ -21,6 +27,7 @@ use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
 use conn::{Conn, Next};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::net::TcpListener;
@@ -46,8 +53,16 @@ pub mod exit {
 
 const LISTENER: u64 = u64::MAX;
 const SIGNALS: u64 = u64::MAX - 1;
+const WAKE: u64 = u64::MAX - 2;
 /// How often idle and slow connections are checked against their deadlines.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// How often a stopping worker sweeps: it waits for its last connections.
+const SWEEP_WHILE_STOPPING: Duration = Duration::from_millis(100);
+/// How long a stopping worker keeps an idle keep-alive connection open. A
+/// busy client sends its next request within this and gets it answered
+/// with `Connection: close`, instead of finding the connection closed under
+/// it (clients retry that, but only idempotent requests).
+const STOP_LINGER: Duration = Duration::from_millis(300);
 /// New connections taken per wake-up on the listener: enough to drain a
 /// burst, few enough that one worker does not take a whole backlog.
 const ACCEPT_BATCH: usize = 16;
@@ -60,6 +75,15 @@ pub struct Shared {
     pub head_limits: HeadLimits,
     epoll: Epoll,
     listener: TcpListener,
+    /// Read by whichever thread wakes on it: a thread busy in a handler
+    /// must not leave a pending signal to spin the others.
+    signals: SignalFd,
+    /// Always readable, registered one-shot and disarmed: arming it wakes
+    /// one thread, which passes it on (see `wake_all`).
+    wake: EventFd,
+    /// At most this many queued connections are taken when stopping: the
+    /// listen backlog can hold no more than that.
+    drain_limit: usize,
     slots: Vec<Mutex<Slot>>,
     free: Mutex<Vec<u32>>,
     open: AtomicUsize,
@@ -69,6 +93,8 @@ pub struct Shared {
     threads: usize,
     graceful_timeout: Duration,
     graceful_deadline: Mutex<Option<Instant>>,
+    /// Idle connections of a stopping worker are closed from then on.
+    linger_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +127,7 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
         log::error!("worker {}: {errors}", std::process::id());
         return exit::BOOT_FAILED;
     }
-    let shared = match Shared::new(config, listener, plugins, &signals) {
+    let shared = match Shared::new(config, listener, plugins, signals) {
         Ok(shared) => Arc::new(shared),
         Err(e) => {
             log::error!("worker {}: cannot set up epoll: {e}", std::process::id());
@@ -111,13 +137,12 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
     let threads: Vec<_> = (1..config.server.thread_pool.max(1))
         .map(|i| {
             let shared = Arc::clone(&shared);
-            let signals_fd = None;
             std::thread::Builder::new()
                 .name(format!("drupe-w{i}"))
-                .spawn(move || event_loop(&shared, signals_fd))
+                .spawn(move || event_loop(&shared))
         })
         .collect();
-    event_loop(&shared, Some(&signals));
+    event_loop(&shared);
     for thread in threads.into_iter().flatten() {
         let _ = thread.join();
     }
@@ -156,7 +181,7 @@ impl Shared {
         config: &Config,
         listener: TcpListener,
         plugins: PluginSet,
-        signals: &SignalFd,
+        signals: SignalFd,
     ) -> std::io::Result<Shared> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         // EPOLLEXCLUSIVE: one waiting worker is woken per new connection
@@ -169,6 +194,11 @@ impl Shared {
             signals.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
         )?;
+        let wake = EventFd::from_value_and_flags(1, EfdFlags::EFD_CLOEXEC)?;
+        epoll.add(
+            wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLONESHOT, WAKE),
+        )?;
         let capacity = config.limits.max_connections_per_process;
         Ok(Shared {
             plugins,
@@ -180,6 +210,9 @@ impl Shared {
             },
             epoll,
             listener,
+            signals,
+            wake,
+            drain_limit: config.server.socket_queue_size as usize,
             slots: (0..capacity).map(|_| Mutex::default()).collect(),
             free: Mutex::new((0..capacity as u32).rev().collect()),
             open: AtomicUsize::new(0),
@@ -189,11 +222,12 @@ impl Shared {
             threads: config.server.thread_pool.max(1),
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
+            linger_until: Mutex::new(None),
         })
     }
 }
 
-fn event_loop(shared: &Shared, signals: Option<&SignalFd>) {
+fn event_loop(shared: &Shared) {
     // With several threads, one event per wait: events handed to a thread
     // in one batch are disarmed (one-shot), and a handler that blocks would
     // hold the rest of its batch hostage. One thread can take a batch.
@@ -216,9 +250,10 @@ fn event_loop(shared: &Shared, signals: Option<&SignalFd>) {
         for event in &events[..n] {
             match event.data() {
                 LISTENER => accept(shared),
-                SIGNALS => {
-                    if let Some(fd) = signals {
-                        on_signal(shared, fd);
+                SIGNALS => on_signal(shared),
+                WAKE => {
+                    if shared.stopping() && shared.open.load(Ordering::SeqCst) == 0 {
+                        wake_all(shared); // pass it on to the next thread
                     }
                 }
                 token => serve(shared, token),
@@ -231,8 +266,8 @@ fn event_loop(shared: &Shared, signals: Option<&SignalFd>) {
     }
 }
 
-fn on_signal(shared: &Shared, signals: &SignalFd) {
-    while let Ok(Some(info)) = signals.read_signal() {
+fn on_signal(shared: &Shared) {
+    while let Ok(Some(info)) = shared.signals.read_signal() {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
             Ok(Signal::SIGTERM) => begin_stop(shared),
@@ -245,21 +280,46 @@ fn on_signal(shared: &Shared, signals: &SignalFd) {
     }
 }
 
-/// Graceful stop: take no new connections, close idle ones, let the ones
-/// mid-request finish.
+/// Wakes one thread waiting on the epoll set; a woken thread that finds
+/// the worker stopped and empty calls this again before it leaves, so the
+/// threads leave one after another without waiting for a timeout.
+fn wake_all(shared: &Shared) {
+    let mut event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, WAKE);
+    let _ = shared.epoll.modify(shared.wake.as_fd(), &mut event);
+}
+
+/// Graceful stop: take no new connections, close idle ones (after a short
+/// linger, see `STOP_LINGER`), let the ones mid-request finish.
 fn begin_stop(shared: &Shared) {
-    if shared.stopping.swap(true, Ordering::AcqRel) {
+    if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
     let _ = shared.epoll.delete(&shared.listener);
+    // With EPOLLEXCLUSIVE the kernel woke only this worker for connections
+    // that are queued now; if it left them, they would wait in the shared
+    // backlog until some later connection woke a sibling. Take them and
+    // serve them (once: anything queued after the delete wakes a sibling).
+    accept_upto(shared, shared.drain_limit);
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
-    sweep(shared, Instant::now(), true);
+    if let Ok(mut linger) = shared.linger_until.lock() {
+        *linger = Some(Instant::now() + STOP_LINGER);
+    }
+    if shared.open.load(Ordering::SeqCst) == 0 {
+        wake_all(shared);
+    }
 }
 
 fn accept(shared: &Shared) {
-    for _ in 0..ACCEPT_BATCH {
+    // A stopping worker leaves new connections to its siblings.
+    if !shared.stopping() {
+        accept_upto(shared, ACCEPT_BATCH);
+    }
+}
+
+fn accept_upto(shared: &Shared, max: usize) {
+    for _ in 0..max {
         let (stream, peer) = match shared.listener.accept() {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -310,8 +370,11 @@ fn release(shared: &Shared, index: u32) {
 fn close(shared: &Shared, index: u32, slot: &mut Slot) {
     if slot.conn.take().is_some() {
         slot.generation = slot.generation.wrapping_add(1);
-        shared.open.fetch_sub(1, Ordering::AcqRel);
+        let last = shared.open.fetch_sub(1, Ordering::SeqCst) == 1;
         release(shared, index);
+        if last && shared.stopping.load(Ordering::SeqCst) {
+            wake_all(shared);
+        }
     }
 }
 
@@ -345,7 +408,12 @@ fn sweep_if_due(shared: &Shared) {
     let now = Instant::now();
     let tick = now.duration_since(shared.started).as_millis() as u64;
     let last = shared.last_sweep.load(Ordering::Relaxed);
-    if tick.saturating_sub(last) < SWEEP_EVERY.as_millis() as u64 {
+    let every = if shared.stopping() {
+        SWEEP_WHILE_STOPPING
+    } else {
+        SWEEP_EVERY
+    };
+    if tick.saturating_sub(last) < every.as_millis() as u64 {
         return;
     }
     if shared
@@ -364,10 +432,16 @@ fn sweep_if_due(shared: &Shared) {
     }
 }
 
-/// Closes connections past their deadline; when stopping, also every idle
-/// one (and, with `force`, every one).
+/// Closes connections past their deadline; when stopping (after
+/// `STOP_LINGER`), also every idle one (and, with `force`, every one).
 fn sweep(shared: &Shared, now: Instant, force: bool) {
-    let stopping = shared.stopping();
+    let close_idle = shared.stopping()
+        && shared
+            .linger_until
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|until| now >= until);
     for (index, slot) in shared.slots.iter().enumerate() {
         // A slot that is locked is being served; it is not idle.
         let Ok(mut slot) = slot.try_lock() else {
@@ -377,11 +451,17 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
             continue;
         };
         let expired = now >= conn.deadline;
-        if expired || force || (stopping && conn.is_idle()) {
+        if expired || force || (close_idle && conn.is_idle() && !has_input(&conn.stream)) {
             if expired {
                 conn.on_timeout();
             }
             close(shared, index as u32, &mut slot);
         }
     }
+}
+
+/// Whether a request (or EOF) is waiting to be read: an idle keep-alive
+/// connection whose client just sent its next request is served, not cut.
+fn has_input(stream: &std::net::TcpStream) -> bool {
+    matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0)
 }
