@@ -22,10 +22,11 @@ pub type Snapshot = Vec<(PathBuf, PathBuf)>;
 
 /// Forks a worker that serves `listener` with the plugins of `snapshot`.
 pub fn worker(config: &Config, listener: &TcpListener, snapshot: &Snapshot) -> io::Result<Pid> {
+    let master = nix::unistd::getpid();
     match process::fork()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let code = child_setup().and_then(|()| {
+            let code = child_setup(master).and_then(|()| {
                 let plugins = load(config, snapshot).map_err(|()| worker::exit::BOOT_FAILED)?;
                 let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
                 Ok(worker::run(config, listener, plugins))
@@ -49,6 +50,7 @@ pub enum ProbeMode {
 /// replaced — and so that the master itself never runs plugin code.
 /// Returns whether the plugins are fit to serve.
 pub fn probe(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Result<bool> {
+    let master = nix::unistd::getpid();
     match process::fork()? {
         Forked::Parent(pid) => loop {
             match waitpid(pid, None) {
@@ -63,7 +65,7 @@ pub fn probe(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Resul
             }
         },
         Forked::Child => {
-            let ok = child_setup().is_ok()
+            let ok = child_setup(master).is_ok()
                 && load(config, snapshot).is_ok_and(|plugins| {
                     let started = plugins.init::<CallState>();
                     if let Err(errors) = &started {
@@ -91,9 +93,11 @@ fn load(config: &Config, snapshot: &Snapshot) -> Result<PluginSet, ()> {
 }
 
 /// First steps of every child: die with the master, and take back the
-/// signals the master blocked for its signalfd.
-fn child_setup() -> Result<(), i32> {
-    if process::die_with_parent(Signal::SIGKILL, nix::unistd::getppid()).is_err() {
+/// signals the master blocked for its signalfd. `master` is the pid taken
+/// before the fork: asking `getppid()` here would get the reaper's pid if
+/// the master had just died, and the worker would outlive it.
+fn child_setup(master: Pid) -> Result<(), i32> {
+    if process::die_with_parent(Signal::SIGKILL, master).is_err() {
         return Err(worker::exit::ORPHANED);
     }
     for signal in [
