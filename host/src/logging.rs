@@ -4,10 +4,10 @@
 //! Log files are reopenable. Every file log goes through a [`LogSink`], a
 //! handle whose file can be swapped while other threads write to it: USR1
 //! calls [`reopen_all`] (after logrotate renamed the file, new lines go to
-//! a fresh file at the configured path), and [`LogSink::retarget`] points
-//! a sink elsewhere. The master reopens its own sinks and forwards USR1 to
-//! the workers, which reopen theirs: a file descriptor inherited across
-//! fork is a separate handle in each process.
+//! a fresh file at the configured path), and a reload that changes
+//! `errorLog` points the error log elsewhere. The master reopens its own
+//! sinks and forwards USR1 to the workers, which reopen theirs: a file
+//! descriptor inherited across fork is a separate handle in each process.
 //! The access log will use the same [`LogSink`] and is then reopened by
 //! the same signal, with no extra code.
 
@@ -16,7 +16,7 @@ use simplelog::{ConfigBuilder, LevelFilter, WriteLogger};
 use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Where log lines go, reopenable and retargetable while in use. Clones
 /// share the destination.
@@ -32,6 +32,9 @@ struct Destination {
 
 /// Every sink created in this process, for [`reopen_all`].
 static SINKS: Mutex<Vec<Weak<Mutex<Destination>>>> = Mutex::new(Vec::new());
+
+/// The error log's sink, once [`init`] ran.
+static ERROR_LOG: OnceLock<LogSink> = OnceLock::new();
 
 impl LogSink {
     /// Opens `target` (a file is created if missing and appended to) and
@@ -134,9 +137,22 @@ pub fn reopen_all() -> io::Result<()> {
 /// as a broken config, are returned to `main`, which prints them.)
 pub fn init(config: &Config) -> io::Result<()> {
     let sink = LogSink::open(&config.log.error_log, "errorLog")?;
-    install(sink);
+    install(sink.clone());
+    let _ = ERROR_LOG.set(sink);
     log::set_max_level(level_of(config));
     Ok(())
+}
+
+/// Applies a reloaded config's `[log]` to the error log: its level, and
+/// its destination if `errorLog` changed.
+pub fn reconfigure(config: &Config) -> io::Result<()> {
+    log::set_max_level(level_of(config));
+    match ERROR_LOG.get() {
+        Some(sink) if sink.target() != config.log.error_log => {
+            sink.retarget(&config.log.error_log, "errorLog")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn level_of(config: &Config) -> LevelFilter {

@@ -2,6 +2,7 @@
 //! real signals. `support` builds and starts everything; each module covers
 //! one area.
 
+mod load;
 mod support;
 
 mod check;
@@ -9,3 +10,4 @@ mod faults;
 mod lifecycle;
 mod protocol;
 mod serving;
+mod supervision;

@@ -4,13 +4,19 @@
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
 //! request; the bytes then go straight into the connection's output buffer.
+//!
+//! Around each plugin call the thread marks itself busy in its scoreboard
+//! slot ([`attach`]), so the master can kill a worker whose handler runs
+//! past `requestTimeout`, and it counts every request for `maxRequests`.
 
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::Lookup;
 use crate::plugin::PluginSet;
 use crate::sys::dl::CallSink;
+use crate::sys::scoreboard::ThreadSlot;
+use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 
 /// What a plugin builds during one call; reused across calls on a thread.
 #[derive(Debug, Default)]
@@ -75,6 +81,25 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static TRACKER: OnceCell<Tracker> = const { OnceCell::new() };
+}
+
+/// Gives the calling handler thread its scoreboard slot (once, before it
+/// serves).
+pub fn attach(tracker: Option<Tracker>) {
+    if let Some(tracker) = tracker {
+        TRACKER.with(|t| {
+            let _ = t.set(tracker);
+        });
+    }
+}
+
+fn track(f: impl FnOnce(&ThreadSlot)) {
+    TRACKER.with(|t| {
+        if let Some(tracker) = t.get() {
+            f(tracker.slot());
+        }
+    });
 }
 
 /// One request, parsed and with its body complete.
@@ -90,6 +115,7 @@ pub struct Exchange<'a> {
 
 /// Serves one request and appends the complete response to `out`.
 pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
+    track(ThreadSlot::count);
     let opts = WriteOpts {
         http_minor: ex.head.http_minor,
         keep_alive: ex.keep_alive,
@@ -145,10 +171,12 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) {
                     body: Bytes::new(ex.body),
                     remote_addr: Bytes::from_str(ex.peer),
                 };
+                track(|slot| slot.begin(method.as_bytes(), path.as_bytes()));
                 let outcome =
                     plugin
                         .entry
                         .handle(endpoint.target.route, &request, &mut scratch.call);
+                track(ThreadSlot::end);
                 let call = &scratch.call;
                 let failure = match outcome {
                     abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,

@@ -13,7 +13,8 @@
 //! index plus a generation, so a stale event for a closed connection whose
 //! slot was reused is recognised and dropped.
 //!
-//! Signals: SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1
+//! Supervision ([`link`]): once serving, the worker says so on the master's
+//! pipe; SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1
 //! reopens the log files. A stopping worker takes nothing new from the
 //! shared listener except what was already queued when it stopped (so no
 //! connection waits for a wake-up that went to it), and an eventfd wakes
@@ -21,11 +22,13 @@
 
 mod conn;
 mod dispatch;
+pub mod link;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
 use conn::{Conn, Next};
+use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -115,7 +118,7 @@ impl Shared {
 
 /// Runs a worker until it is told to stop. Never returns to the caller's
 /// loop: the return value is the process exit code.
-pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
+pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Link) -> i32 {
     let signals = match worker_signals() {
         Ok(fd) => fd,
         Err(e) => {
@@ -137,11 +140,19 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
     let threads: Vec<_> = (1..config.server.thread_pool.max(1))
         .map(|i| {
             let shared = Arc::clone(&shared);
+            let tracker = link.tracker(i);
             std::thread::Builder::new()
                 .name(format!("drupe-w{i}"))
-                .spawn(move || event_loop(&shared))
+                .spawn(move || {
+                    dispatch::attach(tracker);
+                    event_loop(&shared)
+                })
         })
         .collect();
+    dispatch::attach(link.tracker(0));
+    // Plugins initialised, listener in the epoll set, threads waiting on
+    // it: from here on this worker serves.
+    link.report_ready();
     event_loop(&shared);
     for thread in threads.into_iter().flatten() {
         let _ = thread.join();
