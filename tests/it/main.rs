@@ -2,6 +2,7 @@
 //! real signals. `support` builds and starts everything; each module covers
 //! one area.
 
+mod load;
 mod support;
 
 mod check;
@@ -11,3 +12,4 @@ mod protocol;
 mod scaffold;
 mod serving;
 mod store;
+mod supervision;

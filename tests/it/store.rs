@@ -303,10 +303,16 @@ fn redis_outage_costs_503_on_store_pages_only_and_needs_no_restart() {
     // Back on the same port (empty: it kept nothing): counting resumes with
     // no restart of drupe.
     redis.restart();
+    // Every worker and thread must have noticed: a thread that failed just
+    // before answers 503 at once for a short while (see store::redis).
     eventually(
         Duration::from_secs(5),
-        "POST /counter/x answers 200",
-        || timed_post(&server).0.status == 200,
+        "GET and POST /counter/x answer 200 ten times in a row",
+        || {
+            (0..10).all(|_| {
+                timed_post(&server).0.status == 200 && server.get("/counter/x").status == 200
+            })
+        },
     );
     let first: i64 = server.get("/counter/x").text().parse().expect("a number");
     for i in 1..=20 {

@@ -68,6 +68,8 @@ pub fn plugin(name: &str) -> PathBuf {
 pub struct Site {
     pub dir: tempfile::TempDir,
     ini: String,
+    /// `[log] errorLog`, if the site logs to a file instead of stderr.
+    error_log: Option<String>,
 }
 
 impl Site {
@@ -86,7 +88,29 @@ impl Site {
             ini.push_str("[server]\nsocketPort = 0\nfixedNumberOfProcesses = 2\nthreadPool = 2\n");
         }
         ini.push_str(extra);
-        Site { dir, ini }
+        Site {
+            dir,
+            ini,
+            error_log: None,
+        }
+    }
+
+    /// Sends the error log to the file `name` in the site folder (instead
+    /// of stderr), which `Server::log` then reads.
+    pub fn with_error_log(mut self, name: &str) -> Site {
+        self.ini.push_str(&format!("[log]\nerrorLog = {name}\n"));
+        self.error_log = Some(name.to_owned());
+        self
+    }
+
+    /// The INI text as written at start.
+    pub fn ini(&self) -> &str {
+        &self.ini
+    }
+
+    /// Replaces drupe.ini (for a reload).
+    pub fn rewrite_ini(&self, text: &str) {
+        std::fs::write(self.ini_path(), text).expect("rewrite drupe.ini");
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -108,6 +132,7 @@ impl Site {
             .args(args)
             .arg("--config")
             .arg(self.ini_path())
+            .env("TMPDIR", self.dir.path())
             .output()
             .expect("run drupe")
     }
@@ -115,12 +140,19 @@ impl Site {
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Server {
         self.write_ini();
-        let log = self.path("stderr.log");
+        let stderr = self.path("stderr.log");
+        let log = match &self.error_log {
+            Some(name) => self.path(name),
+            None => stderr.clone(),
+        };
         let child = Command::new(drupe())
             .arg("--config")
             .arg(self.ini_path())
+            // Plugin snapshots go into the site folder, which is removed
+            // even when the test ends the server with SIGKILL.
+            .env("TMPDIR", self.dir.path())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::fs::File::create(&stderr).expect("log file"))
             // Own process group: cleanup can kill everything it started.
             .process_group(0)
             .spawn()
@@ -282,17 +314,24 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Client {
+        Client::try_connect(addr).expect("connect")
+    }
+
+    /// Connects, or says why not (for load tests, which count failures).
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(Client {
             reader: BufReader::new(stream),
-        }
+        })
     }
 
     pub fn send(&mut self, raw: &[u8]) {
-        self.reader.get_mut().write_all(raw).expect("send");
+        self.try_send(raw).expect("send");
+    }
+
+    pub fn try_send(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(raw)
     }
 
     /// Reads one response; `head_request` says whether it answers a HEAD.
@@ -301,7 +340,7 @@ impl Client {
     }
 
     /// Reads one response, or `None` if the server closed the connection
-    /// before sending one.
+    /// before sending all of it.
     pub fn try_read_response(&mut self, head_request: bool) -> Option<Response> {
         let mut head = Vec::new();
         loop {
@@ -346,11 +385,9 @@ impl Client {
             if let Some(len) = response.header("Content-Length") {
                 let len: usize = len.parse().expect("numeric Content-Length");
                 response.body.resize(len, 0);
-                self.reader.read_exact(&mut response.body).expect("body");
+                self.reader.read_exact(&mut response.body).ok()?;
             } else {
-                self.reader
-                    .read_to_end(&mut response.body)
-                    .expect("body until close");
+                self.reader.read_to_end(&mut response.body).ok()?;
             }
         }
         Some(response)

@@ -50,6 +50,15 @@ pub struct Server {
     pub thread_pool: usize,
     /// `gracefulTimeout`, default 30 s.
     pub graceful_timeout: Duration,
+    /// `requestTimeout`, default 30 s; zero turns it off. A handler that
+    /// runs longer gets its worker killed and replaced.
+    pub request_timeout: Duration,
+    /// `maxRequests`, default 0 (never): a worker that has served this many
+    /// requests is replaced gracefully.
+    pub max_requests: u64,
+    /// `maxRequestsJitter`, default 0: each worker's limit is raised by a
+    /// random amount up to this.
+    pub max_requests_jitter: u64,
 }
 
 /// `[plugins]`
@@ -201,6 +210,9 @@ impl Config {
                 processes: 0,
                 thread_pool: 0,
                 graceful_timeout: Duration::ZERO,
+                request_timeout: Duration::ZERO,
+                max_requests: 0,
+                max_requests_jitter: 0,
             },
             plugins: Plugins {
                 directory: PathBuf::new(),

@@ -105,6 +105,36 @@ static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        section: "server",
+        key: "requestTimeout",
+        default: "30",
+        doc: "seconds a handler may run before its worker is killed and replaced; 0 = off",
+        apply: |c, v, _| {
+            c.server.request_timeout = seconds(v, 0)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "maxRequests",
+        default: "0",
+        doc: "requests after which a worker is replaced (leak containment); 0 = never",
+        apply: |c, v, _| {
+            c.server.max_requests = int(v, 0, u64::MAX)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "maxRequestsJitter",
+        default: "0",
+        doc: "up to this many requests more, drawn per worker, so workers are not all replaced at once",
+        apply: |c, v, _| {
+            c.server.max_requests_jitter = int(v, 0, u64::MAX)?;
+            Ok(())
+        },
+    },
+    Setting {
         section: "plugins",
         key: "directory",
         default: "plugins.d",

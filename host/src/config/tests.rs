@@ -31,6 +31,9 @@ fn defaults() {
     assert_eq!(c.server.processes, cpus.min(256));
     assert_eq!(c.server.thread_pool, 8);
     assert_eq!(c.server.graceful_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.max_requests, 0);
+    assert_eq!(c.server.max_requests_jitter, 0);
     assert_eq!(c.plugins.directory, PathBuf::from("/srv/site/plugins.d"));
     assert!(c.plugins.watch);
     assert!(c.plugin.is_empty());
@@ -349,4 +352,16 @@ fn example_file_parses() {
         format!("sqlite://{}", folder.join("drupe-data/shared.db").display())
     );
     assert_eq!(c.log.access_log, LogTarget::Off);
+}
+
+#[test]
+fn supervision_settings() {
+    let c = parse("[server]\nrequestTimeout = 0\nmaxRequests = 1000\nmaxRequestsJitter = 50\n");
+    assert_eq!(c.server.request_timeout, Duration::ZERO);
+    assert_eq!(c.server.max_requests, 1000);
+    assert_eq!(c.server.max_requests_jitter, 50);
+    assert_eq!(
+        err("[server]\nrequestTimeout = -1\n"),
+        "drupe.ini line 2: requestTimeout = -1 is not a number of seconds from 0 to 86400"
+    );
 }

@@ -2,27 +2,39 @@
 //! them until it is told to stop.
 //!
 //! It stays single-threaded and never loads a plugin or opens a store
-//! connection, so every fork starts from a clean process. Signals arrive
-//! through a signalfd and are handled in the loop like any other event
-//! (nginx's `ngx_master_process_cycle`, gunicorn's `Arbiter.run`): reap,
-//! respawn, stop.
+//! connection, so every fork starts from a clean process. Everything it
+//! reacts to is a file descriptor in one `poll` (nginx's
+//! `ngx_master_process_cycle`, gunicorn's `Arbiter.run`): a signalfd for
+//! signals ([`signals`]), a pipe on which workers say they are ready, and
+//! an inotify watch of the plugin directory ([`watch`]). Each turn of the
+//! loop reaps exited children, keeps the pool full ([`Master::manage_workers`],
+//! which also rolls a reload through one worker at a time), and checks the
+//! shared-memory scoreboard for requests past `requestTimeout` and workers
+//! past `maxRequests` ([`watchdog`]).
 
+mod generation;
+mod reload;
+mod signals;
 mod spawn;
 mod table;
+mod watch;
+mod watchdog;
 
 use crate::config::Config;
-use crate::plugin;
-use crate::worker;
+use crate::sys::scoreboard::{self, Scoreboard};
+use crate::worker::{self, link};
+use generation::{Generation, Snapshots};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use spawn::{ProbeMode, Snapshot};
+use spawn::ProbeMode;
 use std::fmt;
 use std::net::{TcpListener, ToSocketAddrs};
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::{Backoff, ExitStatus, State, Table, Worker};
 
@@ -62,15 +74,26 @@ impl std::error::Error for MasterError {}
 
 /// `--check`: load the plugins in a probe and print what would be served.
 pub fn check(config: &Config) -> Result<(), MasterError> {
-    let generation = Generation::snapshot(config, 0)?;
-    let ok = spawn::probe(config, &generation.files, ProbeMode::Describe)
-        .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")))?;
-    generation.remove();
+    let snapshots = Snapshots::create()?;
+    let probed = Generation::snapshot(config.clone(), 0, &snapshots).and_then(|generation| {
+        let ok = spawn::probe(config, &generation.files, ProbeMode::Describe)
+            .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")));
+        generation.remove();
+        ok
+    });
+    snapshots.remove();
+    let ok = probed?;
     if ok {
         Ok(())
     } else {
         Err(MasterError::Plugins)
     }
+}
+
+/// Scoreboard rows: room for the pool to double during a reload, with
+/// workers still finishing their requests, and for some TTIN.
+fn board_capacity(processes: usize) -> usize {
+    (processes * 4).max(32)
 }
 
 /// Runs the server in the foreground until TERM, INT or QUIT.
@@ -79,90 +102,108 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     let address = listener
         .local_addr()
         .map_err(|e| MasterError::Io(e.to_string()))?;
-    let signals =
-        master_signals().map_err(|e| MasterError::Io(format!("cannot set up signals: {e}")))?;
-    let generation = Generation::snapshot(&config, 1)?;
-    let probed = spawn::probe(&config, &generation.files, ProbeMode::Quiet)
-        .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")))?;
-    if !probed {
-        generation.remove();
-        return Err(MasterError::Plugins);
+    let signals = signals::master_signals()
+        .map_err(|e| MasterError::Io(format!("cannot set up signals: {e}")))?;
+    let (notify_read, notify_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| MasterError::Io(format!("cannot create the worker pipe: {e}")))?;
+    let board = Scoreboard::new(
+        board_capacity(config.server.processes),
+        config.server.thread_pool,
+    )
+    .map_err(|e| MasterError::Io(format!("cannot map the scoreboard: {e}")))?;
+    let watch = reload::watch_for(&config, None);
+    let snapshots = Snapshots::create()?;
+    let current = match Generation::snapshot(config, 1, &snapshots) {
+        Ok(current) => current,
+        Err(e) => {
+            snapshots.remove();
+            return Err(e);
+        }
+    };
+    let probed = spawn::probe(&current.config, &current.files, ProbeMode::Quiet);
+    if !matches!(probed, Ok(true)) {
+        current.remove();
+        snapshots.remove();
+        return Err(match probed {
+            Err(e) => MasterError::Io(format!("cannot fork the plugin probe: {e}")),
+            Ok(_) => MasterError::Plugins,
+        });
     }
     let mut master = Master {
-        target: config.server.processes,
-        config,
+        target: current.config.server.processes,
+        bound: current.config.server.clone(),
+        current,
+        retired: Vec::new(),
+        next_generation: 2,
+        snapshots,
         listener,
-        generation,
         table: Table::default(),
-        backoff: Vec::new(),
+        board: Arc::new(board),
+        notify_read,
+        notify_write: Arc::new(notify_write),
+        notify_partial: Vec::new(),
+        positions: Vec::new(),
         stop: None,
         failure: None,
+        probe: None,
+        watch,
+        rollout: None,
+        next_check: None,
+        address,
+        announced: false,
     };
-    log::info!(
-        "drupe {} listening on http://{address} with {} worker processes (master pid {})",
-        env!("CARGO_PKG_VERSION"),
-        master.target,
-        std::process::id()
-    );
     let result = master.supervise(&signals);
-    master.generation.remove();
+    master.current.remove();
+    for generation in &master.retired {
+        generation.remove();
+    }
+    master.snapshots.remove();
     result
 }
 
-/// The plugin files one generation of workers loads: a private copy, so
-/// overwriting a `.so` in the plugin directory cannot crash them.
-struct Generation {
-    number: u64,
-    dir: PathBuf,
-    files: Snapshot,
-}
-
-impl Generation {
-    fn snapshot(config: &Config, number: u64) -> Result<Generation, MasterError> {
-        let dir = std::env::temp_dir()
-            .join(format!("drupe-{}", std::process::id()))
-            .join(format!("gen-{number}"));
-        let files = plugin::snapshot(&config.plugins.directory, &dir)
-            .map_err(|e| MasterError::Io(e.to_string()))?;
-        if files.is_empty() {
-            log::warn!(
-                "no plugins (*.so) in {}: every request will get 404",
-                config.plugins.directory.display()
-            );
-        }
-        Ok(Generation { number, dir, files })
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent); // only if no generation is left
-        }
-    }
-}
-
 /// How the master is stopping.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
-    /// Workers finish in-flight requests until `deadline`, then are killed.
-    Graceful {
-        deadline: Instant,
-    },
+    /// Workers finish in-flight requests within `gracefulTimeout`.
+    Graceful,
     Immediate,
 }
 
 struct Master {
-    config: Config,
+    /// The generation new workers load.
+    current: Generation,
+    /// Older generations whose workers are still running.
+    retired: Vec<Generation>,
+    next_generation: u64,
+    snapshots: Snapshots,
     listener: TcpListener,
-    generation: Generation,
     table: Table,
+    board: Arc<Scoreboard>,
+    /// Workers write "ready" here (see `worker::link`).
+    notify_read: OwnedFd,
+    notify_write: Arc<OwnedFd>,
+    /// Bytes of a message not yet complete (never expected: messages are
+    /// written whole; kept so a short read cannot misalign the stream).
+    notify_partial: Vec<u8>,
     /// Number of workers wanted (TTIN / TTOU change it).
     target: usize,
     /// Respawn bookkeeping per pool position.
-    backoff: Vec<Backoff>,
+    positions: Vec<Backoff>,
     stop: Option<Stop>,
     /// Set when a worker cannot boot: stop and report it.
     failure: Option<MasterError>,
+    /// A reload whose probe is still running.
+    probe: Option<reload::Probe>,
+    watch: Option<watch::Watch>,
+    /// A reload being rolled through the pool, for the log.
+    rollout: Option<reload::Rollout>,
+    /// When the watchdog must look at the scoreboard again.
+    next_check: Option<Instant>,
+    address: std::net::SocketAddr,
+    /// `[server]` as the socket was bound: what a reload cannot change.
+    bound: crate::config::Server,
+    /// The "listening" line was logged (once every first worker is ready).
+    announced: bool,
 }
 
 fn bind(config: &Config) -> Result<TcpListener, MasterError> {
@@ -196,74 +237,86 @@ fn bind(config: &Config) -> Result<TcpListener, MasterError> {
     Ok(listener)
 }
 
-const HANDLED: [Signal; 8] = [
-    Signal::SIGCHLD,
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGHUP,
-    Signal::SIGUSR1,
-    Signal::SIGTTIN,
-    Signal::SIGTTOU,
-];
-
-/// Blocks the master's signals and returns a signalfd that reads them.
-fn master_signals() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for signal in HANDLED {
-        mask.add(signal);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-}
-
 impl Master {
     fn supervise(&mut self, signals: &SignalFd) -> Result<(), MasterError> {
         loop {
             self.manage_workers();
             if let Some(failure) = self.failure.take() {
                 self.kill_all(Signal::SIGKILL);
+                self.cancel_probe();
                 self.wait_all();
                 return Err(failure);
             }
-            if self.stop.is_some() && self.table.is_empty() {
+            if self.stop.is_some() && self.table.is_empty() && self.probe.is_none() {
                 log::info!("all workers stopped; master {} exits", std::process::id());
                 return Ok(());
             }
             let timeout = self.next_wakeup();
-            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
+            let (signalled, notified, watched) = {
+                let mut fds = vec![
+                    PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.notify_read.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(watch) = &self.watch {
+                    fds.push(PollFd::new(watch.fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
+                }
+                let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                (
+                    ready(&fds[0]),
+                    ready(&fds[1]),
+                    fds.get(2).is_some_and(ready),
+                )
+            };
+            let now = Instant::now();
+            if signalled {
+                while let Ok(Some(info)) = signals.read_signal() {
+                    if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                        self.on_signal(signal);
+                    }
+                }
             }
-            while let Ok(Some(info)) = signals.read_signal() {
-                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
-                    self.on_signal(signal);
+            if notified {
+                self.read_notifications();
+            }
+            if watched {
+                if let Some(watch) = &mut self.watch {
+                    watch.on_readable(now);
                 }
             }
             self.reap();
-            if let Some(Stop::Graceful { deadline }) = self.stop {
-                if Instant::now() >= deadline && !self.table.is_empty() {
-                    log::warn!(
-                        "gracefulTimeout passed; killing {} worker(s)",
-                        self.table.workers.len()
-                    );
-                    self.kill_all(Signal::SIGKILL);
-                }
-            }
+            self.watchdog();
+            self.reload_if_watched(Instant::now());
+            self.drop_unused_generations();
         }
     }
 
     fn next_wakeup(&self) -> PollTimeout {
         let now = Instant::now();
-        let mut wake = now + Duration::from_secs(1);
-        if let Some(Stop::Graceful { deadline }) = self.stop {
+        // maxRequests is read from the scoreboard: look often enough that a
+        // busy worker does not run far past its limit.
+        let tick = if self.current.config.server.max_requests > 0 {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut wake = now + tick;
+        let deadlines = self
+            .table
+            .workers
+            .iter()
+            .filter_map(|w| match w.state {
+                State::Stopping { deadline } => Some(deadline),
+                _ => None,
+            })
+            .chain(self.positions.iter().filter_map(|b| b.not_before))
+            .chain(self.watch.as_ref().and_then(watch::Watch::deadline))
+            .chain(self.next_check);
+        for deadline in deadlines {
             wake = wake.min(deadline);
-        }
-        for backoff in &self.backoff {
-            if let Some(t) = backoff.not_before {
-                wake = wake.min(t);
-            }
         }
         let ms = wake
             .saturating_duration_since(now)
@@ -272,56 +325,69 @@ impl Master {
         PollTimeout::from(ms)
     }
 
-    fn on_signal(&mut self, signal: Signal) {
-        match signal {
-            Signal::SIGCHLD => {} // reaped after every wake-up
-            Signal::SIGINT if self.stop.is_some() => {
-                log::warn!("second interrupt: stopping now");
-                self.stop_now();
-            }
-            Signal::SIGTERM | Signal::SIGINT if self.stop.is_none() => {
-                let timeout = self.config.server.graceful_timeout;
-                log::info!(
-                    "{signal:?}: graceful stop (gracefulTimeout {}s)",
-                    timeout.as_secs()
-                );
-                self.stop = Some(Stop::Graceful {
-                    deadline: Instant::now() + timeout,
-                });
-                self.kill_all(Signal::SIGTERM);
-            }
-            Signal::SIGQUIT => {
-                log::info!("SIGQUIT: immediate stop");
-                self.stop_now();
-            }
-            Signal::SIGTTIN => {
-                self.target += 1;
-                log::info!("SIGTTIN: {} worker processes", self.target);
-            }
-            Signal::SIGTTOU if self.target > 1 => {
-                self.target -= 1;
-                log::info!("SIGTTOU: {} worker processes", self.target);
-            }
-            Signal::SIGHUP => log::warn!(
-                "SIGHUP: reloading is not supported by this build; restart drupe instead"
-            ),
-            Signal::SIGUSR1 => log::info!("SIGUSR1: nothing to reopen (logs go to stderr)"),
-            _ => {}
-        }
-    }
-
-    fn stop_now(&mut self) {
-        self.stop = Some(Stop::Immediate);
-        self.kill_all(Signal::SIGKILL);
-    }
-
+    /// Signals every worker; SIGTERM also starts its graceful deadline.
     fn kill_all(&mut self, signal: Signal) {
+        let deadline = Instant::now() + self.current.config.server.graceful_timeout;
         for worker in &mut self.table.workers {
-            if signal == Signal::SIGTERM {
-                worker.state = State::Stopping;
+            if signal == Signal::SIGTERM && !worker.stopping() {
+                worker.state = State::Stopping { deadline };
             }
             let _ = kill(worker.pid, signal);
         }
+    }
+
+    /// Asks one worker to finish its requests and exit.
+    fn retire(&mut self, pid: Pid) {
+        let deadline = Instant::now() + self.current.config.server.graceful_timeout;
+        if let Some(worker) = self.table.get_mut(pid) {
+            if !worker.stopping() {
+                worker.state = State::Stopping { deadline };
+                if let Some(slot) = worker.board {
+                    self.board.set_state(slot, scoreboard::STATE_STOPPING);
+                }
+                let _ = kill(pid, Signal::SIGTERM);
+            }
+        }
+    }
+
+    /// Takes the workers' "ready" messages.
+    fn read_notifications(&mut self) {
+        let mut buf = [0u8; 64 * link::MESSAGE_LEN];
+        loop {
+            let n = match nix::unistd::read(&self.notify_read, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            self.notify_partial.extend_from_slice(&buf[..n]);
+            let whole = self.notify_partial.len() / link::MESSAGE_LEN * link::MESSAGE_LEN;
+            let messages: Vec<u8> = self.notify_partial.drain(..whole).collect();
+            for chunk in messages.chunks_exact(link::MESSAGE_LEN) {
+                let mut msg = [0u8; link::MESSAGE_LEN];
+                msg.copy_from_slice(chunk);
+                let (pid, event) = link::decode(msg);
+                if event == link::READY {
+                    self.on_ready(Pid::from_raw(pid));
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, pid: Pid) {
+        let Some(worker) = self.table.get_mut(pid) else {
+            return;
+        };
+        if worker.state != State::Starting {
+            return;
+        }
+        worker.state = State::Ready;
+        if let Some(slot) = worker.board {
+            self.board.set_state(slot, scoreboard::STATE_READY);
+        }
+        log::debug!(
+            "worker {pid} (generation {}) ready after {}ms",
+            worker.generation,
+            worker.started.elapsed().as_millis()
+        );
     }
 
     /// Collects every exited child and decides what each exit means.
@@ -335,25 +401,34 @@ impl Master {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
+            if self.probe.as_ref().is_some_and(|p| p.pid == pid) {
+                self.on_probe_exit(status);
+                continue;
+            }
             let Some(worker) = self.table.remove(pid) else {
                 continue;
             };
+            if let Some(slot) = worker.board {
+                self.board.set_state(slot, scoreboard::STATE_FREE);
+            }
             self.on_exit(worker, status);
         }
     }
 
     fn on_exit(&mut self, worker: Worker, status: ExitStatus) {
         let lived = worker.started.elapsed();
-        if self.stop.is_some() || worker.state == State::Stopping {
+        if self.stop.is_some() || worker.stopping() {
             log::debug!("worker {} exited ({status:?})", worker.pid);
             return;
         }
         if status == ExitStatus::Code(worker::exit::BOOT_FAILED) {
-            log::error!("worker {} could not load its plugins; stopping", worker.pid);
-            self.failure = Some(MasterError::WorkerBoot { pid: worker.pid });
+            if !self.abandon_reload(&worker) {
+                log::error!("worker {} could not load its plugins; stopping", worker.pid);
+                self.failure = Some(MasterError::WorkerBoot { pid: worker.pid });
+            }
             return;
         }
-        let delay = self.backoff[worker.slot].crashed(lived, Instant::now());
+        let delay = self.positions[worker.position].crashed(lived, Instant::now());
         let how = match status {
             ExitStatus::Code(code) => format!("exited with code {code}"),
             ExitStatus::Signal(signal) => format!(
@@ -364,7 +439,7 @@ impl Master {
             ),
         };
         log::error!(
-            "worker {} (generation {}) {how} after {:.1}s; respawning{}",
+            "worker {} (generation {}) {how} after {:.1}s; respawning{} (restart {} of its position)",
             worker.pid,
             worker.generation,
             lived.as_secs_f64(),
@@ -372,42 +447,134 @@ impl Master {
                 String::new()
             } else {
                 format!(" in {}ms", delay.as_millis())
-            }
+            },
+            worker.restarts + 1
         );
     }
 
-    /// Forks workers until every pool position is filled (respecting
-    /// backoff), and stops the ones beyond the target.
+    /// Keeps every pool position filled with a worker of the current
+    /// generation: respawns empty positions (respecting backoff), replaces
+    /// outdated or retiring workers one at a time — each replacement ready
+    /// before the worker it replaces is told to stop — and stops the
+    /// workers beyond the target.
     fn manage_workers(&mut self) {
         if self.stop.is_some() || self.failure.is_some() {
             return;
         }
-        if self.backoff.len() < self.target {
-            self.backoff.resize(self.target, Backoff::default());
+        if self.positions.len() < self.target {
+            self.positions.resize(self.target, Backoff::default());
         }
         let now = Instant::now();
-        for slot in 0..self.target {
-            if self.table.serving(slot) || !self.backoff[slot].ready(now) {
+        let current = self.current.number;
+        let fresh = |w: &Worker| w.generation == current && !w.retiring;
+        // A replacement in progress: a fresh worker still starting where an
+        // outdated one serves. Only one at a time, so a reload never takes
+        // more than one extra worker's worth of memory and CPU.
+        let replacing = (0..self.target).any(|p| {
+            let live: Vec<&Worker> = self.table.live_at(p).collect();
+            live.iter().any(|w| fresh(w) && w.state == State::Starting)
+                && live.iter().any(|w| !fresh(w))
+        });
+        let mut spawned_replacement = false;
+        for position in 0..self.target {
+            let live: Vec<&Worker> = self.table.live_at(position).collect();
+            if live.iter().any(|w| fresh(w)) || !self.positions[position].ready(now) {
                 continue;
             }
-            match spawn::worker(&self.config, &self.listener, &self.generation.files) {
-                Ok(pid) => self.table.insert(Worker {
-                    pid,
-                    generation: self.generation.number,
-                    state: State::Starting,
-                    started: now,
-                    slot,
-                }),
-                Err(e) => {
-                    log::error!("cannot fork a worker: {e}");
-                    self.backoff[slot].crashed(Duration::ZERO, now);
+            if !live.is_empty() {
+                if replacing || spawned_replacement {
+                    continue;
                 }
+                spawned_replacement = true;
+            }
+            self.spawn(position, now);
+        }
+        // Outdated workers whose replacement is ready stop now.
+        let mut outdated = Vec::new();
+        for position in 0..self.target {
+            let live: Vec<&Worker> = self.table.live_at(position).collect();
+            if live.iter().any(|w| fresh(w) && w.state == State::Ready) {
+                outdated.extend(live.iter().filter(|w| !fresh(w)).map(|w| w.pid));
             }
         }
-        for worker in &mut self.table.workers {
-            if worker.slot >= self.target && worker.state != State::Stopping {
-                worker.state = State::Stopping;
-                let _ = kill(worker.pid, Signal::SIGTERM);
+        let beyond = self
+            .table
+            .workers
+            .iter()
+            .filter(|w| w.position >= self.target && !w.stopping())
+            .map(|w| w.pid);
+        let to_stop: Vec<Pid> = outdated.into_iter().chain(beyond).collect();
+        for pid in to_stop {
+            self.retire(pid);
+        }
+        self.note_rollout_progress();
+        self.announce();
+    }
+
+    /// Logs the "listening" line once the first workers all serve, so the
+    /// line means "ready" (tests and scripts wait for it).
+    fn announce(&mut self) {
+        if self.announced {
+            return;
+        }
+        let ready = self
+            .table
+            .workers
+            .iter()
+            .filter(|w| w.state == State::Ready)
+            .count();
+        if ready >= self.target {
+            self.announced = true;
+            log::info!(
+                "drupe {} listening on http://{} with {} worker processes (master pid {}; plugins loaded from copies in {})",
+                env!("CARGO_PKG_VERSION"),
+                self.address,
+                self.target,
+                std::process::id(),
+                self.snapshots.root().display()
+            );
+        }
+    }
+
+    fn spawn(&mut self, position: usize, now: Instant) {
+        let config = &self.current.config;
+        let board = self.table.free_board_slot(self.board.capacity());
+        if let Some(slot) = board {
+            self.board.assign(slot, 0, self.current.number);
+        } else {
+            log::warn!(
+                "the scoreboard is full ({} workers): the new worker runs without requestTimeout and maxRequests",
+                self.board.capacity()
+            );
+        }
+        let link = link::Link {
+            notify: Some(Arc::clone(&self.notify_write)),
+            board: board.map(|slot| (Arc::clone(&self.board), slot)),
+        };
+        match spawn::worker(config, &self.listener, &self.current.files, link) {
+            Ok(pid) => {
+                if let Some(slot) = board {
+                    self.board.set_pid(slot, pid.as_raw());
+                }
+                self.table.insert(Worker {
+                    pid,
+                    generation: self.current.number,
+                    state: State::Starting,
+                    started: now,
+                    position,
+                    board,
+                    retiring: false,
+                    max_requests: watchdog::draw_max_requests(&config.server),
+                    restarts: self.positions[position].restarts,
+                    killed: false,
+                });
+            }
+            Err(e) => {
+                log::error!("cannot fork a worker: {e}");
+                if let Some(slot) = board {
+                    self.board.set_state(slot, scoreboard::STATE_FREE);
+                }
+                self.positions[position].crashed(Duration::ZERO, now);
             }
         }
     }

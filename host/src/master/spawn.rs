@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::plugin::{self, PluginSet};
 use crate::sys::process::{self, Forked};
-use crate::worker::{self, CallState};
+use crate::worker::{self, link::Link, CallState};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -20,15 +20,22 @@ use std::path::PathBuf;
 /// A generation's plugin files: originals and their private copies.
 pub type Snapshot = Vec<(PathBuf, PathBuf)>;
 
-/// Forks a worker that serves `listener` with the plugins of `snapshot`.
-pub fn worker(config: &Config, listener: &TcpListener, snapshot: &Snapshot) -> io::Result<Pid> {
+/// Forks a worker that serves `listener` with the plugins of `snapshot`,
+/// and reports to the master through `link`.
+pub fn worker(
+    config: &Config,
+    listener: &TcpListener,
+    snapshot: &Snapshot,
+    link: Link,
+) -> io::Result<Pid> {
+    let master = nix::unistd::getpid();
     match process::fork()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let code = child_setup().and_then(|()| {
+            let code = child_setup(master).and_then(|()| {
                 let plugins = load(config, snapshot).map_err(|()| worker::exit::BOOT_FAILED)?;
                 let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
-                Ok(worker::run(config, listener, plugins))
+                Ok(worker::run(config, listener, plugins, link))
             });
             std::process::exit(code.unwrap_or_else(|code| code))
         }
@@ -47,23 +54,33 @@ pub enum ProbeMode {
 /// Loads and initialises every plugin in a throwaway child process, so a
 /// broken plugin is found once, with a clear message, before any worker is
 /// replaced — and so that the master itself never runs plugin code.
-/// Returns whether the plugins are fit to serve.
+/// Returns whether the plugins are fit to serve. Blocks until the probe is
+/// done: for startup and `--check`; a reload uses [`probe_start`].
 pub fn probe(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Result<bool> {
-    match process::fork()? {
-        Forked::Parent(pid) => loop {
-            match waitpid(pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code == 0),
-                Ok(WaitStatus::Signaled(_, signal, _)) => {
-                    log::error!("the plugin probe was killed by {signal:?} while loading plugins");
-                    return Ok(false);
-                }
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+    let pid = probe_start(config, snapshot, mode)?;
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code == 0),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                log::error!("the plugin probe was killed by {signal:?} while loading plugins");
+                return Ok(false);
             }
-        },
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Forks the probe and returns its pid at once; it exits 0 if the plugins
+/// are fit to serve. The master reaps it like a worker, so a slow plugin
+/// `init` never stalls its loop.
+pub fn probe_start(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Result<Pid> {
+    let master = nix::unistd::getpid();
+    match process::fork()? {
+        Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let ok = child_setup().is_ok()
+            let ok = child_setup(master).is_ok()
                 && load(config, snapshot).is_ok_and(|plugins| {
                     let started = plugins.init::<CallState>();
                     if let Err(errors) = &started {
@@ -91,9 +108,11 @@ fn load(config: &Config, snapshot: &Snapshot) -> Result<PluginSet, ()> {
 }
 
 /// First steps of every child: die with the master, and take back the
-/// signals the master blocked for its signalfd.
-fn child_setup() -> Result<(), i32> {
-    if process::die_with_parent(Signal::SIGKILL, nix::unistd::getppid()).is_err() {
+/// signals the master blocked for its signalfd. `master` is the pid taken
+/// before the fork: asking `getppid()` here would get the reaper's pid if
+/// the master had just died, and the worker would outlive it.
+fn child_setup(master: Pid) -> Result<(), i32> {
+    if process::die_with_parent(Signal::SIGKILL, master).is_err() {
         return Err(worker::exit::ORPHANED);
     }
     for signal in [
@@ -102,6 +121,9 @@ fn child_setup() -> Result<(), i32> {
         Signal::SIGQUIT,
         Signal::SIGHUP,
         Signal::SIGCHLD,
+        Signal::SIGUSR1,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
     ] {
         let _ = process::default_signal(signal);
     }

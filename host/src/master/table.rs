@@ -1,6 +1,6 @@
-//! The worker table: one slot per worker process the master is responsible
+//! The worker table: one row per worker process the master is responsible
 //! for, with its state and history (gunicorn's `WORKERS`, nginx's
-//! `ngx_processes`).
+//! `ngx_processes`), and the respawn bookkeeping of each pool position.
 
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -8,22 +8,41 @@ use std::time::{Duration, Instant};
 /// Where a worker is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Forked; loading plugins, then serving.
+    /// Forked; loading plugins. It has not said it is ready yet.
     Starting,
-    /// Sent SIGTERM; finishing in-flight requests.
-    Stopping,
+    /// Serving (it wrote "ready" on the notification pipe).
+    Ready,
+    /// Told to stop (or killed): finishing in-flight requests until
+    /// `deadline`, after which the master kills it.
+    Stopping { deadline: Instant },
 }
 
 /// One worker process.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub pid: Pid,
-    /// The plugin generation it loaded (bumped by each reload).
+    /// The generation (config and plugin snapshot) it loaded.
     pub generation: u64,
     pub state: State,
     pub started: Instant,
-    /// Which position of the pool it fills; a respawn inherits it.
-    pub slot: usize,
+    /// Which position of the pool it fills; a replacement inherits it.
+    pub position: usize,
+    /// Its slot in the scoreboard, if one was free.
+    pub board: Option<usize>,
+    /// It reached `maxRequests`: replace it (a replacement first).
+    pub retiring: bool,
+    /// Its `maxRequests` limit with jitter drawn in; 0 = none.
+    pub max_requests: u64,
+    /// Respawns of its position before it, for the log.
+    pub restarts: u32,
+    /// The master sent it SIGKILL (logged once, not sent again).
+    pub killed: bool,
+}
+
+impl Worker {
+    pub fn stopping(&self) -> bool {
+        matches!(self.state, State::Stopping { .. })
+    }
 }
 
 /// How a worker process ended.
@@ -40,6 +59,8 @@ pub struct Backoff {
     pub failures: u32,
     /// Do not respawn before this.
     pub not_before: Option<Instant>,
+    /// Crashes at this position since the master started.
+    pub restarts: u32,
 }
 
 /// A worker that lived this long counts as healthy; its next crash starts
@@ -61,6 +82,7 @@ impl Backoff {
             (FIRST_DELAY * 2u32.saturating_pow(self.failures - 1)).min(MAX_DELAY)
         };
         self.failures = self.failures.saturating_add(1);
+        self.restarts = self.restarts.saturating_add(1);
         self.not_before = Some(now + delay);
         delay
     }
@@ -86,23 +108,44 @@ impl Table {
         Some(self.workers.swap_remove(index))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Worker> {
+        self.workers.iter_mut().find(|w| w.pid == pid)
     }
 
-    /// Workers that fill `slot` and are not on their way out.
-    pub fn serving(&self, slot: usize) -> bool {
-        self.workers
-            .iter()
-            .any(|w| w.slot == slot && w.state != State::Stopping)
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
     }
 
     pub fn pids(&self) -> Vec<Pid> {
         self.workers.iter().map(|w| w.pid).collect()
     }
+
+    /// Workers that fill `position` and are not on their way out.
+    pub fn live_at(&self, position: usize) -> impl Iterator<Item = &Worker> {
+        self.workers
+            .iter()
+            .filter(move |w| w.position == position && !w.stopping())
+    }
+
+    /// Whether any worker (even a stopping one) runs `generation`.
+    pub fn uses(&self, generation: u64) -> bool {
+        self.workers.iter().any(|w| w.generation == generation)
+    }
+
+    /// A scoreboard slot below `capacity` that no worker holds.
+    pub fn free_board_slot(&self, capacity: usize) -> Option<usize> {
+        let mut used = vec![false; capacity];
+        for w in &self.workers {
+            if let Some(i) = w.board.filter(|&i| i < capacity) {
+                used[i] = true;
+            }
+        }
+        used.iter().position(|u| !u)
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -121,5 +164,47 @@ mod tests {
         assert!(!b.ready(now));
         assert_eq!(b.crashed(STABLE, now), Duration::ZERO);
         assert!(b.ready(now));
+        assert_eq!(b.restarts, 25);
+    }
+
+    fn worker(pid: i32, position: usize, board: Option<usize>, state: State) -> Worker {
+        Worker {
+            pid: Pid::from_raw(pid),
+            generation: 1,
+            state,
+            started: Instant::now(),
+            position,
+            board,
+            retiring: false,
+            max_requests: 0,
+            restarts: 0,
+            killed: false,
+        }
+    }
+
+    #[test]
+    fn board_slots_are_reused_once_free() {
+        let mut table = Table::default();
+        table.insert(worker(10, 0, Some(0), State::Ready));
+        table.insert(worker(11, 1, Some(2), State::Ready));
+        assert_eq!(table.free_board_slot(3), Some(1));
+        table.insert(worker(12, 2, Some(1), State::Starting));
+        assert_eq!(table.free_board_slot(3), None);
+        table.remove(Pid::from_raw(11));
+        assert_eq!(table.free_board_slot(3), Some(2));
+    }
+
+    #[test]
+    fn stopping_workers_do_not_hold_their_position() {
+        let mut table = Table::default();
+        let deadline = Instant::now();
+        table.insert(worker(10, 0, None, State::Stopping { deadline }));
+        assert_eq!(table.live_at(0).count(), 0);
+        table.insert(worker(11, 0, None, State::Starting));
+        assert_eq!(
+            table.live_at(0).map(|w| w.pid.as_raw()).collect::<Vec<_>>(),
+            [11]
+        );
+        assert!(table.uses(1) && !table.uses(2));
     }
 }

@@ -1,13 +1,15 @@
 //! The only place in the host with `unsafe` code.
 //!
-//! Everything that needs it — `fork`, loading a shared library, calling
-//! through the plugin ABI and the callbacks the host hands to plugins — is
-//! wrapped here in small safe functions, each `unsafe` block with the reason
-//! it is sound. The rest of the host is `#![deny(unsafe_code)]`.
+//! Everything that needs it — `fork`, the shared-memory scoreboard, loading
+//! a shared library, calling through the plugin ABI and the callbacks the
+//! host hands to plugins — is wrapped here in small safe functions, each
+//! `unsafe` block with the reason it is sound. The rest of the host is
+//! `#![deny(unsafe_code)]`.
 
 #![allow(unsafe_code)]
 
 pub mod dl;
 pub mod net;
 pub mod process;
+pub mod scoreboard;
 mod store_api;

@@ -104,14 +104,16 @@ impl Conn {
                     Err(_) => return Next::Close,
                 }
             }
-            if self.closing
-                || shared.stopping() && self.phase == Phase::Idle && self.start == self.end
-            {
+            if self.closing {
                 return Next::Close;
             }
             let filled = match self.fill(shared) {
                 Ok(Some(0)) => return Next::Close, // EOF; anything complete was answered
                 Ok(Some(n)) => n,
+                // Even when stopping: the worker's sweep closes idle
+                // connections after a short linger, and a request that
+                // arrives first (even the first on a just-accepted
+                // connection) is served, with `Connection: close`.
                 Ok(None) => return Next::Read, // would block
                 Err(_) => return Next::Close,
             };

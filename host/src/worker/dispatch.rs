@@ -6,14 +6,20 @@
 //! request; the bytes then go straight into the connection's output buffer.
 //! Store and session calls go to the `CallState`'s [`CallStore`], which
 //! knows which plugin is being called and which session cookie came along.
+//!
+//! Around each plugin call the thread marks itself busy in its scoreboard
+//! slot ([`attach`]), so the master can kill a worker whose handler runs
+//! past `requestTimeout`, and it counts every request for `maxRequests`.
 
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::Lookup;
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
+use crate::sys::scoreboard::ThreadSlot;
+use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 
 /// What a plugin builds during one call; reused across calls on a thread.
 #[derive(Debug, Default)]
@@ -93,6 +99,25 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static TRACKER: OnceCell<Tracker> = const { OnceCell::new() };
+}
+
+/// Gives the calling handler thread its scoreboard slot (once, before it
+/// serves).
+pub fn attach(tracker: Option<Tracker>) {
+    if let Some(tracker) = tracker {
+        TRACKER.with(|t| {
+            let _ = t.set(tracker);
+        });
+    }
+}
+
+fn track(f: impl FnOnce(&ThreadSlot)) {
+    TRACKER.with(|t| {
+        if let Some(tracker) = t.get() {
+            f(tracker.slot());
+        }
+    });
 }
 
 /// One request, parsed and with its body complete.
@@ -115,6 +140,7 @@ pub struct Sent {
 
 /// Serves one request and appends the complete response to `out`.
 pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sent {
+    track(ThreadSlot::count);
     let opts = WriteOpts {
         http_minor: ex.head.http_minor,
         keep_alive: ex.keep_alive,
@@ -174,10 +200,12 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                     .call
                     .store
                     .begin(&plugin.decl.name, ex.head.headers(ex.buf));
+                track(|slot| slot.begin(method.as_bytes(), path.as_bytes()));
                 let outcome =
                     plugin
                         .entry
                         .handle(endpoint.target.route, &request, &mut scratch.call);
+                track(ThreadSlot::end);
                 let call = &scratch.call;
                 let failure = match outcome {
                     abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,

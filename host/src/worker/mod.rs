@@ -12,16 +12,24 @@
 //! Connections live in a fixed table of slots; the epoll token is the slot
 //! index plus a generation, so a stale event for a closed connection whose
 //! slot was reused is recognised and dropped.
+//!
+//! Supervision ([`link`]): once serving, the worker says so on the master's
+//! pipe; SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1
+//! reopens the log files. A stopping worker takes nothing new from the
+//! shared listener except what was already queued when it stopped (so no
+//! connection waits for a wake-up that went to it).
 
 mod access;
 mod conn;
 mod dispatch;
+pub mod link;
 mod pool;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
 use conn::{Conn, Next};
+use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -51,6 +59,13 @@ const LISTENER: u64 = u64::MAX;
 const SIGNALS: u64 = u64::MAX - 1;
 /// How often idle and slow connections are checked against their deadlines.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// How often a stopping worker sweeps: it waits for its last connections.
+const SWEEP_WHILE_STOPPING: Duration = Duration::from_millis(100);
+/// How long a stopping worker keeps an idle keep-alive connection open. A
+/// busy client sends its next request within this and gets it answered
+/// with `Connection: close`, instead of finding the connection closed under
+/// it (clients retry that, but only idempotent requests).
+const STOP_LINGER: Duration = Duration::from_millis(300);
 /// New connections taken per wake-up on the listener: enough to drain a
 /// burst, few enough that one worker does not take a whole backlog.
 const ACCEPT_BATCH: usize = 1;
@@ -69,7 +84,11 @@ pub struct Shared {
     stopping: AtomicBool,
     last_sweep: AtomicU64,
     started: Instant,
+    /// Read by whichever thread leads when a signal arrives.
     signals: SignalFd,
+    /// At most this many queued connections are taken when stopping: the
+    /// listen backlog can hold no more than that.
+    drain_limit: usize,
     /// Whether the listener is in the epoll set; guards taking it out on
     /// stop against re-registering it in `accept`.
     listening: Mutex<bool>,
@@ -78,6 +97,8 @@ pub struct Shared {
     access: Option<access::AccessLog>,
     graceful_timeout: Duration,
     graceful_deadline: Mutex<Option<Instant>>,
+    /// Idle connections of a stopping worker are closed from then on.
+    linger_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -98,7 +119,9 @@ impl Shared {
 
 /// Runs a worker until it is told to stop. Never returns to the caller's
 /// loop: the return value is the process exit code.
-pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
+pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Link) -> i32 {
+    // Settings only: each handler thread connects on its first store call.
+    crate::store::configure(&config.store);
     // Settings only: each handler thread connects on its first store call.
     crate::store::configure(&config.store);
     let signals = match worker_signals() {
@@ -124,9 +147,13 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
     let mut threads: Vec<_> = (1..config.server.thread_pool.max(1))
         .map(|i| {
             let shared = Arc::clone(&shared);
+            let tracker = link.tracker(i);
             std::thread::Builder::new()
                 .name(format!("drupe-w{i}"))
-                .spawn(move || serve_as_pool_thread(&shared))
+                .spawn(move || {
+                    dispatch::attach(tracker);
+                    serve_as_pool_thread(&shared)
+                })
         })
         .collect();
     if config.server.thread_pool > 1 {
@@ -137,6 +164,10 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet) -> i32 {
                 .spawn(move || shared.pool.monitor()),
         );
     }
+    dispatch::attach(link.tracker(0));
+    // Plugins initialised, listener in the epoll set, threads started: from
+    // here on this worker serves.
+    link.report_ready();
     serve_as_pool_thread(&shared);
     for thread in threads.into_iter().flatten() {
         let _ = thread.join();
@@ -157,7 +188,6 @@ fn worker_signals() -> nix::Result<SignalFd> {
     for ignored in [
         Signal::SIGINT,
         Signal::SIGHUP,
-        Signal::SIGUSR1,
         Signal::SIGTTIN,
         Signal::SIGTTOU,
         Signal::SIGPIPE,
@@ -167,6 +197,7 @@ fn worker_signals() -> nix::Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGQUIT);
+    mask.add(Signal::SIGUSR1);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
@@ -202,11 +233,13 @@ impl Shared {
             last_sweep: AtomicU64::new(0),
             started: Instant::now(),
             signals,
+            drain_limit: config.server.socket_queue_size as usize,
             listening: Mutex::new(true),
             pool: Pool::new(),
             access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
+            linger_until: Mutex::new(None),
         })
     }
 }
@@ -270,15 +303,19 @@ fn on_signal(shared: &Shared) {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
             Ok(Signal::SIGTERM) => begin_stop(shared),
+            Ok(Signal::SIGUSR1) => match crate::logging::reopen_all() {
+                Ok(()) => log::info!("worker {} reopened its log files", std::process::id()),
+                Err(e) => log::error!("worker {}: reopening logs: {e}", std::process::id()),
+            },
             _ => {}
         }
     }
 }
 
-/// Graceful stop: take no new connections, close idle ones, let the ones
-/// mid-request finish.
+/// Graceful stop: take no new connections, close idle ones (after a short
+/// linger, see `STOP_LINGER`), let the ones mid-request finish.
 fn begin_stop(shared: &Shared) {
-    if shared.stopping.swap(true, Ordering::AcqRel) {
+    if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
     let mut listening = shared.listening.lock().unwrap_or_else(|p| p.into_inner());
@@ -286,14 +323,25 @@ fn begin_stop(shared: &Shared) {
         let _ = shared.epoll.delete(&shared.listener);
     }
     drop(listening);
+    // With EPOLLEXCLUSIVE the kernel woke only this worker for connections
+    // that are queued now; if it left them, they would wait in the shared
+    // backlog until some later connection woke a sibling. Take them and
+    // serve them (once: anything queued after the delete wakes a sibling).
+    accept_upto(shared, shared.drain_limit);
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
-    sweep(shared, Instant::now(), true);
+    if let Ok(mut linger) = shared.linger_until.lock() {
+        *linger = Some(Instant::now() + STOP_LINGER);
+    }
 }
 
 fn accept(shared: &Shared) {
-    accept_batch(shared);
+    // A stopping worker leaves new connections to its siblings.
+    if shared.stopping() {
+        return;
+    }
+    accept_upto(shared, ACCEPT_BATCH);
     // Move this worker's wait entry to the back of the listener's queue:
     // `EPOLLEXCLUSIVE` wakes the first idle waiter, so without this one
     // worker takes nearly every connection (DESIGN, pitfalls) and keep-alive
@@ -316,8 +364,8 @@ fn listener_event() -> EpollEvent {
     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER)
 }
 
-fn accept_batch(shared: &Shared) {
-    for _ in 0..ACCEPT_BATCH {
+fn accept_upto(shared: &Shared, max: usize) {
+    for _ in 0..max {
         let (stream, peer) = match crate::sys::net::accept_nonblocking(&shared.listener) {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -399,7 +447,12 @@ fn sweep_if_due(shared: &Shared) {
     let now = Instant::now();
     let tick = now.duration_since(shared.started).as_millis() as u64;
     let last = shared.last_sweep.load(Ordering::Relaxed);
-    if tick.saturating_sub(last) < SWEEP_EVERY.as_millis() as u64 {
+    let every = if shared.stopping() {
+        SWEEP_WHILE_STOPPING
+    } else {
+        SWEEP_EVERY
+    };
+    if tick.saturating_sub(last) < every.as_millis() as u64 {
         return;
     }
     if shared
@@ -418,10 +471,16 @@ fn sweep_if_due(shared: &Shared) {
     }
 }
 
-/// Closes connections past their deadline; when stopping, also every idle
-/// one (and, with `force`, every one).
+/// Closes connections past their deadline; when stopping (after
+/// `STOP_LINGER`), also every idle one (and, with `force`, every one).
 fn sweep(shared: &Shared, now: Instant, force: bool) {
-    let stopping = shared.stopping();
+    let close_idle = shared.stopping()
+        && shared
+            .linger_until
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|until| now >= until);
     for (index, slot) in shared.slots.iter().enumerate() {
         // A slot that is locked is being served; it is not idle.
         let Ok(mut slot) = slot.try_lock() else {
@@ -431,11 +490,17 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
             continue;
         };
         let expired = now >= conn.deadline;
-        if expired || force || (stopping && conn.is_idle()) {
+        if expired || force || (close_idle && conn.is_idle() && !has_input(&conn.stream)) {
             if expired {
                 conn.on_timeout();
             }
             close(shared, index as u32, &mut slot);
         }
     }
+}
+
+/// Whether a request (or EOF) is waiting to be read: an idle keep-alive
+/// connection whose client just sent its next request is served, not cut.
+fn has_input(stream: &std::net::TcpStream) -> bool {
+    matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0)
 }

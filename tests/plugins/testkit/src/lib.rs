@@ -5,6 +5,11 @@
 //! it, or sends a header the host must refuse. `/store/{key}` reads and
 //! writes a raw store key, to show that it is testkit's own. Not for
 //! production.
+//!
+//! `init` can fail on purpose, to test a worker that cannot boot: with
+//! `[plugin.testkit] initCounter = FILE` and `failInitAfter = N`, each
+//! `init` (in a probe or a worker) appends a byte to FILE, and every call
+//! after the N-th fails.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +18,32 @@ use drupe_sdk::prelude::*;
 /// The longest `/sleep/{ms}` or `/spin/{ms}` accepted: ten minutes, so a
 /// typo cannot wedge a test run for days.
 const MAX_MS: u64 = 600_000;
+
+/// Counts this `init` call in `initCounter` and fails past `failInitAfter`.
+pub fn init(settings: &Settings) -> std::result::Result<(), String> {
+    let (Some(counter), Some(limit)) = (settings.get("initCounter"), settings.get("failInitAfter"))
+    else {
+        return Ok(());
+    };
+    let limit: u64 = limit
+        .parse()
+        .map_err(|_| format!("failInitAfter = {limit} is not a number"))?;
+    // One O_APPEND write per call: atomic across processes.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(counter)
+        .map_err(|e| format!("initCounter {counter}: {e}"))?;
+    std::io::Write::write_all(&mut file, b"+").map_err(|e| format!("initCounter: {e}"))?;
+    let calls = file.metadata().map_err(|e| e.to_string())?.len();
+    if calls > limit {
+        Err(format!(
+            "testkit: init call {calls} fails on purpose (failInitAfter = {limit})"
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// `ANY /`, `ANY /echo`, `ANY /{*rest}`: 200 with the request body.
 pub fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
@@ -99,6 +130,7 @@ pub fn store_put(req: &Request, ctx: &mut Context) -> Result<Response> {
 
 drupe_sdk::plugin! {
     name: "testkit",
+    init: init,
     routes: [
         ANY "/" => echo,
         ANY "/echo" => echo,
@@ -188,6 +220,22 @@ mod tests {
             .call(store_put);
         assert_eq!(put.status(), 204);
         assert_eq!(get().body(), b"v");
+    }
+
+    #[test]
+    fn init_fails_after_the_configured_number_of_calls() {
+        assert_eq!(init(&Settings::default()), Ok(()));
+        let dir = std::env::temp_dir().join(format!("testkit-init-{}", std::process::id()));
+        let counter = dir.to_string_lossy().into_owned();
+        let _ = std::fs::remove_file(&dir);
+        let settings: Settings = [("initCounter", counter.as_str()), ("failInitAfter", "2")]
+            .into_iter()
+            .collect();
+        assert_eq!(init(&settings), Ok(()));
+        assert_eq!(init(&settings), Ok(()));
+        let third = init(&settings);
+        let _ = std::fs::remove_file(&dir);
+        assert!(third.is_err_and(|e| e.contains("init call 3 fails on purpose")));
     }
 
     #[test]

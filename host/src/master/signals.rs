@@ -1,0 +1,93 @@
+//! Signals to the master (DESIGN "Signals to the master"), read from a
+//! signalfd in the poll loop: no handler runs in signal context, so each
+//! action below is ordinary code (nginx's `ngx_signal_handler` only sets
+//! flags for the same reason).
+//!
+//! | signal | effect |
+//! |---|---|
+//! | TERM, INT | graceful stop; a second INT stops at once |
+//! | QUIT | immediate stop |
+//! | HUP | reload the INI file and the plugins |
+//! | USR1 | reopen the log files, here and in every worker |
+//! | TTIN / TTOU | one worker more / fewer |
+//! | CHLD | (wakes the loop, which reaps after every turn) |
+
+use super::{Master, Stop};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+const HANDLED: [Signal; 8] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// Blocks the master's signals and returns a signalfd that reads them.
+pub(super) fn master_signals() -> nix::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for signal in HANDLED {
+        mask.add(signal);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+impl Master {
+    pub(super) fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGCHLD => {} // reaped after every wake-up
+            Signal::SIGINT if self.stop.is_some() => {
+                log::warn!("second interrupt: stopping now");
+                self.stop_now();
+            }
+            Signal::SIGTERM | Signal::SIGINT if self.stop.is_none() => {
+                let timeout = self.current.config.server.graceful_timeout;
+                log::info!(
+                    "{signal:?}: graceful stop (gracefulTimeout {}s)",
+                    timeout.as_secs()
+                );
+                self.stop = Some(Stop::Graceful);
+                self.cancel_probe();
+                self.kill_all(Signal::SIGTERM);
+            }
+            Signal::SIGQUIT => {
+                log::info!("SIGQUIT: immediate stop");
+                self.stop_now();
+            }
+            Signal::SIGHUP if self.stop.is_none() => self.reload("SIGHUP"),
+            Signal::SIGTTIN if self.stop.is_none() => {
+                self.target += 1;
+                log::info!("SIGTTIN: {} worker processes", self.target);
+            }
+            Signal::SIGTTOU if self.stop.is_none() && self.target > 1 => {
+                self.target -= 1;
+                log::info!("SIGTTOU: {} worker processes", self.target);
+            }
+            Signal::SIGUSR1 => self.reopen_logs(),
+            _ => {}
+        }
+    }
+
+    fn stop_now(&mut self) {
+        self.stop = Some(Stop::Immediate);
+        self.cancel_probe();
+        self.kill_all(Signal::SIGKILL);
+    }
+
+    /// USR1: reopen this process's logs, then have every worker reopen
+    /// its own (they hold their own descriptors of the old file).
+    fn reopen_logs(&mut self) {
+        match crate::logging::reopen_all() {
+            Ok(()) => log::info!("SIGUSR1: reopened the log files"),
+            Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
+        }
+        for pid in self.table.pids() {
+            let _ = kill(pid, Signal::SIGUSR1);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The scoreboard: a table in shared memory, mapped by the master before it
+//! forks any worker, so every worker inherits the same pages (Apache's
+//! scoreboard, uWSGI's shared worker array).
+//!
+//! One [`WorkerSlot`] per worker process, and under it one [`ThreadSlot`]
+//! per handler thread. A handler thread writes "busy since / route" into
+//! its own thread slot around each plugin call and counts the requests it
+//! served; the master reads the table every tick to find a request that
+//! ran past `requestTimeout` or a worker past `maxRequests`. Each thread
+//! slot has a single writer (its thread), so no lock is needed: the route
+//! text is guarded by a sequence number (a seqlock), and every field is an
+//! atomic, so a reader in another process can never see a torn value, only
+//! a stale one, which the sequence number detects.
+
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// Bytes of "METHOD /path" kept per busy thread; longer ones are cut.
+pub const ROUTE_BYTES: usize = 104;
+const ROUTE_WORDS: usize = ROUTE_BYTES / 8;
+
+/// What the master knows about one worker, for whoever reads the table.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct WorkerSlot {
+    pid: AtomicI32,
+    /// One of the `STATE_*` values, written by the master.
+    state: AtomicU32,
+    generation: AtomicU64,
+}
+
+/// `WorkerSlot::state`: the slot is unused.
+pub const STATE_FREE: u32 = 0;
+/// Forked, not ready yet.
+pub const STATE_STARTING: u32 = 1;
+/// Serving.
+pub const STATE_READY: u32 = 2;
+/// Finishing in-flight requests.
+pub const STATE_STOPPING: u32 = 3;
+
+/// One handler thread of a worker. 128 bytes, so two threads never write
+/// the same cache line.
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct ThreadSlot {
+    /// Odd while the thread rewrites `busy_since` and `route`.
+    seq: AtomicU64,
+    /// Monotonic milliseconds ([`now_ms`]) when the current plugin call
+    /// began; 0 while idle.
+    busy_since: AtomicU64,
+    /// Requests this thread has answered.
+    served: AtomicU64,
+    /// "METHOD /path" of the current call, NUL-padded.
+    route: [AtomicU64; ROUTE_WORDS],
+}
+
+/// A busy thread as the master sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// [`now_ms`] when the call began.
+    pub since_ms: u64,
+    pub route: String,
+}
+
+/// Milliseconds on the monotonic clock, which every process on the
+/// machine shares (unlike `Instant`, which cannot cross a process).
+pub fn now_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+impl ThreadSlot {
+    /// Marks the thread busy with `method path` from now on.
+    pub fn begin(&self, method: &[u8], path: &[u8]) {
+        let mut text = [0u8; ROUTE_BYTES];
+        let mut n = 0;
+        for part in [method, b" ", path] {
+            let take = part.len().min(ROUTE_BYTES - n);
+            text[n..n + take].copy_from_slice(&part[..take]);
+            n += take;
+        }
+        let seq = self.seq.load(Ordering::Relaxed).wrapping_add(1);
+        self.seq.store(seq, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (word, bytes) in self.route.iter().zip(text.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(bytes);
+            word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        }
+        self.busy_since.store(now_ms().max(1), Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Release);
+    }
+
+    /// The call is over: idle again.
+    pub fn end(&self) {
+        self.busy_since.store(0, Ordering::Release);
+    }
+
+    /// Counts one request answered.
+    pub fn count(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current call, if any; `None` while idle. A reader racing with
+    /// the thread retries a few times, then reports idle (the next tick
+    /// will look again).
+    pub fn busy(&self) -> Option<Busy> {
+        for _ in 0..4 {
+            let before = self.seq.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let since_ms = self.busy_since.load(Ordering::Relaxed);
+            let mut text = [0u8; ROUTE_BYTES];
+            for (word, bytes) in self.route.iter().zip(text.chunks_exact_mut(8)) {
+                bytes.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+            }
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) != before {
+                continue;
+            }
+            if since_ms == 0 {
+                return None;
+            }
+            let len = text.iter().position(|&b| b == 0).unwrap_or(ROUTE_BYTES);
+            return Some(Busy {
+                since_ms,
+                route: String::from_utf8_lossy(&text[..len]).into_owned(),
+            });
+        }
+        None
+    }
+
+    fn clear(&self) {
+        self.seq.store(0, Ordering::Relaxed);
+        self.busy_since.store(0, Ordering::Relaxed);
+        self.served.store(0, Ordering::Relaxed);
+        for word in &self.route {
+            word.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The whole table, mapped shared and anonymous: it exists only in the
+/// master and the processes it forks.
+#[derive(Debug)]
+pub struct Scoreboard {
+    base: NonNull<u8>,
+    len: usize,
+    workers: usize,
+    threads: usize,
+}
+
+// SAFETY: the mapping is plain memory that lives as long as the
+// `Scoreboard`, and it is only ever accessed through atomics, so sharing
+// the handle between threads cannot cause a data race.
+unsafe impl Send for Scoreboard {}
+// SAFETY: as above; `&Scoreboard` only hands out `&` to atomic fields.
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// Maps a zeroed table for `workers` workers of `threads` threads.
+    /// Call before forking: only processes forked afterwards share it.
+    pub fn new(workers: usize, threads: usize) -> io::Result<Scoreboard> {
+        let workers = workers.max(1);
+        let threads = threads.max(1);
+        let len = Self::threads_offset(workers)
+            + workers
+                .checked_mul(threads)
+                .and_then(|n| n.checked_mul(size_of::<ThreadSlot>()))
+                .ok_or_else(|| io::Error::other("scoreboard too large"))?;
+        let size = NonZeroUsize::new(len).ok_or_else(|| io::Error::other("empty scoreboard"))?;
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks
+        // cannot overlap any Rust object. MAP_SHARED keeps the pages
+        // shared with children after fork; the kernel zero-fills them, and
+        // all-zero is a valid value of every atomic in the table.
+        let base = unsafe {
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(io::Error::from)?;
+        Ok(Scoreboard {
+            base: base.cast(),
+            len,
+            workers,
+            threads,
+        })
+    }
+
+    fn threads_offset(workers: usize) -> usize {
+        // ThreadSlot's alignment (128) is a multiple of WorkerSlot's size.
+        (workers * size_of::<WorkerSlot>()).next_multiple_of(align_of::<ThreadSlot>())
+    }
+
+    /// Number of worker slots.
+    pub fn capacity(&self) -> usize {
+        self.workers
+    }
+
+    /// Thread slots per worker.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn worker(&self, index: usize) -> &WorkerSlot {
+        assert!(index < self.workers, "worker slot {index} out of range");
+        // SAFETY: `index` is in range, so the slot lies inside the mapping
+        // (see `new`), which is aligned to a page and lives as long as
+        // `self`; WorkerSlot is made only of atomics, valid for any bits.
+        unsafe { &*self.base.as_ptr().cast::<WorkerSlot>().add(index) }
+    }
+
+    /// Thread `thread` of worker slot `worker`, or `None` past the table's
+    /// width (a reload raised `threadPool`: those threads go untracked).
+    pub fn thread(&self, worker: usize, thread: usize) -> Option<&ThreadSlot> {
+        if worker >= self.workers || thread >= self.threads {
+            return None;
+        }
+        let offset = Self::threads_offset(self.workers)
+            + (worker * self.threads + thread) * size_of::<ThreadSlot>();
+        // SAFETY: both indices are in range, so the slot lies inside the
+        // mapping; `offset` is a multiple of ThreadSlot's alignment from a
+        // page-aligned base; ThreadSlot is made only of atomics.
+        Some(unsafe { &*self.base.as_ptr().add(offset).cast::<ThreadSlot>() })
+    }
+
+    /// Resets slot `index` for a new worker. Only the master calls this,
+    /// before forking that worker, while no live process writes the slot.
+    pub fn assign(&self, index: usize, pid: i32, generation: u64) {
+        for thread in 0..self.threads {
+            if let Some(t) = self.thread(index, thread) {
+                t.clear();
+            }
+        }
+        let slot = self.worker(index);
+        slot.pid.store(pid, Ordering::Relaxed);
+        slot.generation.store(generation, Ordering::Relaxed);
+        slot.state.store(STATE_STARTING, Ordering::Release);
+    }
+
+    /// Records the pid once `fork` returned it.
+    pub fn set_pid(&self, index: usize, pid: i32) {
+        self.worker(index).pid.store(pid, Ordering::Release);
+    }
+
+    pub fn set_state(&self, index: usize, state: u32) {
+        self.worker(index).state.store(state, Ordering::Release);
+    }
+
+    pub fn state(&self, index: usize) -> u32 {
+        self.worker(index).state.load(Ordering::Acquire)
+    }
+
+    pub fn pid(&self, index: usize) -> i32 {
+        self.worker(index).pid.load(Ordering::Acquire)
+    }
+
+    /// Requests worker slot `index` has answered, over all its threads.
+    pub fn requests_served(&self, index: usize) -> u64 {
+        (0..self.threads)
+            .filter_map(|t| self.thread(index, t))
+            .map(|t| t.served.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The calls running in worker slot `index` now.
+    pub fn busy(&self, index: usize) -> impl Iterator<Item = Busy> + '_ {
+        (0..self.threads)
+            .filter_map(move |t| self.thread(index, t))
+            .filter_map(ThreadSlot::busy)
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `len` are exactly what mmap returned, and no
+        // reference into the mapping outlives `self` (they borrow it).
+        let _ = unsafe { munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_do_not_overlap_and_start_idle() {
+        let board = Scoreboard::new(3, 2).unwrap();
+        assert_eq!(size_of::<ThreadSlot>(), 128);
+        assert_eq!(size_of::<WorkerSlot>(), 64);
+        for w in 0..3 {
+            for t in 0..2 {
+                let slot = board.thread(w, t).unwrap();
+                assert_eq!(slot.busy(), None);
+                slot.begin(b"GET", format!("/w{w}/t{t}").as_bytes());
+            }
+        }
+        for w in 0..3 {
+            let routes: Vec<String> = board.busy(w).map(|b| b.route).collect();
+            assert_eq!(routes, [format!("GET /w{w}/t0"), format!("GET /w{w}/t1")]);
+        }
+        assert!(board.thread(0, 2).is_none());
+        assert!(board.thread(3, 0).is_none());
+    }
+
+    #[test]
+    fn begin_end_and_count() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        let slot = board.thread(0, 0).unwrap();
+        let before = now_ms();
+        slot.begin(b"POST", b"/counter/x");
+        let busy = slot.busy().unwrap();
+        assert_eq!(busy.route, "POST /counter/x");
+        assert!(busy.since_ms >= before);
+        slot.end();
+        slot.count();
+        slot.count();
+        assert_eq!(slot.busy(), None);
+        assert_eq!(board.requests_served(0), 2);
+        board.assign(0, 42, 7);
+        assert_eq!(board.requests_served(0), 0);
+        assert_eq!((board.pid(0), board.state(0)), (42, STATE_STARTING));
+    }
+
+    #[test]
+    fn a_long_route_is_cut_not_overflowed() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        let slot = board.thread(0, 0).unwrap();
+        let path = format!("/{}", "x".repeat(300));
+        slot.begin(b"GET", path.as_bytes());
+        let route = slot.busy().unwrap().route;
+        assert_eq!(route.len(), ROUTE_BYTES);
+        assert!(route.starts_with("GET /xxx"));
+    }
+
+    #[test]
+    fn a_forked_child_writes_what_the_parent_reads() {
+        let board = Scoreboard::new(2, 1).unwrap();
+        // The test harness has other threads; the child only stores to
+        // atomics and `_exit`s, which is safe after fork regardless.
+        match crate::sys::process::fork().unwrap() {
+            crate::sys::process::Forked::Child => {
+                let slot = board.thread(1, 0).unwrap();
+                slot.begin(b"GET", b"/from/child");
+                slot.count();
+                crate::sys::process::exit_now(0);
+            }
+            crate::sys::process::Forked::Parent(pid) => {
+                nix::sys::wait::waitpid(pid, None).unwrap();
+                assert_eq!(board.busy(1).next().unwrap().route, "GET /from/child");
+                assert_eq!(board.requests_served(1), 1);
+            }
+        }
+    }
+}
