@@ -18,6 +18,7 @@ mod body;
 pub mod date;
 mod request;
 mod response;
+mod target;
 
 pub use body::{ChunkedDecoder, Decoded};
 pub use request::{BodyKind, Head, HeadLimits};
@@ -25,6 +26,7 @@ pub use response::{
     body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
     write_error, write_head, WriteOpts, CONTINUE_100,
 };
+pub use target::remove_dot_segments;
 
 /// A request the server refuses: what to tell the client.
 ///
