@@ -15,6 +15,7 @@
 
 mod conn;
 mod dispatch;
+mod gate;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
@@ -69,6 +70,8 @@ pub struct Shared {
     threads: usize,
     graceful_timeout: Duration,
     graceful_deadline: Mutex<Option<Instant>>,
+    /// Whether the listener is in the epoll set (see `gate`).
+    gate: gate::Gate,
 }
 
 #[derive(Debug, Default)]
@@ -189,6 +192,7 @@ impl Shared {
             threads: config.server.thread_pool.max(1),
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
+            gate: gate::Gate::default(),
         })
     }
 }
@@ -247,7 +251,7 @@ fn begin_stop(shared: &Shared) {
     if shared.stopping.swap(true, Ordering::AcqRel) {
         return;
     }
-    let _ = shared.epoll.delete(&shared.listener);
+    shared.gate.stop(shared);
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
@@ -256,22 +260,24 @@ fn begin_stop(shared: &Shared) {
 
 fn accept(shared: &Shared) {
     for _ in 0..ACCEPT_BATCH {
+        // A slot first: at maxConnectionsPerProcess the connection stays in
+        // the backlog for a sibling or for later, instead of being accepted
+        // and dropped.
+        let Some(index) = shared.free.lock().ok().and_then(|mut free| free.pop()) else {
+            return shared.gate.pause_full(shared);
+        };
         let (stream, peer) = match shared.listener.accept() {
             Ok(pair) => pair,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) => {
-                // EMFILE and friends: leave the connection in the backlog
-                // (or to a sibling) rather than spinning.
-                log::warn!("worker {}: accept: {e}", std::process::id());
+                release(shared, index);
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    // EMFILE and friends: the listener stays readable, so
+                    // pause rather than spin; the next sweep resumes.
+                    log::warn!("worker {}: accept: {e}", std::process::id());
+                    shared.gate.pause_failing(shared);
+                }
                 return;
             }
-        };
-        let Some(index) = shared.free.lock().ok().and_then(|mut free| free.pop()) else {
-            log::warn!(
-                "worker {}: maxConnectionsPerProcess reached; closing a new connection",
-                std::process::id()
-            );
-            return;
         };
         if stream.set_nonblocking(true).is_err() {
             release(shared, index);
@@ -308,6 +314,7 @@ fn close(shared: &Shared, index: u32, slot: &mut Slot) {
         slot.generation = slot.generation.wrapping_add(1);
         shared.open.fetch_sub(1, Ordering::AcqRel);
         release(shared, index);
+        shared.gate.resume(shared);
     }
 }
 
@@ -357,6 +364,7 @@ fn sweep_if_due(shared: &Shared) {
                 .and_then(|d| *d)
                 .is_some_and(|deadline| now >= deadline);
         sweep(shared, now, force);
+        shared.gate.resume(shared);
     }
 }
 
