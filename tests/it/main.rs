@@ -7,5 +7,6 @@ mod support;
 mod check;
 mod faults;
 mod lifecycle;
+mod limits;
 mod protocol;
 mod serving;

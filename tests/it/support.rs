@@ -286,6 +286,11 @@ impl Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
+        Client::from_stream(stream)
+    }
+
+    /// A client on a stream the caller set up (timeouts, options).
+    pub fn from_stream(stream: TcpStream) -> Client {
         Client {
             reader: BufReader::new(stream),
         }
