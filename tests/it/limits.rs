@@ -29,8 +29,9 @@ fn try_response(stream: &TcpStream) -> Option<Response> {
 fn a_slow_client_is_cut_off_at_header_timeout_and_holds_no_thread() {
     let server = single_thread_site("headerTimeout = 1\n");
     let slow = TcpStream::connect(server.addr()).expect("connect");
-    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut writer = slow.try_clone().unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set timeout");
+    let mut writer = slow.try_clone().expect("clone stream");
     let first_byte = Instant::now();
     // One byte every 100 ms, for longer than the timeout: if each byte
     // extended the deadline the connection would outlive the trickle.
@@ -63,7 +64,7 @@ fn a_slow_client_is_cut_off_at_header_timeout_and_holds_no_thread() {
         cut_after >= Duration::from_millis(900) && cut_after < Duration::from_millis(2500),
         "cut off after {cut_after:?}, want headerTimeout (1 s) from the first byte"
     );
-    trickle.join().unwrap();
+    trickle.join().expect("trickle thread");
 }
 
 #[test]
@@ -72,10 +73,10 @@ fn a_stalled_body_gets_408_at_body_timeout() {
     let mut stream = TcpStream::connect(server.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+        .expect("send");
     stream
         .write_all(b"POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
-        .unwrap();
+        .expect("send");
     let start = Instant::now();
     let resp = try_response(&stream).expect("a 408");
     assert_eq!(resp.status, 408);
@@ -94,7 +95,7 @@ fn idle_connections_are_closed_quietly_at_their_timeouts() {
     let silent = TcpStream::connect(server.addr()).expect("connect");
     silent
         .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+        .expect("send");
     // Idle after a request: closed at keepAliveTimeout.
     let mut idle = server.connect();
     assert_eq!(
@@ -162,7 +163,7 @@ fn two_thousand_idle_keep_alive_connections_do_not_delay_other_clients() {
     for stream in &idle {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+            .expect("send");
         let resp = try_response(stream).expect("a response");
         assert_eq!(resp.status, 200);
     }
@@ -181,7 +182,7 @@ fn two_thousand_idle_keep_alive_connections_do_not_delay_other_clients() {
     for mut stream in [&idle[0], &idle[IDLE - 1]] {
         stream
             .write_all(b"GET /hello/again HTTP/1.1\r\nHost: idle\r\n\r\n")
-            .unwrap();
+            .expect("send");
         assert_eq!(
             try_response(stream).expect("served").text(),
             "Hello, again!"
@@ -207,9 +208,9 @@ fn at_max_connections_a_worker_leaves_new_ones_in_the_backlog() {
     // backlog) but is neither served nor dropped while both slots are taken.
     let mut c = TcpStream::connect(server.addr()).expect("connect");
     c.write_all(b"GET /hello/third HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+        .expect("send");
     c.set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
+        .expect("send");
     let mut byte = [0u8; 1];
     match c.read(&mut byte) {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -217,7 +218,8 @@ fn at_max_connections_a_worker_leaves_new_ones_in_the_backlog() {
     }
     // A slot frees: the worker takes the third from the backlog.
     drop(a);
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set timeout");
     let resp = try_response(&c).expect("served once a slot is free");
     assert_eq!(resp.text(), "Hello, third!");
     assert!(!server.log().contains("closing a new connection"));
