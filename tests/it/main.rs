@@ -5,6 +5,7 @@
 mod support;
 
 mod check;
+mod corpus;
 mod faults;
 mod lifecycle;
 mod limits;
