@@ -20,6 +20,9 @@ mod request;
 mod response;
 mod target;
 
+#[cfg(test)]
+mod prop_tests;
+
 pub use body::{ChunkedDecoder, Decoded};
 pub use request::{BodyKind, Head, HeadLimits};
 pub use response::{
