@@ -2,7 +2,8 @@
 //!
 //! The worker owns the connection and its buffers; this module only looks at
 //! bytes. [`Head::parse`] finds a request head in the read buffer (or says
-//! "read more"), [`ChunkedDecoder`] de-chunks a request body across reads, and
+//! "read more") and resolves its path's dot-segments (`target`),
+//! [`ChunkedDecoder`] de-chunks a request body across reads, and
 //! [`write_head`] / [`write_error`] append a response to the write buffer.
 //! Everything here works on caller-owned buffers that are reused from one
 //! request to the next, so the steady state allocates nothing; the `Date`
