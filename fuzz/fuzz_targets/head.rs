@@ -2,7 +2,7 @@
 //! complete head must only hold ranges inside the buffer, and cutting the
 //! bytes anywhere (as reads do) must not change the outcome — a complete
 //! head is partial before its end and the same head after it, and a prefix
-//! is refused only if the whole is.
+//! is refused only if the whole is, with the same status.
 //!
 //! Input: first byte picks the cut and the limits, the rest is the buffer.
 #![no_main]
@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         }
         (Ok(Some(_)) | Ok(None), Err(e)) => panic!("prefix of {cut} refused ({e}), whole not"),
         (Ok(None), Ok(Some(_))) => panic!("prefix of {cut} complete, whole partial"),
-        (Err(_), _) | (Ok(None), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a.status, b.status, "{a} whole, {b} at {cut}"),
+        (Err(_), Ok(_)) | (Ok(None), Ok(None)) => {}
     }
 });

@@ -82,7 +82,7 @@ fn summary(head: &Head, buf: &[u8]) -> String {
 /// A head is parsed the same from the whole buffer as it would be from a
 /// stream cut at `cut`: a complete head is `Partial` in every shorter
 /// prefix and the same head in every longer one, and a prefix is never an
-/// error unless the whole buffer is one too.
+/// error unless the whole buffer is one too, with the same status.
 fn check_split(buf: &[u8], cut: usize) {
     let (whole, whole_head) = parse(buf);
     let prefix = &buf[..cut.min(buf.len())];
@@ -96,7 +96,8 @@ fn check_split(buf: &[u8], cut: usize) {
         (Ok(Some(n)), Err(e)) => panic!("prefix {cut} refused ({e}), whole accepted ({n})"),
         (Ok(None), Ok(Some(m))) => panic!("prefix {cut} complete ({m}), whole partial"),
         (Ok(None), Err(e)) => panic!("prefix {cut} refused ({e}), whole partial"),
-        (Err(_), _) | (Ok(None), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a.status, b.status, "{a} whole, {b} at {cut}"),
+        (Err(_), Ok(_)) | (Ok(None), Ok(None)) => {}
     }
 }
 

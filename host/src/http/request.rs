@@ -158,7 +158,7 @@ impl Head {
                 check_partial(buf, limits)?;
                 return Ok(None);
             }
-            Err(e) => return Err(map_error(e, buf)),
+            Err(e) => return Err(earliest_error(buf, limits, e)),
         };
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(HttpError::bad("invalid request line"));
@@ -425,6 +425,42 @@ fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
         return Err(HttpError::new(431, "request header too large"));
     }
     Ok(())
+}
+
+/// The error for a buffer httparse refuses, the same however the bytes
+/// were split across reads.
+///
+/// Read in pieces, a head that is too long is refused by
+/// [`check_partial`] as soon as a limit is crossed, before any later bad
+/// byte arrives; read whole, httparse would report the bad byte instead.
+/// So find the shortest prefix that crosses a limit, and if httparse does
+/// not already fail on that prefix, the limit was hit first.
+fn earliest_error(buf: &[u8], limits: &HeadLimits, e: httparse::Error) -> HttpError {
+    if check_partial(buf, limits).is_ok() {
+        return map_error(e, buf);
+    }
+    // check_partial fails for every prefix at least as long as one it fails
+    // for (the line and the buffer only grow): binary search for the first.
+    let (mut ok, mut fails) = (0, buf.len());
+    while fails - ok > 1 {
+        let mid = ok + (fails - ok) / 2;
+        if check_partial(&buf[..mid], limits).is_ok() {
+            ok = mid;
+        } else {
+            fails = mid;
+        }
+    }
+    let prefix = &buf[..fails];
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(prefix, &mut storage[..max_headers]) {
+        Err(e) => map_error(e, prefix),
+        // Partial (a complete head here would be complete in `buf` too).
+        Ok(_) => check_partial(prefix, limits)
+            .err()
+            .unwrap_or_else(|| map_error(e, buf)),
+    }
 }
 
 /// Map an `httparse` error to what the client is told.

@@ -457,3 +457,29 @@ fn target_characters_outside_rfc_3986_are_400() {
         assert_eq!(status(bad), 400, "{:?}", String::from_utf8_lossy(bad));
     }
 }
+
+#[test]
+fn status_does_not_depend_on_where_the_bytes_are_split() {
+    // Found by proptest: read in pieces, the request line crossed
+    // maxRequestLine (414) before the bad version arrived; read whole,
+    // httparse reported the version (400).
+    let limits = HeadLimits {
+        max_request_line: 40,
+        max_header_bytes: 120,
+        max_headers: 4,
+    };
+    let buf = b"OPTIONS http://h:80/http://h:80Connection: close\r\n";
+    let status = |b: &[u8]| Head::new().parse(b, &limits).unwrap_err().status;
+    assert_eq!(status(&buf[..43]), 414);
+    assert_eq!(status(buf), 414);
+    // A bad byte before the limit is still reported as itself.
+    let buf = b"GET /\x01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
+    assert_eq!(status(buf), 400);
+    assert_eq!(status(&buf[..10]), 400);
+    // The same for the head size: 431 from the prefix, not the later error.
+    let mut big = b"GET / HTTP/1.1\r\nHost: h\r\nX: ".to_vec();
+    big.extend_from_slice(&[b'v'; 100]);
+    big.extend_from_slice(b"\r\nBad Name: 1\r\n\r\n");
+    assert_eq!(status(&big[..121]), 431);
+    assert_eq!(status(&big), 431);
+}
