@@ -12,7 +12,10 @@ use libfuzzer_sys::fuzz_target;
 const MAX_BODY: usize = 1024;
 
 /// Decode `input` fed in the given pieces; (status or body, consumed, done).
-fn decode(input: &[u8], pieces: &mut dyn Iterator<Item = usize>) -> (Result<Vec<u8>, u16>, usize, bool) {
+fn decode(
+    input: &[u8],
+    pieces: &mut dyn Iterator<Item = usize>,
+) -> (Result<Vec<u8>, u16>, usize, bool) {
     let mut d = ChunkedDecoder::new();
     let mut out = Vec::new();
     let mut pos = 0;

@@ -27,8 +27,12 @@ fn router() -> Router {
         ("/deep/er", "DELETE", "/{id}/x"),
     ];
     for (i, (mount, method, pattern)) in routes.into_iter().enumerate() {
-        let target = Target { plugin: 0, route: i };
-        r.add(mount, method, pattern, target, "fuzz").expect("valid route");
+        let target = Target {
+            plugin: 0,
+            route: i,
+        };
+        r.add(mount, method, pattern, target, "fuzz")
+            .expect("valid route");
     }
     r
 }
