@@ -6,8 +6,10 @@ mod load;
 mod support;
 
 mod check;
+mod corpus;
 mod faults;
 mod lifecycle;
+mod limits;
 mod protocol;
 mod scaffold;
 mod serving;

@@ -138,3 +138,82 @@ fn a_large_body_is_echoed_whole() {
     assert_eq!(resp.status, 200);
     assert!(resp.body == body, "echoed body differs");
 }
+
+#[test]
+fn a_decoded_path_parameter_cannot_inject_a_response_header() {
+    let server = server();
+    // The parameter decodes to CR LF / NUL; the plugin puts it in a header
+    // value, the host refuses the header, and the answer is a bare 500.
+    for value in ["a%0D%0ASet-Cookie:%20pwned=1", "a%0Ab", "a%00b", "%0D"] {
+        let resp = server.get(&format!("/testkit/header/{value}"));
+        assert_eq!(resp.status, 500, "{value}");
+        assert_eq!(resp.header("Set-Cookie"), None, "{value}");
+        assert_eq!(resp.header("X-Echo"), None, "{value}");
+        assert!(!resp.text().contains("header set"), "{value}");
+    }
+    let resp = server.get("/testkit/header/J%C3%BCrgen%20B");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("X-Echo"), Some("Jürgen B"));
+    assert!(server.log().contains("invalid or host-managed header"));
+}
+
+#[test]
+fn head_204_205_and_304_carry_no_body() {
+    let server = server();
+    let mut client = server.connect();
+    // Send each, then read the raw bytes up to the next response: any body
+    // byte would show up in front of the next status line.
+    let cases: [(&str, u16, Option<&str>); 5] = [
+        ("GET /testkit/status/204", 204, None),
+        ("GET /testkit/status/205", 205, Some("0")),
+        ("GET /testkit/status/304", 304, Some("11")), // the length the 200 would have
+        ("HEAD /testkit/status/200", 200, Some("11")),
+        ("HEAD /testkit/status/404", 404, Some("11")),
+    ];
+    for (line, status, length) in cases {
+        let resp = client.roundtrip(&format!("{line} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(resp.status, status, "{line}");
+        assert_eq!(resp.header("Content-Length"), length, "{line}");
+        // The next response must start right where the head ended.
+        let next = client.roundtrip("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(next.text(), "Hello, World!", "after {line}");
+    }
+}
+
+#[test]
+fn options_asterisk_lists_the_server_methods() {
+    let server = server();
+    let mut client = server.connect();
+    let resp = client.roundtrip("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Content-Length"), Some("0"));
+    // testkit takes any method, so the common ones are all listed.
+    assert_eq!(
+        resp.header("Allow"),
+        Some("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT")
+    );
+    let resp = client.roundtrip("GET * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(resp.status, 400);
+}
+
+#[test]
+fn dot_segments_never_reach_a_plugin() {
+    let server = server();
+    let resp = server.get("/testkit/path/a/./b/../c");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "path_info=/path/a/c\nrest=a/c\n");
+    // Percent-encoded dots are dots (RFC 3986 §6.2.2.2).
+    let resp = server.get("/testkit/path/a/%2E%2e/b");
+    assert_eq!(resp.text(), "path_info=/path/b\nrest=b\n");
+    // Out of the mount point into another plugin's: resolved before routing.
+    assert_eq!(server.get("/testkit/../hello").text(), "Hello, World!");
+    for path in [
+        "/testkit/path/../../../etc/passwd",
+        "/%2e%2e/testkit/path/x",
+        "/testkit/path/..%2F..%2Fetc%2Fpasswd",
+        "/testkit/path/a%2F..%2F..",
+    ] {
+        let resp = server.get(path);
+        assert_eq!(resp.status, 400, "{path}: {}", resp.text());
+    }
+}

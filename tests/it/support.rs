@@ -321,9 +321,14 @@ impl Client {
     pub fn try_connect(addr: SocketAddr) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Client {
+        Ok(Client::from_stream(stream))
+    }
+
+    /// A client on a stream the caller set up (timeouts, options).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
             reader: BufReader::new(stream),
-        })
+        }
     }
 
     pub fn send(&mut self, raw: &[u8]) {

@@ -13,9 +13,13 @@
 //!   not followed by LF) is a 400. RFC 9112 §2.2 allows a lenient reading of
 //!   bare LF, but differences between parsers in exactly this spot are how
 //!   chunked bodies get smuggled past proxies, so we take none.
-//! - Chunk extensions (`;name=value`) are skipped without interpreting them
-//!   (§7.1.1: a recipient MUST ignore unrecognized ones); they may not hold
-//!   control characters, and a size line is bounded by [`MAX_SIZE_LINE`].
+//! - Chunk extensions (`;name=value`) are ignored (§7.1.1: a recipient MUST
+//!   ignore unrecognized ones) but must follow the §7.1.1 grammar exactly —
+//!   token names, token or quoted-string values, whitespace only where BWS
+//!   is allowed (so none between the size and CRLF) — and a size line is
+//!   bounded by [`MAX_SIZE_LINE`]. Lenient extension parsing is a known
+//!   smuggling vector: a proxy that reads a quoted `\r\n` or a bare LF
+//!   differently from us would see a different body.
 //! - Trailer fields are checked for syntax and discarded (§7.1.2 lets a
 //!   recipient drop them); the section is bounded by [`MAX_TRAILER_BYTES`]
 //!   (431), and fields that must not be trailers (framing, routing,
@@ -77,10 +81,23 @@ pub struct Decoded {
 enum State {
     /// Hex digits of a chunk size.
     Size,
-    /// Whitespace after the size (BWS before `;` or CRLF).
+    /// Whitespace after the size: only BWS before a `;` may follow.
     SizeWs,
-    /// Inside chunk extensions, up to CR.
-    Ext,
+    /// After `;`: BWS, then an extension name.
+    ExtBeforeName,
+    ExtName,
+    /// BWS after a name: `=` or `;` must follow.
+    ExtAfterName,
+    /// After `=`: BWS, then a token or a quoted-string.
+    ExtBeforeValue,
+    ExtToken,
+    ExtQuoted,
+    /// After a backslash inside a quoted-string.
+    ExtQuotedPair,
+    /// Right after a value: `;`, CR or BWS before a `;`.
+    ExtValueEnd,
+    /// BWS after a value: `;` must follow.
+    ExtAfterValue,
     /// CR of the size line seen; LF must follow.
     SizeLf,
     /// `remaining` bytes of chunk data to copy.
@@ -183,7 +200,17 @@ impl ChunkedDecoder {
     fn step(&mut self, b: u8, max_body: usize) -> Result<(), HttpError> {
         const BAD_LINE: HttpError = HttpError::bad("invalid chunked encoding");
         match self.state {
-            State::Size | State::SizeWs | State::Ext => {
+            State::Size
+            | State::SizeWs
+            | State::ExtBeforeName
+            | State::ExtName
+            | State::ExtAfterName
+            | State::ExtBeforeValue
+            | State::ExtToken
+            | State::ExtQuoted
+            | State::ExtQuotedPair
+            | State::ExtValueEnd
+            | State::ExtAfterValue => {
                 self.line_len += 1;
                 if self.line_len > MAX_SIZE_LINE {
                     return Err(HttpError::bad("chunk size line too long"));
@@ -215,11 +242,37 @@ impl ChunkedDecoder {
             (State::Size, _) if self.digits == 0 => {
                 return Err(HttpError::bad("invalid chunk size"))
             }
+            // chunk = chunk-size [ chunk-ext ] CRLF
+            // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+            // chunk-ext-val = token / quoted-string  (RFC 9112 §7.1.1)
             (State::Size | State::SizeWs, b' ' | b'\t') => State::SizeWs,
-            (State::Size | State::SizeWs, b';') => State::Ext,
-            (State::Size | State::SizeWs | State::Ext, b'\r') => State::SizeLf,
-            // Extensions are opaque to us but may not smuggle control bytes.
-            (State::Ext, _) if is_field_byte(b) => State::Ext,
+            (
+                State::Size
+                | State::SizeWs
+                | State::ExtName
+                | State::ExtAfterName
+                | State::ExtToken
+                | State::ExtValueEnd
+                | State::ExtAfterValue,
+                b';',
+            ) => State::ExtBeforeName,
+            (State::Size | State::ExtName | State::ExtToken | State::ExtValueEnd, b'\r') => {
+                State::SizeLf
+            }
+            (State::ExtBeforeName, b' ' | b'\t') => State::ExtBeforeName,
+            (State::ExtBeforeName | State::ExtName, _) if is_token_byte(b) => State::ExtName,
+            (State::ExtName | State::ExtAfterName, b' ' | b'\t') => State::ExtAfterName,
+            (State::ExtName | State::ExtAfterName, b'=') => State::ExtBeforeValue,
+            (State::ExtBeforeValue, b' ' | b'\t') => State::ExtBeforeValue,
+            (State::ExtBeforeValue, b'"') => State::ExtQuoted,
+            (State::ExtBeforeValue | State::ExtToken, _) if is_token_byte(b) => State::ExtToken,
+            (State::ExtToken | State::ExtValueEnd | State::ExtAfterValue, b' ' | b'\t') => {
+                State::ExtAfterValue
+            }
+            (State::ExtQuoted, b'"') => State::ExtValueEnd,
+            (State::ExtQuoted, b'\\') => State::ExtQuotedPair,
+            // qdtext and quoted-pair (RFC 9110 §5.6.4): no controls but HTAB.
+            (State::ExtQuoted | State::ExtQuotedPair, _) if is_field_byte(b) => State::ExtQuoted,
             (State::SizeLf, b'\n') => self.end_size_line(max_body)?,
             (State::DataCr, b'\r') => State::DataLf,
             (State::DataLf, b'\n') => {
@@ -431,6 +484,38 @@ mod tests {
     fn rejects_control_bytes_in_extensions() {
         assert_eq!(status(b"5;a\nb\r\nhello\r\n0\r\n\r\n"), 400);
         assert_eq!(status(b"5;a\0\r\nhello\r\n0\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn extension_grammar() {
+        for good in [
+            &b"1;a\r\nx\r\n0\r\n\r\n"[..],
+            b"1 ;a\r\nx\r\n0;b=c\r\n\r\n",
+            b"1\t; a = b ;c=\"q \\\"x\\\" ;\"\r\nx\r\n0\r\n\r\n",
+            b"1;a=\"\"\r\nx\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode_all(good).unwrap().0,
+                b"x",
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b"1 \r\nx\r\n0\r\n\r\n"[..], // whitespace before CRLF is not BWS before ';'
+            b"1;\r\nx\r\n0\r\n\r\n",      // empty name
+            b"1;a \r\nx\r\n0\r\n\r\n",
+            b"1;a=\r\nx\r\n0\r\n\r\n", // empty value
+            b"1;a=b c\r\nx\r\n0\r\n\r\n",
+            b"1;a=\"b\r\nx\r\n0\r\n\r\n", // unterminated quoted-string
+            b"1;a=\"b\"c\r\nx\r\n0\r\n\r\n",
+            b"1;a@b\r\nx\r\n0\r\n\r\n",
+            b"1;a=b@\r\nx\r\n0\r\n\r\n",
+            b"1;;a\r\nx\r\n0\r\n\r\n",
+            b"1;a=\"\\\x01\"\r\nx\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), 400, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The worker owns the connection and its buffers; this module only looks at
 //! bytes. [`Head::parse`] finds a request head in the read buffer (or says
-//! "read more"), [`ChunkedDecoder`] de-chunks a request body across reads, and
+//! "read more") and resolves its path's dot-segments (`target`),
+//! [`ChunkedDecoder`] de-chunks a request body across reads, and
 //! [`write_head`] / [`write_error`] append a response to the write buffer.
 //! Everything here works on caller-owned buffers that are reused from one
 //! request to the next, so the steady state allocates nothing; the `Date`
@@ -18,6 +19,10 @@ mod body;
 pub mod date;
 mod request;
 mod response;
+mod target;
+
+#[cfg(test)]
+mod prop_tests;
 
 pub use body::{ChunkedDecoder, Decoded};
 pub use request::{BodyKind, Head, HeadLimits};
@@ -25,6 +30,7 @@ pub use response::{
     body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
     write_error, write_head, WriteOpts, CONTINUE_100,
 };
+pub use target::remove_dot_segments;
 
 /// A request the server refuses: what to tell the client.
 ///

@@ -14,7 +14,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{eq_ignore_case, list_items, HttpError};
+use super::{eq_ignore_case, list_items, target, HttpError};
 
 /// Most header fields a request may have, whatever the configuration says:
 /// the size of the stack array handed to `httparse` (256 × 32 bytes).
@@ -79,15 +79,6 @@ impl Span {
         }
     }
 
-    /// A sub-range of this span: `part` must lie inside `self.of(buf)`.
-    fn sub(self, base: &[u8], part: &[u8]) -> Span {
-        let start = self.start + (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-        Span {
-            start,
-            end: start + part.len(),
-        }
-    }
-
     /// The bytes; empty rather than a panic if handed the wrong buffer.
     fn of(self, buf: &[u8]) -> &[u8] {
         buf.get(self.start..self.end).unwrap_or_default()
@@ -105,6 +96,9 @@ pub struct Head {
     /// Empty for an absolute-form target without a path, which means `/`.
     path: Span,
     query: Span,
+    /// The path with its dot-segments resolved, when it had any.
+    resolved: Vec<u8>,
+    path_resolved: bool,
     /// The authority of an absolute-form target, else the `Host` field.
     host: Option<Span>,
     headers: Vec<(Span, Span)>,
@@ -134,6 +128,8 @@ impl Head {
             target: Span::default(),
             path: Span::default(),
             query: Span::default(),
+            resolved: Vec::new(),
+            path_resolved: false,
             host: None,
             headers: Vec::new(),
             http_minor: 1,
@@ -162,7 +158,7 @@ impl Head {
                 check_partial(buf, limits)?;
                 return Ok(None);
             }
-            Err(e) => return Err(map_error(e, buf)),
+            Err(e) => return Err(earliest_error(buf, limits, e)),
         };
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(HttpError::bad("invalid request line"));
@@ -203,50 +199,38 @@ impl Head {
         // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only
         // with an explicit "keep-alive" (RFC 7230 §A.1.2).
         self.keep_alive = !fields.close && (minor == 1 || fields.keep_alive);
-        // RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 MUST be ignored.
+        // RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 MUST be
+        // ignored; any other expectation MAY be answered with 417, which we
+        // do rather than pretend to meet it.
+        if fields.expect_other {
+            return Err(HttpError::new(417, "unsupported expectation"));
+        }
         self.expect_continue = minor == 1 && fields.continue_100;
         Ok(Some(head_len))
     }
 
-    /// Split the target into path and query by its form (RFC 9112 §3.2).
+    /// Split the target by its form (RFC 9112 §3.2) and resolve the
+    /// path's dot-segments (RFC 3986 §5.2.4), see [`super::target`].
     fn parse_target(&mut self, buf: &[u8], method: &[u8]) -> Result<(), HttpError> {
         let target = self.target.of(buf);
-        // '#' is not part of any request-target form; a fragment is never sent.
+        // '#' is not part of any request-target form; a fragment is never
+        // sent (RFC 9110 §7.1). httparse lets it through.
         if target.contains(&b'#') {
             return Err(HttpError::bad("invalid request target"));
         }
-        let rest = if target.first() == Some(&b'/') {
-            // origin-form: absolute-path [ "?" query ]
-            target
-        } else if target == b"*" {
-            // asterisk-form is only for a server-wide OPTIONS (§3.2.4).
-            if method != b"OPTIONS" {
-                return Err(HttpError::bad("asterisk-form target is only for OPTIONS"));
-            }
-            target
-        } else if let Some(after) = strip_scheme(target) {
-            // absolute-form (§3.2.2): the host comes from the target, and the
-            // Host field is ignored for routing (but still required).
-            let end = after
-                .iter()
-                .position(|&b| b == b'/' || b == b'?')
-                .unwrap_or(after.len());
-            let authority = &after[..end];
-            if authority.is_empty() || !valid_host(authority) {
-                return Err(HttpError::bad("invalid request target"));
-            }
-            self.host = Some(self.target.sub(target, authority));
-            &after[end..]
-        } else {
-            // authority-form (CONNECT) and anything else: we are no proxy.
-            return Err(HttpError::bad("invalid request target"));
+        let parts = target::split(target, method)?;
+        let at = |r: std::ops::Range<usize>| Span {
+            start: self.target.start + r.start,
+            end: self.target.start + r.end,
         };
-        let (path, query) = match rest.iter().position(|&b| b == b'?') {
-            Some(q) => (&rest[..q], &rest[q + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        self.path = self.target.sub(target, path);
-        self.query = self.target.sub(target, query);
+        if let Some(authority) = parts.authority {
+            self.host = Some(at(authority));
+        }
+        self.path = at(parts.path.clone());
+        self.query = at(parts.query);
+        let path = &target[parts.path];
+        self.path_resolved =
+            path.first() == Some(&b'/') && target::remove_dot_segments(path, &mut self.resolved)?;
         Ok(())
     }
 
@@ -261,8 +245,12 @@ impl Head {
     }
 
     /// The path: the target up to `?` (for absolute-form, after the
-    /// authority; `/` if it has none). `*` for asterisk-form.
-    pub fn path<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    /// authority; `/` if it has none), with dot-segments resolved, still
+    /// percent-encoded otherwise. `*` for asterisk-form.
+    pub fn path<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
+        if self.path_resolved {
+            return &self.resolved;
+        }
         let path = self.path.of(buf);
         if path.is_empty() {
             b"/"
@@ -312,6 +300,7 @@ struct Fields<'a> {
     close: bool,
     keep_alive: bool,
     continue_100: bool,
+    expect_other: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -321,12 +310,18 @@ impl<'a> Fields<'a> {
             4 if eq_ignore_case(name, b"host") => {
                 self.hosts += 1;
                 self.host.get_or_insert(value);
-                if !valid_host(value) {
+                if !target::valid_host(value) {
                     return Err(HttpError::bad("invalid Host header"));
                 }
             }
             6 if eq_ignore_case(name, b"expect") => {
-                self.continue_100 |= list_items(value).any(|t| eq_ignore_case(t, b"100-continue"));
+                for item in list_items(value).filter(|t| !t.is_empty()) {
+                    if eq_ignore_case(item, b"100-continue") {
+                        self.continue_100 = true;
+                    } else {
+                        self.expect_other = true;
+                    }
+                }
             }
             10 if eq_ignore_case(name, b"connection") => {
                 for token in list_items(value) {
@@ -408,46 +403,6 @@ fn parse_content_length(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// `http://` or `https://` (case-insensitive), returning what follows.
-fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
-    ["http://".as_bytes(), b"https://"]
-        .into_iter()
-        .find_map(|scheme| match target.get(..scheme.len()) {
-            Some(p) if eq_ignore_case(p, scheme) => Some(&target[scheme.len()..]),
-            _ => None,
-        })
-}
-
-/// `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2), checked by
-/// alphabet only: reg-name, IP-literal and port characters, no userinfo. An
-/// empty Host is allowed (a target without authority sends one).
-fn valid_host(h: &[u8]) -> bool {
-    h.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'['
-                    | b']'
-            )
-    })
-}
-
 /// A partial head: fail early when it can no longer fit the limits, so a
 /// client cannot make us buffer without end.
 fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
@@ -470,6 +425,42 @@ fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
         return Err(HttpError::new(431, "request header too large"));
     }
     Ok(())
+}
+
+/// The error for a buffer httparse refuses, the same however the bytes
+/// were split across reads.
+///
+/// Read in pieces, a head that is too long is refused by
+/// [`check_partial`] as soon as a limit is crossed, before any later bad
+/// byte arrives; read whole, httparse would report the bad byte instead.
+/// So find the shortest prefix that crosses a limit, and if httparse does
+/// not already fail on that prefix, the limit was hit first.
+fn earliest_error(buf: &[u8], limits: &HeadLimits, e: httparse::Error) -> HttpError {
+    if check_partial(buf, limits).is_ok() {
+        return map_error(e, buf);
+    }
+    // check_partial fails for every prefix at least as long as one it fails
+    // for (the line and the buffer only grow): binary search for the first.
+    let (mut ok, mut fails) = (0, buf.len());
+    while fails - ok > 1 {
+        let mid = ok + (fails - ok) / 2;
+        if check_partial(&buf[..mid], limits).is_ok() {
+            ok = mid;
+        } else {
+            fails = mid;
+        }
+    }
+    let prefix = &buf[..fails];
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(prefix, &mut storage[..max_headers]) {
+        Err(e) => map_error(e, prefix),
+        // Partial (a complete head here would be complete in `buf` too).
+        Ok(_) => check_partial(prefix, limits)
+            .err()
+            .unwrap_or_else(|| map_error(e, buf)),
+    }
 }
 
 /// Map an `httparse` error to what the client is told.

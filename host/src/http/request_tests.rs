@@ -393,3 +393,93 @@ fn never_panics_on_prefixes_and_mutations() {
         }
     }
 }
+
+#[test]
+fn expectations_other_than_100_continue_are_417() {
+    assert_eq!(
+        status(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n"),
+        417
+    );
+    assert_eq!(
+        status(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x=y\r\n\r\n"),
+        417
+    );
+    // An empty list element is no expectation (RFC 9110 §5.6.1).
+    assert!(
+        head(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: ,100-continue\r\nContent-Length: 1\r\n\r\n")
+            .expect_continue
+    );
+}
+
+#[test]
+fn dot_segments_are_resolved_before_anyone_sees_the_path() {
+    let buf = b"GET /a/b/../%2e/c?x=/../ HTTP/1.1\r\nHost: a\r\n\r\n";
+    let h = head(buf);
+    assert_eq!(h.path(buf), b"/a/c");
+    assert_eq!(h.query(buf), b"x=/../");
+    assert_eq!(
+        h.target(buf),
+        b"/a/b/../%2e/c?x=/../",
+        "the target stays as sent"
+    );
+    let buf = b"GET http://h/x/.. HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(head(buf).path(buf), b"/");
+    // Reusing the head for a request without dot-segments forgets the copy.
+    let mut h = Head::new();
+    h.parse(
+        b"GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n",
+        &HeadLimits::default(),
+    )
+    .unwrap();
+    let buf = b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n";
+    h.parse(buf, &HeadLimits::default()).unwrap();
+    assert_eq!(h.path(buf), b"/c");
+    for bad in [
+        &b"GET /.. HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET /a/../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /%2e%2E/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://h/../x HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(status(bad), 400, "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn target_characters_outside_rfc_3986_are_400() {
+    for bad in [
+        &b"GET /a\\b HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /?\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+    ] {
+        assert_eq!(status(bad), 400, "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn status_does_not_depend_on_where_the_bytes_are_split() {
+    // Found by proptest: read in pieces, the request line crossed
+    // maxRequestLine (414) before the bad version arrived; read whole,
+    // httparse reported the version (400).
+    let limits = HeadLimits {
+        max_request_line: 40,
+        max_header_bytes: 120,
+        max_headers: 4,
+    };
+    let buf = b"OPTIONS http://h:80/http://h:80Connection: close\r\n";
+    let status = |b: &[u8]| Head::new().parse(b, &limits).unwrap_err().status;
+    assert_eq!(status(&buf[..43]), 414);
+    assert_eq!(status(buf), 414);
+    // A bad byte before the limit is still reported as itself.
+    let buf = b"GET /\x01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
+    assert_eq!(status(buf), 400);
+    assert_eq!(status(&buf[..10]), 400);
+    // The same for the head size: 431 from the prefix, not the later error.
+    let mut big = b"GET / HTTP/1.1\r\nHost: h\r\nX: ".to_vec();
+    big.extend_from_slice(&[b'v'; 100]);
+    big.extend_from_slice(b"\r\nBad Name: 1\r\n\r\n");
+    assert_eq!(status(&big[..121]), 431);
+    assert_eq!(status(&big), 431);
+}

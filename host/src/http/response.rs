@@ -27,16 +27,29 @@ pub struct WriteOpts {
 }
 
 /// Whether a response with this status to this request carries a body
-/// (RFC 9110 §6.4.1, §9.3.2): not for HEAD, 1xx, 204 or 304.
+/// (RFC 9110 §6.4.1, §9.3.2, §15.3.6): not for HEAD, 1xx, 204, 205 or 304.
 pub fn body_allowed(status: u16, head_request: bool) -> bool {
-    !head_request && !matches!(status, 100..=199 | 204 | 304)
+    !head_request && !matches!(status, 100..=199 | 204 | 205 | 304)
+}
+
+/// The `Content-Length` to send, if any (RFC 9110 §8.6): none on 1xx and
+/// 204; 0 on 205, which has no content whatever the handler built
+/// (§15.3.6); on 304 only the length the 200 would have had, which we know
+/// only when the handler supplied that body — an empty 304 gets none, since
+/// `Content-Length: 0` would tell a cache the stored representation is empty.
+fn content_length(status: u16, body_len: usize) -> Option<usize> {
+    match status {
+        100..=199 | 204 => None,
+        205 => Some(0),
+        304 if body_len == 0 => None,
+        _ => Some(body_len),
+    }
 }
 
 /// Append a response head to `out`.
 ///
 /// `body_len` is the length of the body the response has (for HEAD and 304:
-/// would have), sent as `Content-Length` except on 1xx and 204, which must
-/// not carry one (RFC 9110 §8.6). `headers` is zero or more complete
+/// would have), sent as `Content-Length` as [`content_length`] says. `headers` is zero or more complete
 /// `Name: value\r\n` lines, already validated (a plugin's headers are
 /// serialised as they are added); it must not contain the fields
 /// [`host_managed_header`] names, which the host writes.
@@ -56,9 +69,9 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
     date::append_date_line(out);
     out.extend_from_slice(headers);
-    if !matches!(status, 100..=199 | 204) {
+    if let Some(len) = content_length(status, body_len) {
         out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, body_len as u64);
+        push_decimal(out, len as u64);
         out.extend_from_slice(b"\r\n");
     }
     if !opts.keep_alive {
@@ -256,6 +269,8 @@ mod tests {
         assert!(!head(204, 0, KEEP).contains("Content-Length"));
         assert!(!head(101, 0, KEEP).contains("Content-Length"));
         assert!(head(304, 42, KEEP).contains("Content-Length: 42\r\n"));
+        assert!(!head(304, 0, KEEP).contains("Content-Length"));
+        assert!(head(205, 9, KEEP).contains("Content-Length: 0\r\n"));
         let head_req = WriteOpts {
             head_request: true,
             ..KEEP
@@ -271,6 +286,7 @@ mod tests {
         assert!(!body_allowed(100, false));
         assert!(!body_allowed(204, false));
         assert!(!body_allowed(304, false));
+        assert!(!body_allowed(205, false));
     }
 
     #[test]

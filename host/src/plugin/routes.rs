@@ -34,6 +34,9 @@ pub enum Lookup<'r> {
     /// The path exists, but not for this method; the list is for `Allow`.
     MethodNotAllowed(String),
     NotFound,
+    /// A parameter would decode to something a plugin must never be handed
+    /// (a `..` path component, from `%2F..` tricks); answer 400.
+    Refused(&'static str),
 }
 
 /// One route, as registered.
@@ -228,7 +231,14 @@ impl Router {
     }
 
     /// Finds the endpoint for `method` and `path` (the request path without
-    /// query, still percent-encoded).
+    /// query, still percent-encoded, dot-segments already resolved by the
+    /// HTTP parser).
+    ///
+    /// Parameters are percent-decoded. A decoded value with a `..` component
+    /// is refused: `/files/..%2F..%2Fetc` has no dot-segment to resolve, yet
+    /// `{*rest}` would decode it to `../../etc`. Checking the decoded values
+    /// here also keeps a raw `..` away from plugins should a caller ever
+    /// skip the parser's resolution.
     pub fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
         let path = path.strip_prefix('/').unwrap_or(path);
         let segments: Vec<&str> = if path.is_empty() {
@@ -244,6 +254,9 @@ impl Router {
                 if let Some(from) = rest_from {
                     decoded.push(percent_decode(&segments[from..].join("/")));
                 }
+                if decoded.iter().any(|v| climbs(v)) {
+                    return Lookup::Refused("a path parameter holds a `..` segment");
+                }
                 Lookup::Found {
                     endpoint,
                     values: decoded,
@@ -252,6 +265,23 @@ impl Router {
             None if allowed.is_empty() => Lookup::NotFound,
             None => Lookup::MethodNotAllowed(allow_header(&allowed)),
         }
+    }
+
+    /// The `Allow` value for `OPTIONS *` (RFC 9110 §9.3.7): every method some
+    /// route takes, `HEAD` with `GET`, and `OPTIONS` itself; a route that
+    /// takes any method adds the common ones, since `*` is not a method.
+    pub fn server_allow(&self) -> String {
+        let mut methods: Vec<&str> = vec!["OPTIONS"];
+        for endpoint in self.endpoints() {
+            match endpoint.method.as_str() {
+                "*" => methods.extend(["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]),
+                "GET" => methods.extend(["GET", "HEAD"]),
+                other => methods.push(other),
+            }
+        }
+        methods.sort_unstable();
+        methods.dedup();
+        methods.join(", ")
     }
 
     /// Every endpoint, sorted by pattern, for `--check` and the index page.
@@ -341,6 +371,11 @@ fn allow_header(methods: &[&str]) -> String {
     }
     list.sort_unstable();
     list.join(", ")
+}
+
+/// Whether a decoded parameter has a `..` path component.
+fn climbs(value: &str) -> bool {
+    value.split('/').any(|component| component == "..")
 }
 
 /// Decodes `%XX` escapes; an invalid escape is kept as typed. The result is
@@ -455,6 +490,42 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    #[test]
+    fn decoded_parameters_never_hold_dot_dot() {
+        let r = router(&[("/f", "GET", "/{*rest}"), ("/n", "GET", "/{name}")]);
+        for path in [
+            "/f/..%2F..%2Fetc%2Fpasswd",
+            "/f/a/..%2f",
+            "/f/%2e%2e%2fx",
+            "/f/../x",
+            "/n/..%2Fx",
+            "/n/..",
+            "/n/%2E%2E",
+        ] {
+            assert!(
+                matches!(r.lookup("GET", path), Lookup::Refused(_)),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            found(&r, "GET", "/f/a..b/..c/%2e"),
+            (0, vec!["a..b/..c/.".into()])
+        );
+        assert_eq!(found(&r, "GET", "/n/..."), (1, vec!["...".into()]));
+    }
+
+    #[test]
+    fn server_allow_lists_every_method_once() {
+        let r = router(&[("/a", "GET", "/"), ("/b", "POST", "/"), ("/c", "GET", "/x")]);
+        assert_eq!(r.server_allow(), "GET, HEAD, OPTIONS, POST");
+        let r = router(&[("/a", "*", "/")]);
+        assert_eq!(
+            r.server_allow(),
+            "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+        );
+        assert_eq!(Router::new().server_allow(), "OPTIONS");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct WorkerSlot {
     /// One of the `STATE_*` values, written by the master.
     state: AtomicU32,
     generation: AtomicU64,
+    /// Open client connections, written by the worker on every accept and
+    /// close; siblings read it to share new connections out evenly.
+    connections: AtomicU32,
 }
 
 /// `WorkerSlot::state`: the slot is unused.
@@ -244,6 +247,7 @@ impl Scoreboard {
         let slot = self.worker(index);
         slot.pid.store(pid, Ordering::Relaxed);
         slot.generation.store(generation, Ordering::Relaxed);
+        slot.connections.store(0, Ordering::Relaxed);
         slot.state.store(STATE_STARTING, Ordering::Release);
     }
 
@@ -262,6 +266,27 @@ impl Scoreboard {
 
     pub fn pid(&self, index: usize) -> i32 {
         self.worker(index).pid.load(Ordering::Acquire)
+    }
+
+    /// Records worker slot `index`'s number of open connections.
+    pub fn set_connections(&self, index: usize, open: u32) {
+        self.worker(index)
+            .connections
+            .store(open, Ordering::Relaxed);
+    }
+
+    /// Open connections of worker slot `index`.
+    pub fn connections(&self, index: usize) -> u32 {
+        self.worker(index).connections.load(Ordering::Relaxed)
+    }
+
+    /// Whether some handler thread of worker slot `index` is free, i.e.
+    /// not inside a plugin call; a worker with none cannot take new
+    /// connections right now.
+    pub fn has_free_thread(&self, index: usize) -> bool {
+        (0..self.threads)
+            .filter_map(|t| self.thread(index, t))
+            .any(|t| t.busy_since.load(Ordering::Relaxed) == 0)
     }
 
     /// Requests worker slot `index` has answered, over all its threads.

@@ -6,14 +6,29 @@
 //! request in the buffer in order (pipelining), writes the responses with
 //! one `write`, and tells the caller how to re-arm. A partial request just
 //! stays buffered; no thread waits for it.
+//!
+//! Deadlines: `headerTimeout` runs from the first byte of a request and is
+//! not extended by later bytes, so a client trickling a byte a second is
+//! cut off on time; `bodyTimeout` runs from the end of the head;
+//! `keepAliveTimeout` from the end of the last response. The worker's sweep
+//! closes a connection past its deadline, with a 408 if a request was
+//! under way.
+//!
+//! Closing after a response the client did not ask to be the last (an
+//! error, `maxKeepAliveRequests`, a stop) is done in stages, as RFC 9112
+//! §9.6 recommends: half-close, then read and discard until the client
+//! closes or [`LINGER`] passes. Closing at once while the client is still
+//! sending makes the kernel answer with a reset, which can destroy the
+//! response before the client has read it — exactly the error responses
+//! that explain why the connection ends.
 
 use super::access;
 use super::dispatch::{self, Exchange};
 use super::Shared;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::Instant;
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
 
 /// What the owning thread does with the connection next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +47,19 @@ enum Phase {
     Idle,
     /// Some of a request has arrived (head or body).
     Receiving,
+    /// The last response is out and our side is shut: discarding input
+    /// until the client closes (see the module doc).
+    Lingering,
 }
 
 const INITIAL_BUFFER: usize = 4096;
 /// Read at most this much per `read`; a larger buffer only grows when one
 /// request needs it.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+/// How much a closing connection reads and discards before giving up.
+const LINGER_MAX_BYTES: usize = 1 << 20;
 
 #[derive(Debug)]
 pub struct Conn {
@@ -62,7 +84,12 @@ pub struct Conn {
     /// When the current phase must be over (header, body or idle timeout).
     pub deadline: Instant,
     served: usize,
+    /// No further request will be served; close once the output is out.
     closing: bool,
+    /// Close in stages rather than at once (see the module doc).
+    linger: bool,
+    /// Bytes discarded while lingering.
+    lingered: usize,
 }
 
 impl Conn {
@@ -85,13 +112,16 @@ impl Conn {
             deadline: Instant::now() + shared.limits.header_timeout,
             served: 0,
             closing: false,
+            linger: false,
+            lingered: 0,
         }
     }
 
     /// True if no request is in progress and no output pending: the
     /// connection can be closed without cutting anything off.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Idle && self.start == self.end && self.written == self.out.len()
+        self.phase == Phase::Lingering
+            || self.phase == Phase::Idle && self.start == self.end && self.written == self.out.len()
     }
 
     /// The socket is ready: make all the progress possible without blocking.
@@ -105,9 +135,15 @@ impl Conn {
                 }
             }
             if self.closing {
-                return Next::Close;
+                return if self.linger {
+                    self.drain()
+                } else {
+                    Next::Close
+                };
             }
             let filled = match self.fill(shared) {
+                // The buffer is full and the request was refused: flush that.
+                Ok(Some(0)) if self.closing => continue,
                 Ok(Some(0)) => return Next::Close, // EOF; anything complete was answered
                 Ok(Some(n)) => n,
                 // Even when stopping: the worker's sweep closes idle
@@ -146,6 +182,32 @@ impl Conn {
         Ok(true)
     }
 
+    /// Lingering close: shut our side once, then read and discard until the
+    /// client closes, [`LINGER_MAX_BYTES`] is reached, or the sweep ends it
+    /// at the deadline.
+    fn drain(&mut self) -> Next {
+        if self.phase != Phase::Lingering {
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering;
+            self.deadline = Instant::now() + LINGER;
+        }
+        loop {
+            // The input buffer is never empty (INITIAL_BUFFER) and no longer needed.
+            match self.stream.read(&mut self.inbuf) {
+                Ok(0) => return Next::Close,
+                Ok(n) => {
+                    self.lingered += n;
+                    if self.lingered > LINGER_MAX_BYTES {
+                        return Next::Close;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+
     /// Reads once into the input buffer. `Ok(None)` if it would block.
     fn fill(&mut self, shared: &Shared) -> io::Result<Option<usize>> {
         if self.start == self.end {
@@ -164,7 +226,8 @@ impl Conn {
         let room = (self.inbuf.len() - self.end).min(READ_CHUNK);
         if room == 0 {
             // The buffer is at its limit and the current request still
-            // needs more: the request is too large (normally caught earlier).
+            // needs more: the request is too large (normally caught
+            // earlier). The caller flushes the answer, seeing `closing`.
             self.reject(&HttpError {
                 status: 413,
                 reason: "request too large",
@@ -222,10 +285,20 @@ impl Conn {
                         &mut self.body,
                         shared.limits.max_body_bytes,
                     ) {
-                        Ok(d) => {
+                        Ok(d) if d.done => {
                             self.chunk_pos += d.consumed;
                             let end = head_len + self.chunk_pos;
-                            d.done.then_some((end, end))
+                            Some((end, end))
+                        }
+                        Ok(_) => {
+                            // The decoder took all the input and copied the
+                            // data out: drop the raw chunks, keeping only
+                            // the head. Otherwise framing overhead (1-byte
+                            // chunks, long extensions) would fill the buffer
+                            // long before maxBodyBytes of body.
+                            self.end = self.start + head_len;
+                            self.chunk_pos = 0;
+                            None
                         }
                         Err(e) => return self.reject(&e),
                     }
@@ -274,6 +347,9 @@ impl Conn {
             self.continue_sent = false;
             if !keep_alive {
                 self.closing = true;
+                // Close at once only when the client said this was its last
+                // request and sent nothing after it.
+                self.linger = self.head.keep_alive || self.start < self.end;
             }
             self.phase = if self.start == self.end {
                 Phase::Idle
@@ -314,6 +390,7 @@ impl Conn {
         log::debug!("{}: {} {}", self.peer, error.status, error.reason);
         http::write_error(&mut self.out, error, self.head.http_minor);
         self.closing = true;
+        self.linger = true;
         self.start = self.end;
     }
 

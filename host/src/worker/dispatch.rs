@@ -152,8 +152,33 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
     ) else {
         return simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
     };
+    // asterisk-form: the parser allows it only for OPTIONS (RFC 9112
+    // §3.2.4). Asking about the server as a whole is answered by the host:
+    // the methods some route takes (RFC 9110 §9.3.7).
+    if path == "*" {
+        let allow = plugins.router.server_allow();
+        let mut header = Vec::with_capacity(allow.len() + 9);
+        header.extend_from_slice(b"Allow: ");
+        header.extend_from_slice(allow.as_bytes());
+        header.extend_from_slice(b"\r\n");
+        http::write_head(out, 200, &header, 0, opts);
+        return Sent {
+            status: 200,
+            body_bytes: 0,
+        };
+    }
     match plugins.router.lookup(method, path) {
         Lookup::NotFound => simple(out, 404, b"", b"Not Found\n", opts),
+        Lookup::Refused(why) => {
+            log::debug!("{}: 400 {why}", ex.peer);
+            simple(
+                out,
+                400,
+                b"",
+                b"Bad Request: invalid path parameter\n",
+                opts,
+            )
+        }
         Lookup::MethodNotAllowed(allow) => {
             let mut header = Vec::with_capacity(allow.len() + 9);
             header.extend_from_slice(b"Allow: ");

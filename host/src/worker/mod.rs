@@ -20,14 +20,17 @@
 //! connection waits for a wake-up that went to it).
 
 mod access;
+mod balance;
 mod conn;
 mod dispatch;
+mod gate;
 pub mod link;
 mod pool;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
+use crate::sys::scoreboard::Scoreboard;
 use conn::{Conn, Next};
 use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -89,9 +92,6 @@ pub struct Shared {
     /// At most this many queued connections are taken when stopping: the
     /// listen backlog can hold no more than that.
     drain_limit: usize,
-    /// Whether the listener is in the epoll set; guards taking it out on
-    /// stop against re-registering it in `accept`.
-    listening: Mutex<bool>,
     pool: Pool,
     /// `None` when `[log] accessLog = off`.
     access: Option<access::AccessLog>,
@@ -99,6 +99,10 @@ pub struct Shared {
     graceful_deadline: Mutex<Option<Instant>>,
     /// Idle connections of a stopping worker are closed from then on.
     linger_until: Mutex<Option<Instant>>,
+    /// Whether the listener is in the epoll set (see `gate`).
+    gate: gate::Gate,
+    /// This worker's connection count in the scoreboard (see `balance`).
+    balance: balance::Balance,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +139,7 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Lin
         log::error!("worker {}: {errors}", std::process::id());
         return exit::BOOT_FAILED;
     }
-    let shared = match Shared::new(config, listener, plugins, signals) {
+    let shared = match Shared::new(config, listener, plugins, signals, link.board.clone()) {
         Ok(shared) => Arc::new(shared),
         Err(e) => {
             // An access log that cannot be opened, or no epoll: retrying
@@ -208,6 +212,7 @@ impl Shared {
         listener: TcpListener,
         plugins: PluginSet,
         signals: SignalFd,
+        board: Option<(Arc<Scoreboard>, usize)>,
     ) -> std::io::Result<Shared> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(&listener, listener_event())?;
@@ -234,12 +239,13 @@ impl Shared {
             started: Instant::now(),
             signals,
             drain_limit: config.server.socket_queue_size as usize,
-            listening: Mutex::new(true),
             pool: Pool::new(),
             access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
             graceful_deadline: Mutex::new(None),
             linger_until: Mutex::new(None),
+            gate: gate::Gate::default(),
+            balance: balance::Balance::new(board),
         })
     }
 }
@@ -279,8 +285,13 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                 if let Some(log) = &shared.access {
                     access::flush(log); // before possibly sleeping
                 }
+                // A worker that paused accepting looks again soon: its
+                // siblings' counts change without telling it.
+                let paused = shared.gate.resume(shared);
                 let timeout = if shared.stopping() {
                     50u16
+                } else if paused {
+                    gate::RECHECK.as_millis() as u16
                 } else {
                     SWEEP_EVERY.as_millis() as u16
                 };
@@ -318,11 +329,7 @@ fn begin_stop(shared: &Shared) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
-    let mut listening = shared.listening.lock().unwrap_or_else(|p| p.into_inner());
-    if std::mem::replace(&mut *listening, false) {
-        let _ = shared.epoll.delete(&shared.listener);
-    }
-    drop(listening);
+    shared.gate.stop(shared);
     // With EPOLLEXCLUSIVE the kernel woke only this worker for connections
     // that are queued now; if it left them, they would wait in the shared
     // backlog until some later connection woke a sibling. Take them and
@@ -341,47 +348,37 @@ fn accept(shared: &Shared) {
     if shared.stopping() {
         return;
     }
+    if shared.balance.over_share() {
+        return shared.gate.pause_full(shared);
+    }
     accept_upto(shared, ACCEPT_BATCH);
     // Move this worker's wait entry to the back of the listener's queue:
-    // `EPOLLEXCLUSIVE` wakes the first idle waiter, so without this one
-    // worker takes nearly every connection (DESIGN, pitfalls) and keep-alive
-    // load never evens out. Costs two epoll_ctl per wake-up on the
-    // listener, never per request on a kept-alive connection.
-    let listening = shared.listening.lock().unwrap_or_else(|p| p.into_inner());
-    if *listening && shared.epoll.delete(&shared.listener).is_ok() {
-        if let Err(e) = shared.epoll.add(&shared.listener, listener_event()) {
-            log::error!(
-                "worker {}: cannot re-register the listener: {e}",
-                std::process::id()
-            );
-        }
-    }
-}
-
-/// The listener's registration. `EPOLLEXCLUSIVE`: one waiting worker is
-/// woken per new connection instead of all of them.
-fn listener_event() -> EpollEvent {
-    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER)
+    // `EPOLLEXCLUSIVE` wakes the first idle waiter, so without this the
+    // same worker is woken for every burst. Costs two epoll_ctl per wake-up
+    // on the listener, never per request on a kept-alive connection.
+    shared.gate.rotate(shared);
 }
 
 fn accept_upto(shared: &Shared, max: usize) {
     for _ in 0..max {
+        // A slot first: at maxConnectionsPerProcess the connection stays in
+        // the backlog for a sibling or for later, instead of being accepted
+        // and dropped.
+        let Some(index) = shared.free.lock().ok().and_then(|mut free| free.pop()) else {
+            return shared.gate.pause_full(shared);
+        };
         let (stream, peer) = match crate::sys::net::accept_nonblocking(&shared.listener) {
             Ok(pair) => pair,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) => {
-                // EMFILE and friends: leave the connection in the backlog
-                // (or to a sibling) rather than spinning.
-                log::warn!("worker {}: accept: {e}", std::process::id());
+                release(shared, index);
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    // EMFILE and friends: the listener stays readable, so
+                    // pause rather than spin; the next sweep resumes.
+                    log::warn!("worker {}: accept: {e}", std::process::id());
+                    shared.gate.pause_failing(shared);
+                }
                 return;
             }
-        };
-        let Some(index) = shared.free.lock().ok().and_then(|mut free| free.pop()) else {
-            log::warn!(
-                "worker {}: maxConnectionsPerProcess reached; closing a new connection",
-                std::process::id()
-            );
-            return;
         };
         let _ = stream.set_nodelay(true);
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
@@ -398,8 +395,15 @@ fn accept_upto(shared: &Shared, max: usize) {
             continue;
         }
         slot.conn = Some(conn);
-        shared.open.fetch_add(1, Ordering::AcqRel);
+        let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.balance.publish(open);
     }
+}
+
+/// The listener's registration. `EPOLLEXCLUSIVE`: one waiting worker is
+/// woken per new connection instead of all of them.
+fn listener_event() -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER)
 }
 
 fn release(shared: &Shared, index: u32) {
@@ -412,8 +416,10 @@ fn release(shared: &Shared, index: u32) {
 fn close(shared: &Shared, index: u32, slot: &mut Slot) {
     if slot.conn.take().is_some() {
         slot.generation = slot.generation.wrapping_add(1);
-        shared.open.fetch_sub(1, Ordering::AcqRel);
+        let open = shared.open.fetch_sub(1, Ordering::AcqRel) - 1;
+        shared.balance.publish(open);
         release(shared, index);
+        shared.gate.resume(shared);
     }
 }
 
@@ -468,6 +474,7 @@ fn sweep_if_due(shared: &Shared) {
                 .and_then(|d| *d)
                 .is_some_and(|deadline| now >= deadline);
         sweep(shared, now, force);
+        shared.gate.resume(shared);
     }
 }
 

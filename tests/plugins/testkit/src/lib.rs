@@ -2,9 +2,9 @@
 //!
 //! Every route misbehaves on purpose in one well-defined way: it panics,
 //! aborts the worker, sleeps, spins the CPU, reports which worker served
-//! it, or sends a header the host must refuse. `/store/{key}` reads and
-//! writes a raw store key, to show that it is testkit's own. Not for
-//! production.
+//! it, sends a header the host must refuse, or answers a chosen status.
+//! `/store/{key}` reads and writes a raw store key, to show that it is
+//! testkit's own. Not for production.
 //!
 //! `init` can fail on purpose, to test a worker that cannot boot: with
 //! `[plugin.testkit] initCounter = FILE` and `failInitAfter = N`, each
@@ -128,6 +128,34 @@ pub fn store_put(req: &Request, ctx: &mut Context) -> Result<Response> {
     Ok(Response::new(204))
 }
 
+/// `GET /header/{value}`: 200 with the decoded path parameter as the value
+/// of `X-Echo`. With `%0D%0A` or `%00` in it the host must refuse the
+/// header and answer 500: user input cannot split a response.
+pub fn echo_header(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let value = req.param("value").unwrap_or_default();
+    Ok(Response::text("header set").with_header("X-Echo", value))
+}
+
+/// `ANY /status/{code}`: that status with the body `body of {code}`, which
+/// the host must drop for HEAD, 204, 205 and 304.
+pub fn status(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let code: u16 = req
+        .param("code")
+        .ok_or_else(|| Error::bad_request("missing {code}"))?
+        .parse()?;
+    Ok(Response::text(format!("body of {code}")).with_status(code))
+}
+
+/// `GET /path/{*rest}`: what routing handed over, as
+/// `path_info=…\nrest=…\n`, to show that no `..` ever reaches a plugin.
+pub fn path(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::text(format!(
+        "path_info={}\nrest={}\n",
+        req.path_info(),
+        req.param("rest").unwrap_or_default()
+    )))
+}
+
 drupe_sdk::plugin! {
     name: "testkit",
     init: init,
@@ -143,6 +171,9 @@ drupe_sdk::plugin! {
         GET "/bad-header" => bad_header,
         GET "/store/{key}" => store_get,
         PUT "/store/{key}" => store_put,
+        GET "/header/{value}" => echo_header,
+        ANY "/status/{code}" => status,
+        GET "/path/{*rest}" => path,
         ANY "/{*rest}" => echo,
     ],
 }
@@ -236,6 +267,18 @@ mod tests {
         let third = init(&settings);
         let _ = std::fs::remove_file(&dir);
         assert!(third.is_err_and(|e| e.contains("init call 3 fails on purpose")));
+    }
+
+    #[test]
+    fn status_and_header_routes() {
+        let resp = TestRequest::get("/status/204")
+            .param("code", "204")
+            .call(status);
+        assert_eq!(resp.status(), 204);
+        let resp = TestRequest::get("/header/x")
+            .param("value", "a b")
+            .call(echo_header);
+        assert_eq!(resp.header("X-Echo"), Some("a b"));
     }
 
     #[test]
