@@ -8,6 +8,7 @@ mod support;
 mod check;
 mod faults;
 mod lifecycle;
+mod logs;
 mod protocol;
 mod scaffold;
 mod serving;
