@@ -12,5 +12,6 @@ mod logs;
 mod protocol;
 mod scaffold;
 mod serving;
+mod status;
 mod store;
 mod supervision;

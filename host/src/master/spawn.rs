@@ -34,6 +34,7 @@ pub fn worker(
         Forked::Child => {
             let code = child_setup(master).and_then(|()| {
                 let plugins = load(config, snapshot).map_err(|()| worker::exit::BOOT_FAILED)?;
+                link.publish_plugins(plugins.plugins.iter().map(|p| p.decl.name.as_str()));
                 let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
                 Ok(worker::run(config, listener, plugins, link))
             });

@@ -12,4 +12,5 @@ pub mod dl;
 pub mod net;
 pub mod process;
 pub mod scoreboard;
+pub mod stats;
 mod store_api;
