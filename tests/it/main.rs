@@ -9,6 +9,7 @@ mod check;
 mod faults;
 mod lifecycle;
 mod logs;
+mod privileges;
 mod protocol;
 mod scaffold;
 mod serving;

@@ -98,7 +98,13 @@ impl Site {
     /// Sends the error log to the file `name` in the site folder (instead
     /// of stderr), which `Server::log` then reads.
     pub fn with_error_log(mut self, name: &str) -> Site {
-        self.ini.push_str(&format!("[log]\nerrorLog = {name}\n"));
+        // Into the `[log]` section `extra` may already have (a section may
+        // appear only once).
+        let line = format!("errorLog = {name}\n");
+        match self.ini.find("[log]\n") {
+            Some(at) => self.ini.insert_str(at + "[log]\n".len(), &line),
+            None => self.ini.push_str(&format!("[log]\n{line}")),
+        }
         self.error_log = Some(name.to_owned());
         self
     }

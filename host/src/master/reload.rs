@@ -106,6 +106,7 @@ impl Master {
                 return;
             }
         };
+        super::files::hand_over(&config); // its paths may be new
         let mut restart = needs_restart(&self.bound, &config);
         restart.extend(self.status.needs_restart(&config));
         if !restart.is_empty() {

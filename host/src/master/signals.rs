@@ -86,6 +86,8 @@ impl Master {
             Ok(()) => log::info!("SIGUSR1: reopened the log files"),
             Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
         }
+        // Fresh files (made by root just now) must be the workers' user's.
+        super::files::hand_over(&self.current.config);
         for pid in self.table.pids() {
             let _ = kill(pid, Signal::SIGUSR1);
         }
