@@ -9,6 +9,7 @@ mod check;
 mod faults;
 mod lifecycle;
 mod logs;
+mod ops;
 mod privileges;
 mod protocol;
 mod scaffold;

@@ -1,6 +1,9 @@
 //! From a parsed request to response bytes: route lookup, the plugin call,
 //! and the 404 / 405 / 500 answers the host gives itself.
 //!
+//! When no route matches `GET /` and `[server] showIndex` is on, the
+//! answer is the index page (`plugin::index`), built at load time.
+//!
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
 //! request; the bytes then go straight into the connection's output buffer.
@@ -159,7 +162,25 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
         return unrouted(sent);
     };
     match plugins.router.lookup(method, path) {
-        Lookup::NotFound => unrouted(simple(out, 404, b"", b"Not Found\n", opts)),
+        Lookup::NotFound => unrouted(match &plugins.index_page {
+            Some(page) if path == "/" && matches!(method, "GET" | "HEAD") => {
+                http::write_head(
+                    out,
+                    200,
+                    b"Content-Type: text/html; charset=utf-8\r\n",
+                    page.len(),
+                    opts,
+                );
+                if !opts.head_request {
+                    out.extend_from_slice(page);
+                }
+                Sent {
+                    status: 200,
+                    body_bytes: page.len(),
+                }
+            }
+            _ => simple(out, 404, b"", b"Not Found\n", opts),
+        }),
         Lookup::MethodNotAllowed(allow) => {
             let mut header = Vec::with_capacity(allow.len() + 9);
             header.extend_from_slice(b"Allow: ");
