@@ -1,6 +1,8 @@
 //! Operating drupe: the index page and systemd readiness.
 
-use crate::support::Site;
+use crate::support::{Signal, Site};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
 
 #[test]
 fn show_index_lists_plugins_and_routes_escaped_when_nothing_claims_the_root() {
@@ -55,4 +57,26 @@ fn the_index_is_off_by_default_and_a_root_plugin_wins() {
     )
     .start();
     assert_eq!(server.get("/").text(), "Hello, World!");
+}
+
+#[test]
+fn under_systemd_the_master_notifies_ready_once_serving_and_stopping_on_term() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket_path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut server = Site::new(&["hello"], "")
+        .with_env("NOTIFY_SOCKET", &socket_path.to_string_lossy())
+        .start();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Sent after the "listening" line, which `start` waited for: serving.
+    assert_eq!(server.get("/hello").status, 200);
+    server.signal(Signal::SIGTERM);
+    let n = socket.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }

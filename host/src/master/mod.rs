@@ -15,6 +15,7 @@
 
 mod files;
 mod generation;
+mod notify;
 mod reload;
 mod report;
 mod signals;
@@ -566,6 +567,7 @@ impl Master {
                 std::process::id(),
                 self.snapshots.root().display()
             );
+            notify::send("READY=1");
         }
     }
 

@@ -52,6 +52,7 @@ impl Master {
                     timeout.as_secs()
                 );
                 self.stop = Some(Stop::Graceful);
+                super::notify::send("STOPPING=1");
                 self.cancel_probe();
                 self.kill_all(Signal::SIGTERM);
             }
@@ -75,6 +76,7 @@ impl Master {
 
     fn stop_now(&mut self) {
         self.stop = Some(Stop::Immediate);
+        super::notify::send("STOPPING=1");
         self.cancel_probe();
         self.kill_all(Signal::SIGKILL);
     }
