@@ -1,4 +1,5 @@
-//! The files workers write, made writable for `[server] user`.
+//! The files workers write, made writable for `[server] user`, and the
+//! start-up check of that setting.
 //!
 //! Workers run as `user` but write the access log, the error log (a reopen
 //! after USR1 opens it by path) and the SQLite store. The master, still
@@ -14,6 +15,20 @@
 use crate::config::{Config, LogTarget};
 use crate::sys::privileges::{self, Identity};
 use std::path::{Path, PathBuf};
+
+/// Refuses a `[server] user` that cannot be had, and warns, once, about
+/// plugins running as root.
+pub(super) fn check_privileges(config: &Config) -> Result<(), super::MasterError> {
+    match crate::sys::privileges::resolve(&config.server).map_err(super::MasterError::Io)? {
+        Some(id) => log::info!("workers and plugins run as user {} (uid {}, gid {}); the master stays root", id.user, id.uid, id.gid),
+        None if crate::sys::privileges::is_root() => log::warn!(
+            "RUNNING AS ROOT: every worker and plugin runs as root; set [server] user (e.g. nobody) so that only the master keeps root"
+        ),
+        None => {}
+    }
+    hand_over(config);
+    Ok(())
+}
 
 /// Creates the workers' files and folders as needed and gives them to
 /// `[server] user`; does nothing when no switch of user is configured.

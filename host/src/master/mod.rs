@@ -95,20 +95,6 @@ pub fn check(config: &Config) -> Result<(), MasterError> {
     }
 }
 
-/// Refuses a `[server] user` that cannot be had, and warns, once, about
-/// plugins running as root.
-fn check_privileges(config: &Config) -> Result<(), MasterError> {
-    match crate::sys::privileges::resolve(&config.server).map_err(MasterError::Io)? {
-        Some(id) => log::info!("workers and plugins run as user {} (uid {}, gid {}); the master stays root", id.user, id.uid, id.gid),
-        None if crate::sys::privileges::is_root() => log::warn!(
-            "RUNNING AS ROOT: every worker and plugin runs as root; set [server] user (e.g. nobody) so that only the master keeps root"
-        ),
-        None => {}
-    }
-    files::hand_over(config);
-    Ok(())
-}
-
 /// Scoreboard rows: room for the pool to double during a reload, with
 /// workers still finishing their requests, and for some TTIN.
 fn board_capacity(processes: usize) -> usize {
@@ -117,7 +103,7 @@ fn board_capacity(processes: usize) -> usize {
 
 /// Runs the server in the foreground until TERM, INT or QUIT.
 pub fn run(config: Config) -> Result<(), MasterError> {
-    check_privileges(&config)?;
+    files::check_privileges(&config)?;
     let listener = bind(&config)?;
     let status = status::StatusServer::bind(&config)?;
     let address = listener
