@@ -5,6 +5,11 @@
 //! plugins ([`plugin`]), serve HTTP/1.1 ([`http`]) and give plugins the
 //! shared store and sessions ([`store`]). Only [`sys`] holds `unsafe` code.
 
+// These docs are for drupe's developers, who read them with
+// `cargo doc --document-private-items`; module docs link to the private
+// parts they explain, which a plain `cargo doc` cannot resolve.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod cli;
 pub mod config;
 pub mod http;

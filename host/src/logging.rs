@@ -8,8 +8,8 @@
 //! `errorLog` points the error log elsewhere. The master reopens its own
 //! sinks and forwards USR1 to the workers, which reopen theirs: a file
 //! descriptor inherited across fork is a separate handle in each process.
-//! The access log will use the same [`LogSink`] and is then reopened by
-//! the same signal, with no extra code.
+//! The access log (`worker::access`) uses the same [`LogSink`], so the same
+//! signal reopens it.
 
 use crate::config::{Config, LogTarget};
 use simplelog::{ConfigBuilder, LevelFilter, WriteLogger};
@@ -68,6 +68,19 @@ impl LogSink {
         dest.target = target.clone();
         dest.file = file;
         Ok(())
+    }
+
+    /// Writes `bytes` whole under one lock, so a batch of lines is one
+    /// `write(2)` (barring a short write, which only a full disk causes)
+    /// and a reopen cannot split it between two files.
+    pub fn write_whole(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut dest = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Destination { target, file } = &mut *dest;
+        match (target, file) {
+            (_, Some(file)) => file.write_all(bytes),
+            (LogTarget::Stderr, None) => io::stderr().lock().write_all(bytes),
+            _ => Ok(()),
+        }
     }
 
     /// Where lines go now.

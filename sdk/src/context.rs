@@ -28,6 +28,13 @@ pub struct Settings {
 
 impl Settings {
     /// The value of the first `key` (case-sensitive, as INI keys are).
+    ///
+    /// ```
+    /// use drupe_sdk::Settings;
+    /// let s: Settings = [("port", "80")].into_iter().collect();
+    /// assert_eq!(s.get("port"), Some("80"));
+    /// assert_eq!(s.get("Port"), None);
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -36,16 +43,33 @@ impl Settings {
     }
 
     /// All key/value pairs in order.
+    ///
+    /// ```
+    /// use drupe_sdk::Settings;
+    /// let s: Settings = [("a", "1"), ("b", "2")].into_iter().collect();
+    /// assert_eq!(s.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The number of pairs.
+    ///
+    /// ```
+    /// use drupe_sdk::Settings;
+    /// let s: Settings = [("a", "1")].into_iter().collect();
+    /// assert_eq!(s.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
 
     /// Whether there are no settings.
+    ///
+    /// ```
+    /// use drupe_sdk::Settings;
+    /// assert!(Settings::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
@@ -123,16 +147,44 @@ impl<'a> Context<'a> {
     }
 
     /// The value of `key` in this plugin's `[plugin.NAME]` INI section.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// fn h(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     Ok(Response::text(ctx.setting("greeting").unwrap_or("Hello")))
+    /// }
+    /// assert_eq!(TestRequest::get("/").setting("greeting", "Hi").call(h).body_text(), "Hi");
+    /// assert_eq!(TestRequest::get("/").call(h).body_text(), "Hello");
+    /// ```
     pub fn setting(&self, key: &str) -> Option<&'a str> {
         self.settings.get(key)
     }
 
     /// All of this plugin's settings.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// fn h(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     Ok(Response::text(ctx.settings().len().to_string()))
+    /// }
+    /// assert_eq!(TestRequest::get("/").setting("a", "1").call(h).body_text(), "1");
+    /// ```
     pub fn settings(&self) -> &'a Settings {
         self.settings
     }
 
     /// The plugin's name as declared in `plugin!`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// fn h(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     Ok(Response::text(ctx.plugin_name()))
+    /// }
+    /// assert_eq!(TestRequest::get("/").plugin_name("shop").call(h).body_text(), "shop");
+    /// ```
     pub fn plugin_name(&self) -> &'a str {
         self.plugin_name
     }

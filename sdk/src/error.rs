@@ -10,6 +10,14 @@ use std::fmt;
 
 /// Shorthand for a handler's result: `Result<Response>` means
 /// `std::result::Result<Response, drupe_sdk::Error>`.
+///
+/// ```
+/// use drupe_sdk::{Response, Result};
+/// fn answer() -> Result<Response> {
+///     Ok(Response::text("42"))
+/// }
+/// assert_eq!(answer().map(|r| r.status()).ok(), Some(200));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A failed request: an HTTP status and a message.
@@ -39,6 +47,12 @@ impl Error {
     ///
     /// A status outside 400–599 is not an error status; it becomes 500, so
     /// a mistake here can never send a success to the client.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// let e = Error::new(409, "that name is taken");
+    /// assert_eq!((e.status(), e.message()), (409, "that name is taken"));
+    /// ```
     pub fn new(status: u16, message: impl Into<String>) -> Error {
         let status = if (400..=599).contains(&status) {
             status
@@ -53,38 +67,75 @@ impl Error {
 
     /// 400 Bad Request: the client sent something the handler cannot use.
     /// The message is sent to the client.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::bad_request("`n` must be a number").status(), 400);
+    /// ```
     pub fn bad_request(message: impl Into<String>) -> Error {
         Error::new(400, message)
     }
 
     /// 404 Not Found, with the body `Not Found`.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::not_found().status(), 404);
+    /// ```
     pub fn not_found() -> Error {
         Error::new(404, "Not Found")
     }
 
     /// 500 Internal Server Error. The message goes to the host log only.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// let e = Error::internal("index file missing");
+    /// assert!(e.is_server_error() && e.status() == 500);
+    /// ```
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(500, message)
     }
 
     /// 503 Service Unavailable, for a dependency (such as the store) that
     /// cannot be reached right now. The message goes to the host log only.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::unavailable("payment service down").status(), 503);
+    /// ```
     pub fn unavailable(message: impl Into<String>) -> Error {
         Error::new(503, message)
     }
 
     /// The HTTP status, always in 400–599.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::not_found().status(), 404);
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The message as given to the constructor.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::bad_request("no name").message(), "no name");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// Whether this is a 5xx error, whose message is logged rather than
     /// sent.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert!(Error::internal("x").is_server_error());
+    /// assert!(!Error::not_found().is_server_error());
+    /// ```
     pub fn is_server_error(&self) -> bool {
         self.status >= 500
     }

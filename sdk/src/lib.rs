@@ -65,16 +65,21 @@
 //!
 //! # Layout
 //!
+//! - [`guide`]: *Writing a plugin*, from a new crate to deployment.
 //! - [`abi`]: the `#[repr(C)]` boundary shared with the host; plugin authors
 //!   do not need it.
 //! - [`plugin!`]: declares the plugin and exports its C entry point.
 //! - [`testing`]: runs a handler in a unit test.
+
+#![warn(missing_docs)]
 
 pub mod abi;
 mod context;
 mod error;
 #[doc(hidden)]
 pub mod export;
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 mod request;
 mod response;
 mod store;

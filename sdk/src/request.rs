@@ -89,12 +89,26 @@ impl<'a> Request<'a> {
     }
 
     /// The method token (`GET`, `POST`, …).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::new("PUT", "/").call(|req, _ctx| Ok(Response::text(req.method())));
+    /// assert_eq!(resp.body_text(), "PUT");
+    /// ```
     pub fn method(&self) -> &'a str {
         self.str(self.raw.method)
     }
 
     /// The request target exactly as received, query included
     /// (`/hello/bob?x=1`); `""` if it is not UTF-8.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/a?x=1").mount("/shop").call(|req, _ctx| Ok(Response::text(req.target())));
+    /// assert_eq!(resp.body_text(), "/shop/a?x=1");
+    /// ```
     pub fn target(&self) -> &'a str {
         self.str(self.raw.target)
     }
@@ -102,6 +116,13 @@ impl<'a> Request<'a> {
     /// The full path: [`script_name`](Request::script_name) followed by
     /// [`path_info`](Request::path_info), without the query. Allocates only
     /// when the plugin is not mounted at `/`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/a?x=1").mount("/shop").call(|req, _ctx| Ok(Response::text(req.path())));
+    /// assert_eq!(resp.body_text(), "/shop/a");
+    /// ```
     pub fn path(&self) -> Cow<'a, str> {
         let (mount, rest) = (self.script_name(), self.path_info());
         if mount.is_empty() {
@@ -112,16 +133,37 @@ impl<'a> Request<'a> {
     }
 
     /// The plugin's mount point (`/hello`); `""` when mounted at `/`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/items").mount("/shop").call(|req, _ctx| Ok(Response::text(req.script_name())));
+    /// assert_eq!(resp.body_text(), "/shop");
+    /// ```
     pub fn script_name(&self) -> &'a str {
         self.str(self.raw.script_name)
     }
 
     /// The path below the mount point, starting with `/` (`/bob`).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/items").mount("/shop").call(|req, _ctx| Ok(Response::text(req.path_info())));
+    /// assert_eq!(resp.body_text(), "/items");
+    /// ```
     pub fn path_info(&self) -> &'a str {
         self.str(self.raw.path_info)
     }
 
     /// The query string without `?`, undecoded; `""` if none.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/?q=tea&page=2").call(|req, _ctx| Ok(Response::text(req.query())));
+    /// assert_eq!(resp.body_text(), "q=tea&page=2");
+    /// ```
     pub fn query(&self) -> &'a str {
         self.str(self.raw.query)
     }
@@ -129,6 +171,15 @@ impl<'a> Request<'a> {
     /// The first query parameter called `name`, percent-decoded with `+` as
     /// space (HTML form encoding). Invalid escapes are kept as they are;
     /// decoded bytes that are not UTF-8 become `U+FFFD`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/?q=green+tea").call(|req, _ctx| {
+    ///     Ok(Response::text(req.query_param("q").unwrap_or_default()))
+    /// });
+    /// assert_eq!(resp.body_text(), "green tea");
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
         self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
     }
@@ -136,6 +187,15 @@ impl<'a> Request<'a> {
     /// All query parameters in order, decoded as in
     /// [`query_param`](Request::query_param). `a&b=` yields `("a", "")` and
     /// `("b", "")`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/?a=1&b=2").call(|req, _ctx| {
+    ///     Ok(Response::text(req.query_pairs().map(|(k, v)| format!("{k}{v}")).collect::<String>()))
+    /// });
+    /// assert_eq!(resp.body_text(), "a1b2");
+    /// ```
     pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
         self.query()
             .split('&')
@@ -148,12 +208,30 @@ impl<'a> Request<'a> {
 
     /// The first header called `name` (compared ignoring ASCII case); `None`
     /// if absent or not UTF-8.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").header("User-Agent", "curl").call(|req, _ctx| {
+    ///     Ok(Response::text(req.header("user-agent").unwrap_or("-")))
+    /// });
+    /// assert_eq!(resp.body_text(), "curl");
+    /// ```
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.header_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The first header called `name` (ignoring ASCII case) as raw bytes.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").header("X-Id", "7").call(|req, _ctx| {
+    ///     Ok(Response::bytes(req.header_bytes("x-id").unwrap_or(b"").to_vec()))
+    /// });
+    /// assert_eq!(resp.body(), b"7");
+    /// ```
     pub fn header_bytes(&self, name: &str) -> Option<&'a [u8]> {
         self.pairs(self.raw.headers, self.raw.header_count)
             .iter()
@@ -163,6 +241,15 @@ impl<'a> Request<'a> {
 
     /// All headers in the order received, names as the client spelled them.
     /// A header whose name or value is not UTF-8 is skipped.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").header("A", "1").header("B", "2").call(|req, _ctx| {
+    ///     Ok(Response::text(req.headers().count().to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "2");
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         self.pairs(self.raw.headers, self.raw.header_count)
             .iter()
@@ -176,6 +263,15 @@ impl<'a> Request<'a> {
     /// The path parameter `name` from the route pattern (`{name}` or
     /// `{*name}`), already percent-decoded by the host; `None` if the route
     /// has no such parameter or the decoded value is not UTF-8.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/bob").param("name", "bob").call(|req, _ctx| {
+    ///     Ok(Response::text(req.param("name").unwrap_or("?")))
+    /// });
+    /// assert_eq!(resp.body_text(), "bob");
+    /// ```
     pub fn param(&self, name: &str) -> Option<&'a str> {
         self.pairs(self.raw.params, self.raw.param_count)
             .iter()
@@ -184,6 +280,13 @@ impl<'a> Request<'a> {
     }
 
     /// The whole request body (de-chunked by the host).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::post("/", &b"\x00\x01"[..]).call(|req, _ctx| Ok(Response::text(req.body().len().to_string())));
+    /// assert_eq!(resp.body_text(), "2");
+    /// ```
     pub fn body(&self) -> &'a [u8] {
         self.bytes(self.raw.body)
     }
@@ -193,17 +296,39 @@ impl<'a> Request<'a> {
     /// # Errors
     /// A 400 [`Error`] if the body is not valid UTF-8, so `?` answers the
     /// client properly.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let echo = |req: &Request, _: &mut Context| Ok(Response::text(req.body_str()?));
+    /// assert_eq!(TestRequest::post("/", "hi").call(echo).body_text(), "hi");
+    /// assert_eq!(TestRequest::post("/", &b"\xff"[..]).call(echo).status(), 400);
+    /// ```
     pub fn body_str(&self) -> Result<&'a str, Error> {
         std::str::from_utf8(self.body())
             .map_err(|e| Error::bad_request(format!("request body is not UTF-8: {e}")))
     }
 
     /// The peer address as text (`127.0.0.1:50312`).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").remote_addr("10.0.0.7:5000").call(|req, _ctx| Ok(Response::text(req.remote_addr())));
+    /// assert_eq!(resp.body_text(), "10.0.0.7:5000");
+    /// ```
     pub fn remote_addr(&self) -> &'a str {
         self.str(self.raw.remote_addr)
     }
 
     /// The HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").call(|req, _ctx| Ok(Response::text(req.http_minor().to_string())));
+    /// assert_eq!(resp.body_text(), "1");
+    /// ```
     pub fn http_minor(&self) -> u8 {
         self.raw.http_minor
     }

@@ -36,6 +36,12 @@ pub struct Response {
 
 impl Response {
     /// An empty response with the given status and no headers.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// let resp = Response::new(204);
+    /// assert_eq!((resp.status(), resp.body()), (204, &b""[..]));
+    /// ```
     pub fn new(status: u16) -> Response {
         Response {
             status,
@@ -45,18 +51,34 @@ impl Response {
     }
 
     /// 200 with `Content-Type: text/plain; charset=utf-8`.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("hi").header("content-type"), Some("text/plain; charset=utf-8"));
+    /// ```
     pub fn text(body: impl Into<String>) -> Response {
         Response::with_body(TEXT, body.into().into_bytes())
     }
 
     /// 200 with `Content-Type: text/html; charset=utf-8`. The SDK does not
     /// escape anything: building safe HTML is up to the handler.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::html("<p>hi</p>").header("content-type"), Some("text/html; charset=utf-8"));
+    /// ```
     pub fn html(body: impl Into<String>) -> Response {
         Response::with_body(HTML, body.into().into_bytes())
     }
 
     /// 200 with `Content-Type: application/octet-stream`; change it with
     /// [`with_content_type`](Response::with_content_type).
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// let resp = Response::bytes(vec![0u8, 255]);
+    /// assert_eq!(resp.header("content-type"), Some("application/octet-stream"));
+    /// ```
     pub fn bytes(body: impl Into<Vec<u8>>) -> Response {
         Response::with_body(OCTETS, body.into())
     }
@@ -71,6 +93,11 @@ impl Response {
 
     /// Replaces the status. The host answers 500 instead of a status
     /// outside 100–999.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("gone").with_status(410).status(), 410);
+    /// ```
     #[must_use]
     pub fn with_status(mut self, status: u16) -> Response {
         self.status = status;
@@ -78,6 +105,12 @@ impl Response {
     }
 
     /// Adds a header; a name may repeat (`Set-Cookie`).
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// let resp = Response::new(302).with_header("Location", "/login");
+    /// assert_eq!(resp.header("location"), Some("/login"));
+    /// ```
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));
@@ -85,6 +118,12 @@ impl Response {
     }
 
     /// Sets `Content-Type`, replacing any there was.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// let resp = Response::text("{}").with_content_type("application/json");
+    /// assert_eq!(resp.header("content-type"), Some("application/json"));
+    /// ```
     #[must_use]
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Response {
         self.headers
@@ -93,11 +132,21 @@ impl Response {
     }
 
     /// The status.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("ok").status(), 200);
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The first header of that name, compared ignoring ASCII case.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::new(200).with_header("X-A", "1").header("x-a"), Some("1"));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -106,17 +155,33 @@ impl Response {
     }
 
     /// All headers in the order they were added.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// let resp = Response::new(200).with_header("A", "1").with_header("B", "2");
+    /// assert_eq!(resp.headers().collect::<Vec<_>>(), [("A", "1"), ("B", "2")]);
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The body.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("hi").body(), b"hi");
+    /// ```
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
     /// The body as text, invalid UTF-8 replaced by `U+FFFD`; meant for
     /// assertions in tests.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::bytes(b"hi".to_vec()).body_text(), "hi");
+    /// ```
     pub fn body_text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.body)
     }

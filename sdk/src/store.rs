@@ -52,11 +52,22 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the store was unreachable (as opposed to a bad request to it).
+    ///
+    /// ```
+    /// use drupe_sdk::StoreError;
+    /// assert!(StoreError::Unavailable("timed out".into()).is_unavailable());
+    /// assert!(!StoreError::Other("not a number".into()).is_unavailable());
+    /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 
     /// The message, for the log.
+    ///
+    /// ```
+    /// use drupe_sdk::StoreError;
+    /// assert_eq!(StoreError::Other("not a number".into()).message(), "not a number");
+    /// ```
     pub fn message(&self) -> &str {
         match self {
             StoreError::Unavailable(m) | StoreError::Other(m) => m,
@@ -106,21 +117,43 @@ pub struct Value(Vec<u8>);
 
 impl Value {
     /// The bytes.
+    ///
+    /// ```
+    /// use drupe_sdk::Value;
+    /// assert_eq!(Value::from("ab").as_bytes(), b"ab");
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The bytes, without copying.
+    ///
+    /// ```
+    /// use drupe_sdk::Value;
+    /// assert_eq!(Value::from("ab").into_bytes(), b"ab".to_vec());
+    /// ```
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
 
     /// The value as text, if it is UTF-8.
+    ///
+    /// ```
+    /// use drupe_sdk::Value;
+    /// assert_eq!(Value::from("tea").as_str(), Some("tea"));
+    /// assert_eq!(Value::from(vec![0xff]).as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()
     }
 
     /// The value as a decimal `i64` (`-12`), if it is one.
+    ///
+    /// ```
+    /// use drupe_sdk::Value;
+    /// assert_eq!(Value::from("-12").to_i64(), Some(-12));
+    /// assert_eq!(Value::from("12x").to_i64(), None);
+    /// ```
     pub fn to_i64(&self) -> Option<i64> {
         self.as_str()?.parse().ok()
     }
@@ -325,21 +358,70 @@ impl<'c> Store<'c> {
     }
 
     /// The value of `key`, or `None` if it is not set (or has expired).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("k", "v")?;
+    ///     let v = ctx.store().get("k")?.unwrap_or_default();
+    ///     Ok(Response::bytes(v.into_bytes()))
+    /// });
+    /// assert_eq!(resp.body_text(), "v");
+    /// ```
     pub fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
         self.backend.exec(Op::Get(key))?.value()
     }
 
     /// The value of `key` as text; an error if it is not UTF-8.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("k", "v")?;
+    ///     Ok(Response::text(ctx.store().get_string("k")?.unwrap_or_default()))
+    /// });
+    /// assert_eq!(resp.body_text(), "v");
+    /// ```
     pub fn get_string(&self, key: &str) -> Result<Option<String>, StoreError> {
         text(key, self.get(key)?)
     }
 
     /// The value of `key` as a decimal `i64`; an error if it is not one.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("n", 41)?;
+    ///     Ok(Response::text((ctx.store().get_i64("n")?.unwrap_or(0) + 1).to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "42");
+    /// ```
     pub fn get_i64(&self, key: &str) -> Result<Option<i64>, StoreError> {
         int(key, self.get(key)?)
     }
 
     /// Sets `key` to `value`, replacing any value and any TTL.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("greeting", "hi")?;
+    ///     Ok(Response::text(ctx.store().get_string("greeting")?.unwrap_or_default()))
+    /// });
+    /// assert_eq!(resp.body_text(), "hi");
+    /// ```
     pub fn set(&self, key: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
         self.backend.exec(Op::Set(key, &value.0, 0))?.done()
@@ -347,6 +429,19 @@ impl<'c> Store<'c> {
 
     /// Sets `key` to `value`; it disappears `ttl` from now (rounded up to a
     /// millisecond).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set_with_ttl("token", "t1", Duration::from_secs(60))?;
+    ///     Ok(Response::text(ctx.store().exists("token")?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "true");
+    /// ```
     pub fn set_with_ttl(
         &self,
         key: &str,
@@ -360,16 +455,53 @@ impl<'c> Store<'c> {
     }
 
     /// Deletes `key` (a value or a whole hash); true if it existed.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("k", "v")?;
+    ///     let existed = ctx.store().delete("k")?;
+    ///     Ok(Response::text(format!("{existed} {}", ctx.store().delete("k")?)))
+    /// });
+    /// assert_eq!(resp.body_text(), "true false");
+    /// ```
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.backend.exec(Op::Delete(key))?.found()
     }
 
     /// Whether `key` is set.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     Ok(Response::text(ctx.store().exists("nothing")?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "false");
+    /// ```
     pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.backend.exec(Op::Exists(key))?.found()
     }
 
     /// Makes `key` disappear `ttl` from now; false if it does not exist.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set("k", "v")?;
+    ///     Ok(Response::text(ctx.store().expire("k", Duration::from_secs(30))?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "true");
+    /// ```
     pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.backend.exec(Op::Expire(key, ttl_ms(ttl)))?.found()
     }
@@ -378,29 +510,92 @@ impl<'c> Store<'c> {
     /// the new value; a missing key counts as 0. Atomic across every thread,
     /// worker and host: no increment is ever lost. An error if the value is
     /// not a decimal `i64` or the sum would overflow.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().incr("hits", 1)?;
+    ///     Ok(Response::text(ctx.store().incr("hits", 10)?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "11");
+    /// ```
     pub fn incr(&self, key: &str, by: i64) -> Result<i64, StoreError> {
         self.backend.exec(Op::Incr(key, by))?.int()
     }
 
     /// One field of the hash at `key`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().hset("user:1", "name", "ann")?;
+    ///     let name = ctx.store().hget("user:1", "name")?.unwrap_or_default();
+    ///     Ok(Response::bytes(name.into_bytes()))
+    /// });
+    /// assert_eq!(resp.body_text(), "ann");
+    /// ```
     pub fn hget(&self, key: &str, field: &str) -> Result<Option<Value>, StoreError> {
         self.backend.exec(Op::HGet(key, field))?.value()
     }
 
     /// Sets one field of the hash at `key`, creating the hash if needed.
     /// Hashes suit small records (a profile, a cart): one key, a few fields.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().hset("user:1", "age", 30)?;
+    ///     Ok(Response::text(ctx.store().hget_all("user:1")?.len().to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "1");
+    /// ```
     pub fn hset(&self, key: &str, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
         self.backend.exec(Op::HSet(key, field, &value.0))?.done()
     }
 
     /// Removes one field of the hash at `key`; true if it existed.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().hset("user:1", "age", 30)?;
+    ///     Ok(Response::text(ctx.store().hdel("user:1", "age")?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "true");
+    /// ```
     pub fn hdel(&self, key: &str, field: &str) -> Result<bool, StoreError> {
         self.backend.exec(Op::HDel(key, field))?.found()
     }
 
     /// Every field of the hash at `key`, by name (empty if the key is not
     /// set). A field name that is not UTF-8 is shown lossily.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().hset("u", "a", "1")?;
+    ///     ctx.store().hset("u", "b", "2")?;
+    ///     let all = ctx.store().hget_all("u")?;
+    ///     Ok(Response::text(all.keys().cloned().collect::<String>()))
+    /// });
+    /// assert_eq!(resp.body_text(), "ab");
+    /// ```
     pub fn hget_all(&self, key: &str) -> Result<BTreeMap<String, Value>, StoreError> {
         match self.backend.exec(Op::HGetAll(key))? {
             Reply::Pairs(pairs) => Ok(pairs
@@ -454,33 +649,105 @@ impl<'c> Session<'c> {
     }
 
     /// One field; `None` if it is not set or the visitor has no session.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.session().set("cart", "tea")?;
+    ///     let cart = ctx.session().get("cart")?.unwrap_or_default();
+    ///     Ok(Response::bytes(cart.into_bytes()))
+    /// });
+    /// assert_eq!(resp.body_text(), "tea");
+    /// ```
     pub fn get(&self, field: &str) -> Result<Option<Value>, StoreError> {
         self.backend.exec(Op::SessionGet(field))?.value()
     }
 
     /// One field as text; an error if it is not UTF-8.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.session().set("user", "ann")?;
+    ///     Ok(Response::text(ctx.session().get_string("user")?.unwrap_or_default()))
+    /// });
+    /// assert_eq!(resp.body_text(), "ann");
+    /// ```
     pub fn get_string(&self, field: &str) -> Result<Option<String>, StoreError> {
         text(field, self.get(field)?)
     }
 
     /// One field as a decimal `i64`; an error if it is not one.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.session().set("step", 2)?;
+    ///     Ok(Response::text(ctx.session().get_i64("step")?.unwrap_or(0).to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "2");
+    /// ```
     pub fn get_i64(&self, field: &str) -> Result<Option<i64>, StoreError> {
         int(field, self.get(field)?)
     }
 
     /// Sets one field, starting a session if the visitor has none.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.session().set("lang", "de")?; // the first write starts the session
+    ///     Ok(Response::text("ok"))
+    /// });
+    /// assert!(resp.header("set-cookie").is_some_and(|c| c.starts_with("drupe_session=")));
+    /// ```
     pub fn set(&self, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
         self.backend.exec(Op::SessionSet(field, &value.0))?.done()
     }
 
     /// Removes one field; true if it was set.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.session().set("lang", "de")?;
+    ///     Ok(Response::text(ctx.session().remove("lang")?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "true");
+    /// ```
     pub fn remove(&self, field: &str) -> Result<bool, StoreError> {
         self.backend.exec(Op::SessionRemove(field))?.found()
     }
 
     /// Adds `by` to the integer field (missing counts as 0), atomically,
     /// starting a session if the visitor has none; returns the new value.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     Ok(Response::text(ctx.session().incr("visits", 1)?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "1");
+    /// ```
     pub fn incr(&self, field: &str, by: i64) -> Result<i64, StoreError> {
         self.backend.exec(Op::SessionIncr(field, by))?.int()
     }

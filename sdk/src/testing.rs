@@ -48,6 +48,15 @@ pub(crate) use store::TestCall;
 pub use store::TestStore;
 
 /// A request to run a handler on, built up with chained calls.
+///
+/// ```
+/// # use drupe_sdk::prelude::*;
+/// # use drupe_sdk::testing::TestRequest;
+/// let resp = TestRequest::post("/items?draft=1", "tea")
+///     .header("Content-Type", "text/plain")
+///     .call(|req, _ctx| Ok(Response::text(format!("{} {}", req.query(), req.body_str()?))));
+/// assert_eq!(resp.body_text(), "draft=1 tea");
+/// ```
 #[derive(Debug, Clone)]
 pub struct TestRequest {
     method: String,
@@ -67,6 +76,13 @@ impl TestRequest {
     /// A request with any method. `path` is the path below the mount point
     /// (`/bob`); a `?query` on it is split off as if given to
     /// [`query`](TestRequest::query).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::new("DELETE", "/x").call(|req, _ctx| Ok(Response::text(req.method())));
+    /// assert_eq!(resp.body_text(), "DELETE");
+    /// ```
     pub fn new(method: &str, path: &str) -> TestRequest {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         TestRequest {
@@ -85,16 +101,36 @@ impl TestRequest {
     }
 
     /// A `GET` request.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// assert_eq!(TestRequest::get("/").call(|_req, _ctx| Ok(Response::text("hi"))).body_text(), "hi");
+    /// ```
     pub fn get(path: &str) -> TestRequest {
         TestRequest::new("GET", path)
     }
 
     /// A `POST` request with a body.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::post("/", "data").call(|req, _ctx| Ok(Response::bytes(req.body().to_vec())));
+    /// assert_eq!(resp.body(), b"data");
+    /// ```
     pub fn post(path: &str, body: impl Into<Vec<u8>>) -> TestRequest {
         TestRequest::new("POST", path).body(body)
     }
 
     /// Sets a path parameter, as the host would from `{name}` in the route.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/7").param("id", "7").call(|req, _ctx| Ok(Response::text(req.param("id").unwrap_or(""))));
+    /// assert_eq!(resp.body_text(), "7");
+    /// ```
     #[must_use]
     pub fn param(mut self, name: &str, value: &str) -> TestRequest {
         self.params.push((name.to_owned(), value.to_owned()));
@@ -102,6 +138,13 @@ impl TestRequest {
     }
 
     /// Adds a request header.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").header("Accept", "text/html").call(|req, _ctx| Ok(Response::text(req.header("accept").unwrap_or(""))));
+    /// assert_eq!(resp.body_text(), "text/html");
+    /// ```
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> TestRequest {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -109,6 +152,13 @@ impl TestRequest {
     }
 
     /// Sets the query string (without `?`, still encoded: `q=a+b`).
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").query("page=2").call(|req, _ctx| Ok(Response::text(req.query_param("page").unwrap_or_default())));
+    /// assert_eq!(resp.body_text(), "2");
+    /// ```
     #[must_use]
     pub fn query(mut self, query: &str) -> TestRequest {
         self.query = query.to_owned();
@@ -116,6 +166,13 @@ impl TestRequest {
     }
 
     /// Sets the body.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::new("PUT", "/").body("new").call(|req, _ctx| Ok(Response::text(req.body_str()?)));
+    /// assert_eq!(resp.body_text(), "new");
+    /// ```
     #[must_use]
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> TestRequest {
         self.body = body.into();
@@ -123,6 +180,13 @@ impl TestRequest {
     }
 
     /// Adds a plugin setting, as from the `[plugin.NAME]` INI section.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").setting("currency", "EUR").call(|_req, ctx| Ok(Response::text(ctx.setting("currency").unwrap_or(""))));
+    /// assert_eq!(resp.body_text(), "EUR");
+    /// ```
     #[must_use]
     pub fn setting(mut self, key: &str, value: &str) -> TestRequest {
         self.settings.push(key.to_owned(), value.to_owned());
@@ -131,6 +195,13 @@ impl TestRequest {
 
     /// Sets the mount point (`/hello`), which becomes `script_name`;
     /// default: mounted at `/`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/a").mount("/shop").call(|req, _ctx| Ok(Response::text(req.script_name())));
+    /// assert_eq!(resp.body_text(), "/shop");
+    /// ```
     #[must_use]
     pub fn mount(mut self, mount: &str) -> TestRequest {
         self.mount = mount.trim_end_matches('/').to_owned();
@@ -138,6 +209,13 @@ impl TestRequest {
     }
 
     /// Sets the plugin name the [`Context`] reports; default `test`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").plugin_name("shop").call(|_req, ctx| Ok(Response::text(ctx.plugin_name())));
+    /// assert_eq!(resp.body_text(), "shop");
+    /// ```
     #[must_use]
     pub fn plugin_name(mut self, name: &str) -> TestRequest {
         self.plugin_name = name.to_owned();
@@ -145,6 +223,13 @@ impl TestRequest {
     }
 
     /// Sets the peer address; default `127.0.0.1:40000`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").remote_addr("[::1]:9").call(|req, _ctx| Ok(Response::text(req.remote_addr())));
+    /// assert_eq!(resp.body_text(), "[::1]:9");
+    /// ```
     #[must_use]
     pub fn remote_addr(mut self, addr: &str) -> TestRequest {
         self.remote_addr = addr.to_owned();
@@ -154,6 +239,16 @@ impl TestRequest {
     /// Uses `store` for `ctx.store()` and `ctx.session()`, so this request
     /// sees what earlier requests with the same store wrote. Without it the
     /// request gets an empty store of its own.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// use drupe_sdk::testing::TestStore;
+    /// let store = TestStore::new();
+    /// let hit = |_req: &Request, ctx: &mut Context| Ok(Response::text(ctx.store().incr("n", 1)?.to_string()));
+    /// TestRequest::get("/").store(&store).call(hit);
+    /// assert_eq!(TestRequest::get("/").store(&store).call(hit).body_text(), "2");
+    /// ```
     #[must_use]
     pub fn store(mut self, store: &TestStore) -> TestRequest {
         self.store = store.clone();
@@ -210,6 +305,16 @@ impl TestRequest {
 
     /// Runs `handler` on this request and returns what the client would
     /// receive.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// fn teapot(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    ///     Err(Error::new(418, "short and stout"))
+    /// }
+    /// let resp = TestRequest::get("/").call(teapot);
+    /// assert_eq!((resp.status(), resp.body_text().as_ref()), (418, "short and stout"));
+    /// ```
     pub fn call<F>(&self, handler: F) -> Response
     where
         F: FnOnce(&Request<'_>, &mut Context<'_>) -> Result<Response>,

@@ -70,6 +70,8 @@ pub struct Site {
     ini: String,
     /// `[log] errorLog`, if the site logs to a file instead of stderr.
     error_log: Option<String>,
+    /// Extra environment of the server process.
+    env: Vec<(String, String)>,
 }
 
 impl Site {
@@ -92,14 +94,27 @@ impl Site {
             dir,
             ini,
             error_log: None,
+            env: Vec::new(),
         }
     }
 
     /// Sends the error log to the file `name` in the site folder (instead
     /// of stderr), which `Server::log` then reads.
     pub fn with_error_log(mut self, name: &str) -> Site {
-        self.ini.push_str(&format!("[log]\nerrorLog = {name}\n"));
+        // Into the `[log]` section `extra` may already have (a section may
+        // appear only once).
+        let line = format!("errorLog = {name}\n");
+        match self.ini.find("[log]\n") {
+            Some(at) => self.ini.insert_str(at + "[log]\n".len(), &line),
+            None => self.ini.push_str(&format!("[log]\n{line}")),
+        }
         self.error_log = Some(name.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the server (`Site::start`).
+    pub fn with_env(mut self, key: &str, value: &str) -> Site {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -151,6 +166,7 @@ impl Site {
             // Plugin snapshots go into the site folder, which is removed
             // even when the test ends the server with SIGKILL.
             .env("TMPDIR", self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("log file"))
             // Own process group: cleanup can kill everything it started.

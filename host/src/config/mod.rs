@@ -33,6 +33,7 @@ pub struct Config {
     pub store: Store,
     pub limits: Limits,
     pub log: Log,
+    pub status: Status,
 }
 
 /// `[server]`
@@ -59,6 +60,14 @@ pub struct Server {
     /// `maxRequestsJitter`, default 0: each worker's limit is raised by a
     /// random amount up to this.
     pub max_requests_jitter: u64,
+    /// `user`, default none: started as root, the workers and the plugin
+    /// probe switch to this user before loading any plugin.
+    pub user: Option<String>,
+    /// `group`, default none: the user's primary group.
+    pub group: Option<String>,
+    /// `showIndex`, default false: `GET /` lists the plugins and routes
+    /// when no plugin claims `/`.
+    pub show_index: bool,
 }
 
 /// `[plugins]`
@@ -131,6 +140,15 @@ pub struct Log {
     pub error_log: LogTarget,
     /// `accessLog`: a path, `stderr`, or `off` (default).
     pub access_log: LogTarget,
+}
+
+/// `[status]`: the status listener, served by the master.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// `socketHost`, default `127.0.0.1`.
+    pub socket_host: String,
+    /// `socketPort`, default off (`None`): no status listener.
+    pub socket_port: Option<u16>,
 }
 
 /// Where a log goes.
@@ -213,6 +231,9 @@ impl Config {
                 request_timeout: Duration::ZERO,
                 max_requests: 0,
                 max_requests_jitter: 0,
+                user: None,
+                group: None,
+                show_index: false,
             },
             plugins: Plugins {
                 directory: PathBuf::new(),
@@ -241,6 +262,10 @@ impl Config {
                 level: log::LevelFilter::Off,
                 error_log: LogTarget::Off,
                 access_log: LogTarget::Off,
+            },
+            status: Status {
+                socket_host: String::new(),
+                socket_port: None,
             },
         }
     }

@@ -135,6 +135,36 @@ static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        section: "server",
+        key: "user",
+        default: "none",
+        doc: "user the workers and the plugin probe run as when drupe starts as root; none = the user who started drupe",
+        apply: |c, v, _| {
+            c.server.user = account(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "group",
+        default: "none",
+        doc: "group the workers run as (with user); none = the user's primary group",
+        apply: |c, v, _| {
+            c.server.group = account(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "showIndex",
+        default: "false",
+        doc: "GET / lists the plugins and their routes when no plugin claims /",
+        apply: |c, v, _| {
+            c.server.show_index = boolean(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         section: "plugins",
         key: "directory",
         default: "plugins.d",
@@ -337,6 +367,29 @@ static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        section: "status",
+        key: "socketHost",
+        default: "127.0.0.1",
+        doc: "address of the status listener (/_drupe/status, /_drupe/metrics)",
+        apply: |c, v, _| {
+            c.status.socket_host = host(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "status",
+        key: "socketPort",
+        default: "off",
+        doc: "port of the status listener; off = no listener; 0 picks a free port",
+        apply: |c, v, _| {
+            c.status.socket_port = match v {
+                "off" => None,
+                _ => Some(port(v)?),
+            };
+            Ok(())
+        },
+    },
 ];
 
 /// Every setting drupe knows, for `--check` and documentation.
@@ -518,6 +571,17 @@ fn host(v: &str) -> Result<String, String> {
         return Err("is not a host name or address; use e.g. 127.0.0.1 or 0.0.0.0".to_string());
     }
     Ok(v.to_string())
+}
+
+/// A user or group name; `none` (or nothing) means no change of user.
+fn account(v: &str) -> Result<Option<String>, String> {
+    if v.is_empty() || v == "none" {
+        return Ok(None);
+    }
+    if v.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
+        return Err("is not a user or group name; use e.g. nobody, or none".to_string());
+    }
+    Ok(Some(v.to_string()))
 }
 
 fn level(v: &str) -> Result<log::LevelFilter, String> {

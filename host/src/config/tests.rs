@@ -365,3 +365,32 @@ fn supervision_settings() {
         "drupe.ini line 2: requestTimeout = -1 is not a number of seconds from 0 to 86400"
     );
 }
+
+#[test]
+fn operability_settings() {
+    let c = Config::default_for(Path::new("/srv/drupe.ini")).unwrap();
+    assert_eq!((c.server.user, c.server.group), (None, None));
+    assert!(!c.server.show_index);
+    assert_eq!(c.status.socket_host, "127.0.0.1");
+    assert_eq!(c.status.socket_port, None);
+    let c = parse(
+        "[server]\nuser = www-data\ngroup = adm\nshowIndex = true\n\
+         [status]\nsocketHost = 0.0.0.0\nsocketPort = 9180\n",
+    );
+    assert_eq!(c.server.user.as_deref(), Some("www-data"));
+    assert_eq!(c.server.group.as_deref(), Some("adm"));
+    assert!(c.server.show_index);
+    assert_eq!(c.status.socket_host, "0.0.0.0");
+    assert_eq!(c.status.socket_port, Some(9180));
+    let c = parse("[server]\nuser = none\n[status]\nsocketPort = off\n");
+    assert_eq!(c.server.user, None);
+    assert_eq!(c.status.socket_port, None);
+    assert_eq!(
+        err("[server]\nuser = a b\n"),
+        "drupe.ini line 2: user = a b is not a user or group name; use e.g. nobody, or none"
+    );
+    assert_eq!(
+        err("[status]\nsocketPort = http\n"),
+        "drupe.ini line 2: socketPort = http is not a port number (0-65535)"
+    );
+}

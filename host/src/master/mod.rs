@@ -10,12 +10,17 @@
 //! loop reaps exited children, keeps the pool full ([`Master::manage_workers`],
 //! which also rolls a reload through one worker at a time), and checks the
 //! shared-memory scoreboard for requests past `requestTimeout` and workers
-//! past `maxRequests` ([`watchdog`]).
+//! past `maxRequests` ([`watchdog`]). The optional status listener is
+//! served from the same loop ([`status`]).
 
+mod files;
 mod generation;
+mod notify;
 mod reload;
+mod report;
 mod signals;
 mod spawn;
+mod status;
 mod table;
 mod watch;
 mod watchdog;
@@ -98,7 +103,9 @@ fn board_capacity(processes: usize) -> usize {
 
 /// Runs the server in the foreground until TERM, INT or QUIT.
 pub fn run(config: Config) -> Result<(), MasterError> {
+    files::check_privileges(&config)?;
     let listener = bind(&config)?;
+    let status = status::StatusServer::bind(&config)?;
     let address = listener
         .local_addr()
         .map_err(|e| MasterError::Io(e.to_string()))?;
@@ -151,6 +158,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
         next_check: None,
         address,
         announced: false,
+        status,
     };
     let result = master.supervise(&signals);
     master.current.remove();
@@ -204,6 +212,8 @@ struct Master {
     bound: crate::config::Server,
     /// The "listening" line was logged (once every first worker is ready).
     announced: bool,
+    /// `[status]`: the status listener and the counts of exited workers.
+    status: status::StatusServer,
 }
 
 fn bind(config: &Config) -> Result<TcpListener, MasterError> {
@@ -252,7 +262,7 @@ impl Master {
                 return Ok(());
             }
             let timeout = self.next_wakeup();
-            let (signalled, notified, watched) = {
+            let (signalled, notified, watched, status) = {
                 let mut fds = vec![
                     PollFd::new(signals.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.notify_read.as_fd(), PollFlags::POLLIN),
@@ -260,15 +270,22 @@ impl Master {
                 if let Some(watch) = &self.watch {
                     fds.push(PollFd::new(watch.fd(), PollFlags::POLLIN));
                 }
+                let first_status = fds.len();
+                self.status.poll_fds(&mut fds);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
                 }
                 let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                let status: Vec<PollFlags> = fds[first_status..]
+                    .iter()
+                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                    .collect();
                 (
                     ready(&fds[0]),
                     ready(&fds[1]),
-                    fds.get(2).is_some_and(ready),
+                    self.watch.is_some() && ready(&fds[2]),
+                    status,
                 )
             };
             let now = Instant::now();
@@ -287,6 +304,7 @@ impl Master {
                     watch.on_readable(now);
                 }
             }
+            self.serve_status(&status);
             self.reap();
             self.watchdog();
             self.reload_if_watched(Instant::now());
@@ -314,6 +332,7 @@ impl Master {
             })
             .chain(self.positions.iter().filter_map(|b| b.not_before))
             .chain(self.watch.as_ref().and_then(watch::Watch::deadline))
+            .chain(self.status.deadline())
             .chain(self.next_check);
         for deadline in deadlines {
             wake = wake.min(deadline);
@@ -409,6 +428,7 @@ impl Master {
                 continue;
             };
             if let Some(slot) = worker.board {
+                self.status.absorb(&self.board, slot); // before the slot is reused
                 self.board.set_state(slot, scoreboard::STATE_FREE);
             }
             self.on_exit(worker, status);
@@ -533,6 +553,7 @@ impl Master {
                 std::process::id(),
                 self.snapshots.root().display()
             );
+            notify::send("READY=1");
         }
     }
 

@@ -106,7 +106,9 @@ impl Master {
                 return;
             }
         };
-        let restart = needs_restart(&self.bound, &config);
+        super::files::hand_over(&config); // its paths may be new
+        let mut restart = needs_restart(&self.bound, &config);
+        restart.extend(self.status.needs_restart(&config));
         if !restart.is_empty() {
             log::warn!(
                 "{why}: {} changed but only take effect after a restart; still listening as before",

@@ -52,6 +52,7 @@ impl Master {
                     timeout.as_secs()
                 );
                 self.stop = Some(Stop::Graceful);
+                super::notify::send("STOPPING=1");
                 self.cancel_probe();
                 self.kill_all(Signal::SIGTERM);
             }
@@ -75,6 +76,7 @@ impl Master {
 
     fn stop_now(&mut self) {
         self.stop = Some(Stop::Immediate);
+        super::notify::send("STOPPING=1");
         self.cancel_probe();
         self.kill_all(Signal::SIGKILL);
     }
@@ -86,6 +88,8 @@ impl Master {
             Ok(()) => log::info!("SIGUSR1: reopened the log files"),
             Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
         }
+        // Fresh files (made by root just now) must be the workers' user's.
+        super::files::hand_over(&self.current.config);
         for pid in self.table.pids() {
             let _ = kill(pid, Signal::SIGUSR1);
         }

@@ -1,13 +1,15 @@
 //! Forking: worker processes and the throwaway probe that loads the plugins
 //! before any worker does.
 //!
-//! Everything a child does before it serves happens here: die with the
+//! Everything a child does before it serves happens here: switch to
+//! `[server] user` if drupe runs as root (`sys::privileges`), die with the
 //! master, reset the signal mask the master uses for its signalfd, load the
 //! generation's plugin snapshot. The child never returns into the master's
 //! loop; it ends with `std::process::exit`.
 
 use crate::config::Config;
 use crate::plugin::{self, PluginSet};
+use crate::sys::privileges::{self, Identity};
 use crate::sys::process::{self, Forked};
 use crate::worker::{self, link::Link, CallState};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -29,11 +31,13 @@ pub fn worker(
     link: Link,
 ) -> io::Result<Pid> {
     let master = nix::unistd::getpid();
+    let identity = privileges::resolve(&config.server).map_err(io::Error::other)?;
     match process::fork()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let code = child_setup(master).and_then(|()| {
+            let code = child_setup(master, identity.as_ref()).and_then(|()| {
                 let plugins = load(config, snapshot).map_err(|()| worker::exit::BOOT_FAILED)?;
+                link.publish_plugins(plugins.plugins.iter().map(|p| p.decl.name.as_str()));
                 let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
                 Ok(worker::run(config, listener, plugins, link))
             });
@@ -77,10 +81,11 @@ pub fn probe(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Resul
 /// `init` never stalls its loop.
 pub fn probe_start(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io::Result<Pid> {
     let master = nix::unistd::getpid();
+    let identity = privileges::resolve(&config.server).map_err(io::Error::other)?;
     match process::fork()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let ok = child_setup(master).is_ok()
+            let ok = child_setup(master, identity.as_ref()).is_ok()
                 && load(config, snapshot).is_ok_and(|plugins| {
                     let started = plugins.init::<CallState>();
                     if let Err(errors) = &started {
@@ -107,11 +112,19 @@ fn load(config: &Config, snapshot: &Snapshot) -> Result<PluginSet, ()> {
     })
 }
 
-/// First steps of every child: die with the master, and take back the
-/// signals the master blocked for its signalfd. `master` is the pid taken
-/// before the fork: asking `getppid()` here would get the reaper's pid if
-/// the master had just died, and the worker would outlive it.
-fn child_setup(master: Pid) -> Result<(), i32> {
+/// First steps of every child: drop root for `identity`, die with the
+/// master, and take back the signals the master blocked for its signalfd.
+/// `master` is the pid taken before the fork: asking `getppid()` here
+/// would get the reaper's pid if the master had just died, and the worker
+/// would outlive it.
+fn child_setup(master: Pid, identity: Option<&Identity>) -> Result<(), i32> {
+    if let Some(id) = identity {
+        if let Err(e) = privileges::drop_to(id) {
+            log::error!("{} (pid {})", e, std::process::id());
+            return Err(worker::exit::BOOT_FAILED);
+        }
+    }
+    // After the switch: a change of credentials clears the death signal.
     if process::die_with_parent(Signal::SIGKILL, master).is_err() {
         return Err(worker::exit::ORPHANED);
     }

@@ -5,6 +5,7 @@
 //! library's code); the master only copies files. Every error names the
 //! file as the operator knows it (`plugins.d/x.so`), not the snapshot copy.
 
+pub mod index;
 pub mod routes;
 
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct Plugin {
 pub struct PluginSet {
     pub plugins: Vec<Plugin>,
     pub router: Router,
+    /// The index page for `GET /`, when `[server] showIndex` is on.
+    pub index_page: Option<Vec<u8>>,
 }
 
 /// Problems found while loading, all of them (not just the first), so that
@@ -142,6 +145,9 @@ pub fn load(files: &[(PathBuf, PathBuf)], config: &Config) -> Result<PluginSet, 
         }
     }
     if errors.is_empty() {
+        if config.server.show_index {
+            set.index_page = Some(index::render(&set));
+        }
         Ok(set)
     } else {
         Err(LoadErrors(errors))

@@ -10,6 +10,8 @@
 
 pub mod dl;
 pub mod net;
+pub mod privileges;
 pub mod process;
 pub mod scoreboard;
+pub mod stats;
 mod store_api;

@@ -11,7 +11,12 @@
 //! text is guarded by a sequence number (a seqlock), and every field is an
 //! atomic, so a reader in another process can never see a torn value, only
 //! a stale one, which the sequence number detects.
+//!
+//! The request statistics of the status listener (per plugin counts and
+//! latency buckets) live beside it, in [`StatsArea`], made and cleared
+//! with the table.
 
+use super::stats::StatsArea;
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use std::io;
 use std::num::NonZeroUsize;
@@ -71,14 +76,21 @@ pub struct Busy {
 /// Milliseconds on the monotonic clock, which every process on the
 /// machine shares (unlike `Instant`, which cannot cross a process).
 pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// Microseconds on the same clock, for handler times. `clock_gettime` on
+/// the monotonic clock is served by the vDSO: no system call.
+pub fn now_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
         .unwrap_or(0)
 }
 
 impl ThreadSlot {
-    /// Marks the thread busy with `method path` from now on.
-    pub fn begin(&self, method: &[u8], path: &[u8]) {
+    /// Marks the thread busy with `method path` from now on; returns now
+    /// ([`now_us`]), from which the caller times the call.
+    pub fn begin(&self, method: &[u8], path: &[u8]) -> u64 {
         let mut text = [0u8; ROUTE_BYTES];
         let mut n = 0;
         for part in [method, b" ", path] {
@@ -94,8 +106,11 @@ impl ThreadSlot {
             b.copy_from_slice(bytes);
             word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
         }
-        self.busy_since.store(now_ms().max(1), Ordering::Relaxed);
+        let now = now_us();
+        self.busy_since
+            .store((now / 1000).max(1), Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Release);
+        now
     }
 
     /// The call is over: idle again.
@@ -157,6 +172,7 @@ pub struct Scoreboard {
     len: usize,
     workers: usize,
     threads: usize,
+    stats: StatsArea,
 }
 
 // SAFETY: the mapping is plain memory that lives as long as the
@@ -196,6 +212,7 @@ impl Scoreboard {
             len,
             workers,
             threads,
+            stats: StatsArea::new(workers, threads)?,
         })
     }
 
@@ -236,9 +253,15 @@ impl Scoreboard {
         Some(unsafe { &*self.base.as_ptr().add(offset).cast::<ThreadSlot>() })
     }
 
+    /// The request statistics, laid out like the table.
+    pub fn stats(&self) -> &StatsArea {
+        &self.stats
+    }
+
     /// Resets slot `index` for a new worker. Only the master calls this,
     /// before forking that worker, while no live process writes the slot.
     pub fn assign(&self, index: usize, pid: i32, generation: u64) {
+        self.stats.clear(index);
         for thread in 0..self.threads {
             if let Some(t) = self.thread(index, thread) {
                 t.clear();

@@ -11,49 +11,40 @@
 //! threads and processes never interleave and a busy worker does not pay a
 //! system call per request. `[log] accessLog = off` (the default) skips all
 //! of it.
+//!
+//! The file goes through a [`LogSink`], like the error log, so USR1 reopens
+//! it too: after logrotate renames the file, the next batch of each thread
+//! goes to a fresh file at the configured path. A line is in a thread's
+//! buffer or already written, never both, so a rotation loses and repeats
+//! no line.
 
 use crate::config::LogTarget;
 use crate::http::Head;
+use crate::logging::LogSink;
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Flush before the buffer grows past this.
 const FLUSH_AT: usize = 32 * 1024;
 
-/// Where access log lines go.
+/// Where access log lines go: a reopenable sink (a file or stderr).
 #[derive(Debug)]
-pub enum AccessLog {
-    File(File),
-    Stderr,
-}
+pub struct AccessLog(LogSink);
 
 impl AccessLog {
     /// Opens the log `[log] accessLog` names; `None` when it is off.
     pub fn open(target: &LogTarget) -> io::Result<Option<AccessLog>> {
         Ok(match target {
             LogTarget::Off => None,
-            LogTarget::Stderr => Some(AccessLog::Stderr),
-            LogTarget::File(path) => Some(AccessLog::File(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        io::Error::new(e.kind(), format!("accessLog {}: {e}", path.display()))
-                    })?,
-            )),
+            target => Some(AccessLog(LogSink::open(target, "accessLog")?)),
         })
     }
 
     fn write_all(&self, bytes: &[u8]) {
         // One write of whole lines; a failure (disk full) must not take the
         // worker down, and there is nowhere better to report it.
-        let _ = match self {
-            AccessLog::File(file) => (&*file).write_all(bytes),
-            AccessLog::Stderr => io::stderr().lock().write_all(bytes),
-        };
+        let _ = self.0.write_whole(bytes);
     }
 }
 

@@ -1,6 +1,9 @@
 //! From a parsed request to response bytes: route lookup, the plugin call,
 //! and the 404 / 405 / 500 answers the host gives itself.
 //!
+//! When no route matches `GET /` and `[server] showIndex` is on, the
+//! answer is the index page (`plugin::index`), built at load time.
+//!
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
 //! request; the bytes then go straight into the connection's output buffer.
@@ -9,14 +12,17 @@
 //!
 //! Around each plugin call the thread marks itself busy in its scoreboard
 //! slot ([`attach`]), so the master can kill a worker whose handler runs
-//! past `requestTimeout`, and it counts every request for `maxRequests`.
+//! past `requestTimeout`, and it counts every request for `maxRequests`
+//! and, by plugin, status class and handler time, for the status listener
+//! (`sys::stats`: plain stores to this thread's own counters).
 
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::Lookup;
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
-use crate::sys::scoreboard::ThreadSlot;
+use crate::sys::scoreboard;
+use crate::sys::stats;
 use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::{OnceCell, RefCell};
@@ -112,12 +118,14 @@ pub fn attach(tracker: Option<Tracker>) {
     }
 }
 
-fn track(f: impl FnOnce(&ThreadSlot)) {
-    TRACKER.with(|t| {
-        if let Some(tracker) = t.get() {
-            f(tracker.slot());
-        }
-    });
+fn track<R>(f: impl FnOnce(&Tracker) -> R) -> Option<R> {
+    TRACKER.with(|t| t.get().map(f))
+}
+
+/// Counts an answer the host gave without a plugin.
+fn unrouted(sent: Sent) -> Sent {
+    track(|t| t.stats().record(stats::UNROUTED, sent.status, None));
+    sent
 }
 
 /// One request, parsed and with its body complete.
@@ -140,7 +148,7 @@ pub struct Sent {
 
 /// Serves one request and appends the complete response to `out`.
 pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sent {
-    track(ThreadSlot::count);
+    track(|t| t.slot().count());
     let opts = WriteOpts {
         http_minor: ex.head.http_minor,
         keep_alive: ex.keep_alive,
@@ -150,7 +158,8 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
         std::str::from_utf8(ex.head.method(ex.buf)),
         std::str::from_utf8(ex.head.path(ex.buf)),
     ) else {
-        return simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
+        let sent = simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
+        return unrouted(sent);
     };
     // asterisk-form: the parser allows it only for OPTIONS (RFC 9112
     // §3.2.4). Asking about the server as a whole is answered by the host:
@@ -162,29 +171,47 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
         header.extend_from_slice(allow.as_bytes());
         header.extend_from_slice(b"\r\n");
         http::write_head(out, 200, &header, 0, opts);
-        return Sent {
+        return unrouted(Sent {
             status: 200,
             body_bytes: 0,
-        };
+        });
     }
     match plugins.router.lookup(method, path) {
-        Lookup::NotFound => simple(out, 404, b"", b"Not Found\n", opts),
+        Lookup::NotFound => unrouted(match &plugins.index_page {
+            Some(page) if path == "/" && matches!(method, "GET" | "HEAD") => {
+                http::write_head(
+                    out,
+                    200,
+                    b"Content-Type: text/html; charset=utf-8\r\n",
+                    page.len(),
+                    opts,
+                );
+                if !opts.head_request {
+                    out.extend_from_slice(page);
+                }
+                Sent {
+                    status: 200,
+                    body_bytes: page.len(),
+                }
+            }
+            _ => simple(out, 404, b"", b"Not Found\n", opts),
+        }),
         Lookup::Refused(why) => {
             log::debug!("{}: 400 {why}", ex.peer);
-            simple(
+            unrouted(simple(
                 out,
                 400,
                 b"",
                 b"Bad Request: invalid path parameter\n",
                 opts,
-            )
+            ))
         }
         Lookup::MethodNotAllowed(allow) => {
             let mut header = Vec::with_capacity(allow.len() + 9);
             header.extend_from_slice(b"Allow: ");
             header.extend_from_slice(allow.as_bytes());
             header.extend_from_slice(b"\r\n");
-            simple(out, 405, &header, b"Method Not Allowed\n", opts)
+            unrouted(simple(out, 405, &header, b"Method Not Allowed\n", opts))
         }
         Lookup::Found { endpoint, values } => {
             let plugin = &plugins.plugins[endpoint.target.plugin];
@@ -225,12 +252,15 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                     .call
                     .store
                     .begin(&plugin.decl.name, ex.head.headers(ex.buf));
-                track(|slot| slot.begin(method.as_bytes(), path.as_bytes()));
+                let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes()));
                 let outcome =
                     plugin
                         .entry
                         .handle(endpoint.target.route, &request, &mut scratch.call);
-                track(ThreadSlot::end);
+                let handler_us = track(|t| {
+                    t.slot().end();
+                    scoreboard::now_us().saturating_sub(began.unwrap_or(0))
+                });
                 let call = &scratch.call;
                 let failure = match outcome {
                     abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,
@@ -246,7 +276,7 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                         None => format!("failed (outcome {outcome})"),
                     }),
                 };
-                match failure {
+                let sent = match failure {
                     None => {
                         http::write_head(out, call.status, &call.headers, call.body.len(), opts);
                         if http::body_allowed(call.status, opts.head_request) {
@@ -265,7 +295,10 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                         );
                         simple(out, 500, b"", b"Internal Server Error\n", opts)
                     }
-                }
+                };
+                let entry = 1 + endpoint.target.plugin;
+                track(|t| t.stats().record(entry, sent.status, handler_us));
+                sent
             })
         }
     }

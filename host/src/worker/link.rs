@@ -6,9 +6,12 @@
 //! the pipe wakes the master's poll loop at once, which is what lets a
 //! reload stop an old worker the moment its replacement can serve. Every
 //! handler thread gets a [`Tracker`] for its scoreboard slot, through which
-//! `dispatch` records the call in progress and counts requests.
+//! `dispatch` records the call in progress and counts requests, and its
+//! request statistics; the worker publishes its plugins' names beside them
+//! ([`Link::publish_plugins`]) so the master can add them up by name.
 
 use crate::sys::scoreboard::{Scoreboard, ThreadSlot};
+use crate::sys::stats::{self, ThreadStats};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -57,6 +60,23 @@ impl Link {
         }
     }
 
+    /// Names this worker's plugins in the scoreboard, in load order, so
+    /// the status listener can report their statistics (before serving).
+    pub fn publish_plugins<'a>(&self, names: impl ExactSizeIterator<Item = &'a str>) {
+        let Some((board, worker)) = &self.board else {
+            return;
+        };
+        let total = names.len();
+        let counted = board.stats().publish_names(*worker, names);
+        if counted < total {
+            log::warn!(
+                "worker {}: only the first {} of {total} plugins are counted in the status figures",
+                std::process::id(),
+                stats::MAX_PLUGINS
+            );
+        }
+    }
+
     /// The scoreboard slot of handler thread `thread`, if it has one.
     pub fn tracker(&self, thread: usize) -> Option<Tracker> {
         let (board, worker) = self.board.as_ref()?;
@@ -83,6 +103,15 @@ impl Tracker {
         self.board
             .thread(self.worker, self.thread)
             .unwrap_or_else(|| unreachable!("tracker outside the scoreboard"))
+    }
+
+    /// This thread's request statistics.
+    pub fn stats(&self) -> &ThreadStats {
+        // The statistics area has the scoreboard's shape (`Scoreboard::new`).
+        self.board
+            .stats()
+            .thread(self.worker, self.thread)
+            .unwrap_or_else(|| unreachable!("tracker outside the statistics"))
     }
 }
 

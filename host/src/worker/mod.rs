@@ -126,8 +126,6 @@ impl Shared {
 pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Link) -> i32 {
     // Settings only: each handler thread connects on its first store call.
     crate::store::configure(&config.store);
-    // Settings only: each handler thread connects on its first store call.
-    crate::store::configure(&config.store);
     let signals = match worker_signals() {
         Ok(fd) => fd,
         Err(e) => {

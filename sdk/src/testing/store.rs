@@ -73,6 +73,12 @@ enum Data {
 
 impl TestStore {
     /// An empty store.
+    ///
+    /// ```
+    /// use drupe_sdk::testing::TestStore;
+    /// let store = TestStore::new();
+    /// let _shared = store.clone(); // clones share the data
+    /// ```
     pub fn new() -> TestStore {
         TestStore::default()
     }
@@ -80,6 +86,16 @@ impl TestStore {
     /// While `true`, every call fails with
     /// [`StoreError::Unavailable`], as when the host cannot reach Redis; a
     /// handler that returns it with `?` answers 503.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// use drupe_sdk::testing::TestStore;
+    /// let store = TestStore::new();
+    /// store.set_unavailable(true);
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| Ok(Response::text(ctx.store().incr("n", 1)?.to_string())));
+    /// assert_eq!(resp.status(), 503);
+    /// ```
     pub fn set_unavailable(&self, unavailable: bool) {
         self.lock().unavailable = unavailable;
     }

@@ -9,7 +9,9 @@
 //! `init` can fail on purpose, to test a worker that cannot boot: with
 //! `[plugin.testkit] initCounter = FILE` and `failInitAfter = N`, each
 //! `init` (in a probe or a worker) appends a byte to FILE, and every call
-//! after the N-th fails.
+//! after the N-th fails. With `identityLog = FILE`, each `init` appends
+//! the `Uid:` and `Gid:` lines of `/proc/self/status`: who the probe and the
+//! workers run as when they load plugins.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +21,24 @@ use drupe_sdk::prelude::*;
 /// typo cannot wedge a test run for days.
 const MAX_MS: u64 = 600_000;
 
-/// Counts this `init` call in `initCounter` and fails past `failInitAfter`.
+/// Counts this `init` call in `initCounter` and fails past `failInitAfter`;
+/// records who runs it in `identityLog`.
 pub fn init(settings: &Settings) -> std::result::Result<(), String> {
+    if let Some(file) = settings.get("identityLog") {
+        let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+        let ids: String = status
+            .lines()
+            .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // One O_APPEND write per call: whole records from every process.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, ids.as_bytes()))
+            .map_err(|e| format!("identityLog {file}: {e}"))?;
+    }
     let (Some(counter), Some(limit)) = (settings.get("initCounter"), settings.get("failInitAfter"))
     else {
         return Ok(());
