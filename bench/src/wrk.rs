@@ -35,7 +35,8 @@ pub fn run(load: &Load<'_>) -> Run {
     command
         .args(["-t1", "--latency", "--timeout", "10s"])
         .arg(format!("-c{}", load.connections))
-        .arg(format!("-d{}ms", load.duration.as_millis()));
+        // wrk takes whole seconds (s, m, h), not milliseconds.
+        .arg(format!("-d{}s", load.duration.as_secs().max(1)));
     if load.close {
         command.args(["-H", "Connection: close"]);
     }
