@@ -245,7 +245,8 @@ fn bad_values_name_key_value_and_range() {
         ),
         (
             "[store]\nurl = mysql://x\n",
-            "url = mysql://x is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB",
+            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB \
+             or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
         ),
         (
             "[store]\nurl = rediss://cache:6380\n",
@@ -263,6 +264,20 @@ fn bad_values_name_key_value_and_range() {
         (
             "[store]\nurl = sqlite://\n",
             "url = sqlite:// has no file; write sqlite://PATH",
+        ),
+        (
+            "[store]\nurl = redis+sentinel://s1:26379,s2:26379\n",
+            "url = redis+sentinel://s1:26379,s2:26379 is not a Sentinel URL: the primary's name \
+             is missing; write redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+        ),
+        (
+            "[server]\ndrainPeriod = soon\n",
+            "drainPeriod = soon is not a number of seconds from 0 to 86400",
+        ),
+        (
+            "[plugin.hello]\nmount = /_drupe/hello\n",
+            "mount = /_drupe/hello is not a mount path: it must not be under /_drupe/, which the \
+             host keeps for its own pages (/_drupe/health)",
         ),
     ];
     for (text, want) in cases {
@@ -363,5 +378,19 @@ fn supervision_settings() {
     assert_eq!(
         err("[server]\nrequestTimeout = -1\n"),
         "drupe.ini line 2: requestTimeout = -1 is not a number of seconds from 0 to 86400"
+    );
+}
+
+#[test]
+fn drain_period_and_sentinel_url() {
+    let c = Config::default_for(Path::new("x.ini")).unwrap();
+    assert_eq!(c.server.drain_period, Duration::ZERO);
+    let c = parse(
+        "[server]\ndrainPeriod = 5\n[store]\nurl = redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/drupe/0\n",
+    );
+    assert_eq!(c.server.drain_period, Duration::from_secs(5));
+    assert_eq!(
+        c.store.url,
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/drupe/0"
     );
 }
