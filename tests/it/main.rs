@@ -7,6 +7,7 @@ mod support;
 
 mod check;
 mod faults;
+mod health;
 mod lifecycle;
 mod protocol;
 mod scaffold;

@@ -12,6 +12,7 @@
 //! shared-memory scoreboard for requests past `requestTimeout` and workers
 //! past `maxRequests` ([`watchdog`]).
 
+mod drain;
 mod generation;
 mod reload;
 mod signals;
@@ -164,6 +165,11 @@ pub fn run(config: Config) -> Result<(), MasterError> {
 /// How the master is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
+    /// Workers serve on, failing their health check, until `until`; then
+    /// the stop is graceful (see [`drain`]).
+    Draining {
+        until: Instant,
+    },
     /// Workers finish in-flight requests within `gracefulTimeout`.
     Graceful,
     Immediate,
@@ -282,6 +288,7 @@ impl Master {
             if notified {
                 self.read_notifications();
             }
+            self.end_drain_if_due(now);
             if watched {
                 if let Some(watch) = &mut self.watch {
                     watch.on_readable(now);
@@ -314,6 +321,7 @@ impl Master {
             })
             .chain(self.positions.iter().filter_map(|b| b.not_before))
             .chain(self.watch.as_ref().and_then(watch::Watch::deadline))
+            .chain(self.drain_deadline())
             .chain(self.next_check);
         for deadline in deadlines {
             wake = wake.min(deadline);

@@ -1,5 +1,8 @@
 //! From a parsed request to response bytes: route lookup, the plugin call,
-//! and the 404 / 405 / 500 answers the host gives itself.
+//! and the 404 / 405 / 500 answers the host gives itself. Paths under
+//! `/_drupe/` are the host's own and never reach a plugin ([`reserved`]).
+//!
+//! [`reserved`]: super::reserved
 //!
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
@@ -120,6 +123,11 @@ fn track(f: impl FnOnce(&ThreadSlot)) {
     });
 }
 
+/// Whether the master is stopping this host (see `reserved`).
+fn host_draining() -> bool {
+    TRACKER.with(|t| t.get().is_some_and(Tracker::host_draining))
+}
+
 /// One request, parsed and with its body complete.
 #[derive(Debug)]
 pub struct Exchange<'a> {
@@ -152,6 +160,9 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
     ) else {
         return simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
     };
+    if super::reserved::claims(path) {
+        return super::reserved::answer(method, path, host_draining(), out, opts);
+    }
     match plugins.router.lookup(method, path) {
         Lookup::NotFound => simple(out, 404, b"", b"Not Found\n", opts),
         Lookup::MethodNotAllowed(allow) => {
@@ -247,7 +258,7 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
 }
 
 /// A response the host makes itself, `text/plain`.
-fn simple(
+pub(super) fn simple(
     out: &mut Vec<u8>,
     status: u16,
     extra_headers: &[u8],

@@ -24,6 +24,7 @@ mod conn;
 mod dispatch;
 pub mod link;
 mod pool;
+mod reserved;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
