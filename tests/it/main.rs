@@ -11,6 +11,7 @@ mod health;
 mod lifecycle;
 mod protocol;
 mod scaffold;
+mod sentinel;
 mod serving;
 mod store;
 mod supervision;

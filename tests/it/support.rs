@@ -412,6 +412,14 @@ pub fn request(addr: SocketAddr, raw: &str) -> Response {
     client.roundtrip(raw)
 }
 
+/// Held by the tests that load both cores for seconds (thousands of
+/// requests, failovers) and by those that time something, so that the one
+/// never skews the clock of the other on the 2-core machine.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Polls `condition` every 20 ms until it holds or `within` passes.
 pub fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
