@@ -2,12 +2,14 @@
 //! real signals. `support` builds and starts everything; each module covers
 //! one area.
 
+mod balancer;
 mod load;
 mod support;
 
 mod check;
 mod faults;
 mod health;
+mod hosts;
 mod lifecycle;
 mod protocol;
 mod scaffold;

@@ -140,6 +140,20 @@ impl Site {
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Server {
         self.write_ini();
+        let (child, log) = self.spawn();
+        let mut server = Server {
+            child,
+            addr: None,
+            site: self,
+            log,
+        };
+        server.addr = Some(server.wait_for_listening());
+        server
+    }
+
+    /// Starts `drupe` on the INI file as it is; returns the child and its
+    /// log file.
+    fn spawn(&self) -> (Child, PathBuf) {
         let stderr = self.path("stderr.log");
         let log = match &self.error_log {
             Some(name) => self.path(name),
@@ -157,14 +171,7 @@ impl Site {
             .process_group(0)
             .spawn()
             .expect("start drupe");
-        let mut server = Server {
-            child,
-            addr: None,
-            site: self,
-            log,
-        };
-        server.addr = Some(server.wait_for_listening());
-        server
+        (child, log)
     }
 }
 
@@ -209,6 +216,21 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Starts the server again, from its site's INI file as it is now,
+    /// once the master has exited; waits until it listens. The log so far
+    /// moves to `stderr.log.1`.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_some(),
+            "restart: drupe is still running"
+        );
+        let _ = std::fs::rename(&self.log, self.site.path("stderr.log.1"));
+        let (child, log) = self.site.spawn();
+        self.child = child;
+        self.log = log;
+        self.addr = Some(self.wait_for_listening());
     }
 
     /// Sends a signal to the master.

@@ -394,3 +394,22 @@ fn drain_period_and_sentinel_url() {
         "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/drupe/0"
     );
 }
+
+/// The example files for several hosts behind a load balancer (README,
+/// "Running several hosts") parse, share one Redis and differ in the port.
+#[test]
+fn site_examples_for_several_hosts() {
+    let config = Path::new(EXAMPLE).parent().unwrap();
+    let mut ports = Vec::new();
+    for name in ["site-8001.ini", "site-8002.ini"] {
+        let c = Config::load(&config.join(name)).unwrap();
+        assert_eq!(c.store.url, "redis://127.0.0.1:6379/0", "{name}");
+        assert!(c.server.drain_period > Duration::ZERO, "{name}");
+        assert_eq!(
+            c.plugins.directory,
+            config.canonicalize().unwrap().join("plugins.d")
+        );
+        ports.push(c.server.socket_port);
+    }
+    assert_eq!(ports, [8001, 8002]);
+}
