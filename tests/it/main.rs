@@ -2,12 +2,15 @@
 //! real signals. `support` builds and starts everything; each module covers
 //! one area.
 
+mod balancer;
 mod load;
 mod support;
 
 mod check;
 mod corpus;
 mod faults;
+mod health;
+mod hosts;
 mod lifecycle;
 mod limits;
 mod logs;
@@ -15,6 +18,7 @@ mod ops;
 mod privileges;
 mod protocol;
 mod scaffold;
+mod sentinel;
 mod serving;
 mod status;
 mod store;

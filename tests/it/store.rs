@@ -10,16 +10,16 @@
 use crate::support::{eventually, Client, Response, Server, Site};
 use drupe_tests::redis::RedisServer;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 const PLUGINS: &[&str] = &["counter", "session", "hello", "testkit"];
 
 /// Held by the tests that load both cores (20,000 requests) and by the one
-/// that measures how long a 503 takes, so the load never skews the clock.
+/// that measures how long a 503 takes, so the load never skews the clock
+/// (one lock for the whole suite: see `support::exclusive`).
 fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    crate::support::exclusive()
 }
 
 /// A site with two workers of two threads on the given `[store]` section

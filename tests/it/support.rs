@@ -155,6 +155,20 @@ impl Site {
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Server {
         self.write_ini();
+        let (child, log) = self.spawn();
+        let mut server = Server {
+            child,
+            addr: None,
+            site: self,
+            log,
+        };
+        server.addr = Some(server.wait_for_listening());
+        server
+    }
+
+    /// Starts `drupe` on the INI file as it is; returns the child and its
+    /// log file.
+    fn spawn(&self) -> (Child, PathBuf) {
         let stderr = self.path("stderr.log");
         let log = match &self.error_log {
             Some(name) => self.path(name),
@@ -173,14 +187,7 @@ impl Site {
             .process_group(0)
             .spawn()
             .expect("start drupe");
-        let mut server = Server {
-            child,
-            addr: None,
-            site: self,
-            log,
-        };
-        server.addr = Some(server.wait_for_listening());
-        server
+        (child, log)
     }
 }
 
@@ -225,6 +232,21 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Starts the server again, from its site's INI file as it is now,
+    /// once the master has exited; waits until it listens. The log so far
+    /// moves to `stderr.log.1`.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_some(),
+            "restart: drupe is still running"
+        );
+        let _ = std::fs::rename(&self.log, self.site.path("stderr.log.1"));
+        let (child, log) = self.site.spawn();
+        self.child = child;
+        self.log = log;
+        self.addr = Some(self.wait_for_listening());
     }
 
     /// Sends a signal to the master.
@@ -431,6 +453,14 @@ impl Client {
 pub fn request(addr: SocketAddr, raw: &str) -> Response {
     let mut client = Client::connect(addr);
     client.roundtrip(raw)
+}
+
+/// Held by the tests that load both cores for seconds (thousands of
+/// requests, failovers) and by those that time something, so that the one
+/// never skews the clock of the other on the 2-core machine.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Polls `condition` every 20 ms until it holds or `within` passes.

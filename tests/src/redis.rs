@@ -174,7 +174,7 @@ impl Drop for RedisServer {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -182,7 +182,7 @@ fn free_port() -> u16 {
 }
 
 /// True if a Redis server answers `PING` on the port.
-fn ping(port: u16) -> bool {
+pub fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
         return false;
     };

@@ -5,8 +5,9 @@
 //!   (release), copy the plugins into `config/plugins.d/`, and serve
 //!   `config/drupe.ini` in the foreground.
 //! - `cargo xtask test [CARGO TEST ARGS…]`: install what the tests need if
-//!   it is missing (redis-server), build the binary and every plugin, and
-//!   run the whole test suite.
+//!   it is missing (redis-server, and haproxy and nginx for the tests of
+//!   several hosts behind a load balancer), build the binary and every
+//!   plugin, and run the whole test suite.
 //! - `cargo xtask bench [BENCH ARGS…]`: install wrk, nginx and
 //!   redis-server if missing, build everything in release mode, and run the
 //!   benchmark in `bench/` (drupe side by side with nginx; writes
@@ -113,7 +114,7 @@ fn run(drupe_args: &[String]) -> Result<(), String> {
 }
 
 fn test(cargo_test_args: &[String]) -> Result<(), String> {
-    ensure_installed(&["redis-server"])?;
+    ensure_installed(&["redis-server", "haproxy", "nginx"])?;
     let mut build = cargo();
     build.args(["build", "--workspace"]);
     status(build)?;
@@ -182,7 +183,11 @@ fn package_of(program: &str) -> &str {
     }
 }
 
+/// Whether `program` is installed: on PATH, or in the sbin folders where
+/// Debian puts haproxy and nginx (not on a normal user's PATH).
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .any(|dir| dir.join(program).is_file())
 }

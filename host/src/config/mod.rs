@@ -17,9 +17,11 @@ use std::time::Duration;
 mod error;
 pub mod raw;
 mod settings;
+mod store_url;
 
 pub use error::ConfigError;
 pub use settings::{settings, Setting};
+pub use store_url::SentinelUrl;
 
 /// The validated configuration of one drupe host.
 #[derive(Debug, Clone)]
@@ -51,6 +53,10 @@ pub struct Server {
     pub thread_pool: usize,
     /// `gracefulTimeout`, default 30 s.
     pub graceful_timeout: Duration,
+    /// `drainPeriod`, default 0: after TERM or INT the host keeps serving
+    /// this long with `/_drupe/health` answering 503, so a load balancer
+    /// takes it out of rotation before it stops taking connections.
+    pub drain_period: Duration,
     /// `requestTimeout`, default 30 s; zero turns it off. A handler that
     /// runs longer gets its worker killed and replaced.
     pub request_timeout: Duration,
@@ -94,8 +100,10 @@ pub struct PluginSection {
 /// `[store]`
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// `url`: `sqlite://PATH` (relative to the INI's folder) or
-    /// `redis://host:port/db`. Default `sqlite://drupe-data/shared.db`.
+    /// `url`: `sqlite://PATH` (relative to the INI's folder, stored
+    /// absolute), `redis://host:port/db` or
+    /// `redis+sentinel://host:port,host:port/primary/db` ([`SentinelUrl`]).
+    /// Default `sqlite://drupe-data/shared.db`.
     pub url: String,
     /// `keyPrefix`, default `drupe:`.
     pub key_prefix: String,
@@ -228,6 +236,7 @@ impl Config {
                 processes: 0,
                 thread_pool: 0,
                 graceful_timeout: Duration::ZERO,
+                drain_period: Duration::ZERO,
                 request_timeout: Duration::ZERO,
                 max_requests: 0,
                 max_requests_jitter: 0,

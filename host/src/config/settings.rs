@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::error::suggest;
 use super::raw::RawConfig;
-use super::{Config, ConfigError, LogTarget};
+use super::{store_url, Config, ConfigError, LogTarget};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -101,6 +101,16 @@ static SETTINGS: &[Setting] = &[
         doc: "seconds a stopping worker may finish in-flight requests",
         apply: |c, v, _| {
             c.server.graceful_timeout = seconds(v, 0)?;
+            Ok(())
+        },
+    },
+    Setting {
+        section: "server",
+        key: "drainPeriod",
+        default: "0",
+        doc: "seconds a stopping host keeps serving while /_drupe/health answers 503, so a load balancer can move traffic away first",
+        apply: |c, v, _| {
+            c.server.drain_period = seconds(v, 0)?;
             Ok(())
         },
     },
@@ -201,9 +211,9 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "url",
         default: "sqlite://drupe-data/shared.db",
-        doc: "shared store: sqlite://PATH or redis://HOST:PORT/DB",
+        doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
         apply: |c, v, x| {
-            c.store.url = store_url(v, x)?;
+            c.store.url = store_url::check(v, |file| path(file, x))?;
             Ok(())
         },
     },
@@ -612,30 +622,6 @@ fn log_target(v: &str, cx: &Context) -> Result<LogTarget, String> {
     }
 }
 
-/// Relative sqlite paths resolve like every other path and are stored back
-/// absolute (`sqlite:///abs/path`), so workers never depend on their cwd.
-fn store_url(v: &str, cx: &Context) -> Result<String, String> {
-    if let Some(file) = v.strip_prefix("sqlite://") {
-        let file = path(file, cx).map_err(|_| "has no file; write sqlite://PATH".to_string())?;
-        return Ok(format!("sqlite://{}", file.display()));
-    }
-    match v.split_once("://") {
-        // Parsed here (nothing connects) so a typo is a config error, not a
-        // 503 on every request.
-        Some(("redis", rest)) if !rest.is_empty() => match redis::Client::open(v) {
-            Ok(_) => Ok(v.to_string()),
-            Err(e) => Err(format!(
-                "is not a Redis URL ({e}); write redis://HOST:PORT/DB"
-            )),
-        },
-        Some(("rediss", _)) => Err(
-            "asks for TLS to Redis, which drupe does not speak; use redis:// on a trusted network"
-                .to_string(),
-        ),
-        _ => Err("is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB".to_string()),
-    }
-}
-
 /// A mount is a literal path prefix: routes are matched below it, so it may
 /// not hold route parameters (`{}`), empty segments, or a trailing `/`.
 fn mount(v: &str) -> Result<String, String> {
@@ -649,6 +635,8 @@ fn mount(v: &str) -> Result<String, String> {
         Some("must not contain '{' or '}'; parameters belong in the plugin's routes")
     } else if v.contains(char::is_whitespace) {
         Some("must not contain spaces")
+    } else if v == "/_drupe" || v.starts_with("/_drupe/") {
+        Some("must not be under /_drupe/, which the host keeps for its own pages (/_drupe/health)")
     } else {
         None
     };

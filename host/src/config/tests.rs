@@ -245,7 +245,8 @@ fn bad_values_name_key_value_and_range() {
         ),
         (
             "[store]\nurl = mysql://x\n",
-            "url = mysql://x is not a store URL; use sqlite://PATH or redis://HOST:PORT/DB",
+            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB \
+             or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
         ),
         (
             "[store]\nurl = rediss://cache:6380\n",
@@ -263,6 +264,20 @@ fn bad_values_name_key_value_and_range() {
         (
             "[store]\nurl = sqlite://\n",
             "url = sqlite:// has no file; write sqlite://PATH",
+        ),
+        (
+            "[store]\nurl = redis+sentinel://s1:26379,s2:26379\n",
+            "url = redis+sentinel://s1:26379,s2:26379 is not a Sentinel URL: the primary's name \
+             is missing; write redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+        ),
+        (
+            "[server]\ndrainPeriod = soon\n",
+            "drainPeriod = soon is not a number of seconds from 0 to 86400",
+        ),
+        (
+            "[plugin.hello]\nmount = /_drupe/hello\n",
+            "mount = /_drupe/hello is not a mount path: it must not be under /_drupe/, which the \
+             host keeps for its own pages (/_drupe/health)",
         ),
     ];
     for (text, want) in cases {
@@ -393,4 +408,37 @@ fn operability_settings() {
         err("[status]\nsocketPort = http\n"),
         "drupe.ini line 2: socketPort = http is not a port number (0-65535)"
     );
+}
+
+#[test]
+fn drain_period_and_sentinel_url() {
+    let c = Config::default_for(Path::new("x.ini")).unwrap();
+    assert_eq!(c.server.drain_period, Duration::ZERO);
+    let c = parse(
+        "[server]\ndrainPeriod = 5\n[store]\nurl = redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/drupe/0\n",
+    );
+    assert_eq!(c.server.drain_period, Duration::from_secs(5));
+    assert_eq!(
+        c.store.url,
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/drupe/0"
+    );
+}
+
+/// The example files for several hosts behind a load balancer (README,
+/// "Running several hosts") parse, share one Redis and differ in the port.
+#[test]
+fn site_examples_for_several_hosts() {
+    let config = Path::new(EXAMPLE).parent().unwrap();
+    let mut ports = Vec::new();
+    for name in ["site-8001.ini", "site-8002.ini"] {
+        let c = Config::load(&config.join(name)).unwrap();
+        assert_eq!(c.store.url, "redis://127.0.0.1:6379/0", "{name}");
+        assert!(c.server.drain_period > Duration::ZERO, "{name}");
+        assert_eq!(
+            c.plugins.directory,
+            config.canonicalize().unwrap().join("plugins.d")
+        );
+        ports.push(c.server.socket_port);
+    }
+    assert_eq!(ports, [8001, 8002]);
 }

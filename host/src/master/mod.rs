@@ -13,6 +13,7 @@
 //! past `maxRequests` ([`watchdog`]). The optional status listener is
 //! served from the same loop ([`status`]).
 
+mod drain;
 mod files;
 mod generation;
 mod notify;
@@ -172,6 +173,11 @@ pub fn run(config: Config) -> Result<(), MasterError> {
 /// How the master is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
+    /// Workers serve on, failing their health check, until `until`; then
+    /// the stop is graceful (see [`drain`]).
+    Draining {
+        until: Instant,
+    },
     /// Workers finish in-flight requests within `gracefulTimeout`.
     Graceful,
     Immediate,
@@ -299,6 +305,7 @@ impl Master {
             if notified {
                 self.read_notifications();
             }
+            self.end_drain_if_due(now);
             if watched {
                 if let Some(watch) = &mut self.watch {
                     watch.on_readable(now);
@@ -333,6 +340,7 @@ impl Master {
             .chain(self.positions.iter().filter_map(|b| b.not_before))
             .chain(self.watch.as_ref().and_then(watch::Watch::deadline))
             .chain(self.status.deadline())
+            .chain(self.drain_deadline())
             .chain(self.next_check);
         for deadline in deadlines {
             wake = wake.min(deadline);

@@ -5,7 +5,7 @@
 //!
 //! | signal | effect |
 //! |---|---|
-//! | TERM, INT | graceful stop; a second INT stops at once |
+//! | TERM, INT | drain for `drainPeriod` (see [`super::drain`]), then graceful stop; a second TERM or INT while draining, or a second INT after, stops at once |
 //! | QUIT | immediate stop |
 //! | HUP | reload the INI file and the plugins |
 //! | USR1 | reopen the log files, here and in every worker |
@@ -41,21 +41,15 @@ impl Master {
     pub(super) fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::SIGCHLD => {} // reaped after every wake-up
+            Signal::SIGTERM | Signal::SIGINT if self.draining() => {
+                log::warn!("{signal:?} again while draining: stopping now");
+                self.stop_now();
+            }
             Signal::SIGINT if self.stop.is_some() => {
                 log::warn!("second interrupt: stopping now");
                 self.stop_now();
             }
-            Signal::SIGTERM | Signal::SIGINT if self.stop.is_none() => {
-                let timeout = self.current.config.server.graceful_timeout;
-                log::info!(
-                    "{signal:?}: graceful stop (gracefulTimeout {}s)",
-                    timeout.as_secs()
-                );
-                self.stop = Some(Stop::Graceful);
-                super::notify::send("STOPPING=1");
-                self.cancel_probe();
-                self.kill_all(Signal::SIGTERM);
-            }
+            Signal::SIGTERM | Signal::SIGINT if self.stop.is_none() => self.begin_stop(signal),
             Signal::SIGQUIT => {
                 log::info!("SIGQUIT: immediate stop");
                 self.stop_now();

@@ -15,6 +15,7 @@
 
 pub mod call;
 pub mod redis;
+pub mod sentinel;
 pub mod session;
 pub mod sqlite;
 
@@ -115,6 +116,8 @@ pub trait Store {
 pub enum Location {
     /// `redis://host:port/db`, as written.
     Redis(String),
+    /// `redis+sentinel://…`: the primary the Sentinels name.
+    Sentinel(config::SentinelUrl),
     /// `sqlite://PATH`, absolute (the config resolved it).
     Sqlite(PathBuf),
 }
@@ -134,7 +137,12 @@ impl Settings {
     pub fn from_config(store: &config::Store) -> Settings {
         let location = match store.url.strip_prefix("sqlite://") {
             Some(path) => Location::Sqlite(PathBuf::from(path)),
-            None => Location::Redis(store.url.clone()),
+            // Checked when the config was read; a URL that fails here
+            // anyway is passed on as `redis://`, whose error names it.
+            None => match config::SentinelUrl::parse(&store.url) {
+                Ok(url) => Location::Sentinel(url),
+                Err(_) => Location::Redis(store.url.clone()),
+            },
         };
         Settings {
             location,
@@ -149,6 +157,15 @@ impl Settings {
     pub fn describe(&self) -> String {
         match &self.location {
             Location::Redis(url) => url.clone(),
+            Location::Sentinel(url) => format!(
+                "Redis primary '{}' via Sentinel {}",
+                url.primary,
+                url.sentinels
+                    .iter()
+                    .map(|(h, p)| format!("{h}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             Location::Sqlite(path) => format!("sqlite://{}", path.display()),
         }
     }
@@ -175,6 +192,11 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Store>, StoreError> {
             settings.connect_timeout,
             settings.timeout,
         )?),
+        Location::Sentinel(url) => Box::new(redis::RedisStore::with_sentinels(
+            url.clone(),
+            settings.connect_timeout,
+            settings.timeout,
+        )),
         Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, settings.timeout)?),
     })
 }

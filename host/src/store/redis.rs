@@ -19,13 +19,19 @@
 //!   use the store keep their threads.
 //!
 //! An idempotent command that fails because an established connection was
-//! dropped (not on a timeout) is retried once on a fresh connection.
+//! dropped (not on a timeout) is retried once on a fresh connection. Any
+//! command that a node refused with `READONLY` (it was demoted to replica
+//! by a failover; nothing was applied) drops the connection and is retried
+//! once: with Sentinel ([`super::sentinel`]) the fresh connection goes to
+//! the new primary.
 
 use std::time::{Duration, Instant};
 
 use redis::{Client, Cmd, Connection, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
 
+use super::sentinel::Sentinels;
 use super::{wrong_type, Fields, Store, StoreError};
+use crate::config::SentinelUrl;
 
 /// A connection idle this long gets a `PING` before it is trusted again.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -36,8 +42,8 @@ pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Redis as a [`Store`].
 pub struct RedisStore {
-    client: Client,
-    /// `host:port/db`, for messages.
+    target: Target,
+    /// `host:port/db`, or the primary's name and address, for messages.
     name: String,
     connect_timeout: Duration,
     timeout: Duration,
@@ -56,12 +62,23 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// Where to connect.
+enum Target {
+    /// `redis://`: always the same address.
+    Fixed(Client),
+    /// `redis+sentinel://`: whichever node the Sentinels name as primary.
+    Sentinel(Sentinels),
+}
+
 /// How a failed attempt ended.
 struct Failure {
     error: StoreError,
     /// An established connection was dropped (EOF, reset): a fresh one may
     /// well succeed, so an idempotent command is worth one more try.
     dropped: bool,
+    /// The node refused the command as a replica: nothing was applied, so
+    /// any command is worth one more try on a fresh connection.
+    demoted: bool,
 }
 
 impl RedisStore {
@@ -80,15 +97,37 @@ impl RedisStore {
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let client = Client::open(info.set_redis_settings(settings)).map_err(bad)?;
         let name = url.trim_start_matches("redis://").to_owned();
-        Ok(RedisStore {
-            client,
+        Ok(Self::with_target(
+            Target::Fixed(client),
+            name,
+            connect_timeout,
+            timeout,
+        ))
+    }
+
+    /// A store on the primary that the Sentinels of `url` name; asks them
+    /// on the first call and on every reconnect.
+    pub fn with_sentinels(url: SentinelUrl, connect_timeout: Duration, timeout: Duration) -> Self {
+        let name = format!("primary '{}' (via Sentinel)", url.primary);
+        let target = Target::Sentinel(Sentinels::new(url));
+        Self::with_target(target, name, connect_timeout, timeout)
+    }
+
+    fn with_target(
+        target: Target,
+        name: String,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Self {
+        RedisStore {
+            target,
             name,
             connect_timeout,
             timeout,
             conn: None,
             last_used: Instant::now(),
             down: None,
-        })
+        }
     }
 
     /// Runs one command (or atomic pipeline) within the call's budget.
@@ -105,7 +144,9 @@ impl RedisStore {
         }
         let reused = self.conn.is_some();
         match self.attempt(deadline, &command) {
-            Err(f) if f.dropped && reused && idempotent => self.attempt(deadline, &command),
+            Err(f) if reused && (f.demoted || (f.dropped && idempotent)) => {
+                self.attempt(deadline, &command)
+            }
             other => other,
         }
         .map_err(|f| f.error)
@@ -132,8 +173,10 @@ impl RedisStore {
                 Ok(value)
             }
             Err(e) => {
-                if !is_reply(&e) {
-                    // Out of step or dead: never reuse it.
+                let demoted = e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly);
+                if !is_reply(&e) || demoted {
+                    // Out of step, dead, or no longer the primary: never
+                    // reuse it.
                     self.conn = None;
                 }
                 let error = self.classify(&e);
@@ -142,6 +185,7 @@ impl RedisStore {
                 }
                 Err(Failure {
                     dropped: e.is_connection_dropped() && !e.is_timeout(),
+                    demoted,
                     error,
                 })
             }
@@ -160,6 +204,7 @@ impl RedisStore {
                 return Err(Failure {
                     error: StoreError::Unavailable(why.clone()),
                     dropped: false,
+                    demoted: false,
                 });
             }
         }
@@ -169,7 +214,20 @@ impl RedisStore {
         if budget.is_zero() {
             return Err(self.timed_out());
         }
-        match self.client.get_connection_with_timeout(budget) {
+        let opened = match &mut self.target {
+            Target::Fixed(client) => client
+                .get_connection_with_timeout(budget)
+                .map_err(|e| format!("cannot connect to Redis at {}: {e}", self.name)),
+            Target::Sentinel(sentinels) => {
+                sentinels
+                    .connect_primary(budget, deadline)
+                    .map(|(conn, at)| {
+                        self.name = format!("primary '{}' at {at}", sentinels.primary());
+                        conn
+                    })
+            }
+        };
+        match opened {
             Ok(conn) => {
                 if self.down.take().is_some() {
                     log::info!("store: connected to Redis at {} again", self.name);
@@ -178,12 +236,12 @@ impl RedisStore {
                 self.last_used = Instant::now();
                 Ok(())
             }
-            Err(e) => {
-                let why = format!("cannot connect to Redis at {}: {e}", self.name);
+            Err(why) => {
                 self.mark_down(why.clone());
                 Err(Failure {
                     error: StoreError::Unavailable(why),
                     dropped: false,
+                    demoted: false,
                 })
             }
         }
@@ -206,6 +264,7 @@ impl RedisStore {
                 self.name, self.timeout
             )),
             dropped: false,
+            demoted: false,
         }
     }
 

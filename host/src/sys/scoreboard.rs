@@ -38,6 +38,9 @@ pub struct WorkerSlot {
     /// Open client connections, written by the worker on every accept and
     /// close; siblings read it to share new connections out evenly.
     connections: AtomicU32,
+    /// 1 once the master stops the host: the worker serves on but answers
+    /// `/_drupe/health` with 503, so load balancers move traffic away.
+    draining: AtomicU32,
 }
 
 /// `WorkerSlot::state`: the slot is unused.
@@ -271,6 +274,7 @@ impl Scoreboard {
         slot.pid.store(pid, Ordering::Relaxed);
         slot.generation.store(generation, Ordering::Relaxed);
         slot.connections.store(0, Ordering::Relaxed);
+        slot.draining.store(0, Ordering::Relaxed);
         slot.state.store(STATE_STARTING, Ordering::Release);
     }
 
@@ -285,6 +289,17 @@ impl Scoreboard {
 
     pub fn state(&self, index: usize) -> u32 {
         self.worker(index).state.load(Ordering::Acquire)
+    }
+
+    /// Tells worker slot `index` its host is stopping (see `draining`).
+    pub fn set_draining(&self, index: usize) {
+        self.worker(index).draining.store(1, Ordering::Release);
+    }
+
+    /// Whether the master has told worker slot `index` that its host is
+    /// stopping.
+    pub fn draining(&self, index: usize) -> bool {
+        self.worker(index).draining.load(Ordering::Acquire) != 0
     }
 
     pub fn pid(&self, index: usize) -> i32 {
@@ -375,7 +390,10 @@ mod tests {
         slot.count();
         assert_eq!(slot.busy(), None);
         assert_eq!(board.requests_served(0), 2);
+        board.set_draining(0);
+        assert!(board.draining(0));
         board.assign(0, 42, 7);
+        assert!(!board.draining(0), "a new worker in the slot starts afresh");
         assert_eq!(board.requests_served(0), 0);
         assert_eq!((board.pid(0), board.state(0)), (42, STATE_STARTING));
     }

@@ -1,5 +1,8 @@
 //! From a parsed request to response bytes: route lookup, the plugin call,
-//! and the 404 / 405 / 500 answers the host gives itself.
+//! and the 404 / 405 / 500 answers the host gives itself. Paths under
+//! `/_drupe/` are the host's own and never reach a plugin ([`reserved`]).
+//!
+//! [`reserved`]: super::reserved
 //!
 //! When no route matches `GET /` and `[server] showIndex` is on, the
 //! answer is the index page (`plugin::index`), built at load time.
@@ -128,6 +131,11 @@ fn unrouted(sent: Sent) -> Sent {
     sent
 }
 
+/// Whether the master is stopping this host (see `reserved`).
+fn host_draining() -> bool {
+    TRACKER.with(|t| t.get().is_some_and(Tracker::host_draining))
+}
+
 /// One request, parsed and with its body complete.
 #[derive(Debug)]
 pub struct Exchange<'a> {
@@ -161,6 +169,15 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
         let sent = simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
         return unrouted(sent);
     };
+    if super::reserved::claims(path) {
+        return unrouted(super::reserved::answer(
+            method,
+            path,
+            host_draining(),
+            out,
+            opts,
+        ));
+    }
     // asterisk-form: the parser allows it only for OPTIONS (RFC 9112
     // §3.2.4). Asking about the server as a whole is answered by the host:
     // the methods some route takes (RFC 9110 §9.3.7).
@@ -305,7 +322,7 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
 }
 
 /// A response the host makes itself, `text/plain`.
-fn simple(
+pub(super) fn simple(
     out: &mut Vec<u8>,
     status: u16,
     extra_headers: &[u8],

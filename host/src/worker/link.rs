@@ -113,6 +113,12 @@ impl Tracker {
             .thread(self.worker, self.thread)
             .unwrap_or_else(|| unreachable!("tracker outside the statistics"))
     }
+
+    /// Whether the master is stopping this worker's host (its health
+    /// check fails from then on).
+    pub fn host_draining(&self) -> bool {
+        self.board.draining(self.worker)
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod dispatch;
 mod gate;
 pub mod link;
 mod pool;
+mod reserved;
 
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
