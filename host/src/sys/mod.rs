@@ -13,5 +13,6 @@ pub mod net;
 pub mod privileges;
 pub mod process;
 pub mod scoreboard;
+pub mod shm;
 pub mod stats;
 mod store_api;

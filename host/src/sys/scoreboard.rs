@@ -16,11 +16,9 @@
 //! latency buckets) live beside it, in [`StatsArea`], made and cleared
 //! with the table.
 
+use super::shm::SharedPages;
 use super::stats::StatsArea;
-use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use std::io;
-use std::num::NonZeroUsize;
-use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of "METHOD /path" kept per busy thread; longer ones are cut.
@@ -171,19 +169,11 @@ impl ThreadSlot {
 /// master and the processes it forks.
 #[derive(Debug)]
 pub struct Scoreboard {
-    base: NonNull<u8>,
-    len: usize,
+    pages: SharedPages,
     workers: usize,
     threads: usize,
     stats: StatsArea,
 }
-
-// SAFETY: the mapping is plain memory that lives as long as the
-// `Scoreboard`, and it is only ever accessed through atomics, so sharing
-// the handle between threads cannot cause a data race.
-unsafe impl Send for Scoreboard {}
-// SAFETY: as above; `&Scoreboard` only hands out `&` to atomic fields.
-unsafe impl Sync for Scoreboard {}
 
 impl Scoreboard {
     /// Maps a zeroed table for `workers` workers of `threads` threads.
@@ -196,23 +186,9 @@ impl Scoreboard {
                 .checked_mul(threads)
                 .and_then(|n| n.checked_mul(size_of::<ThreadSlot>()))
                 .ok_or_else(|| io::Error::other("scoreboard too large"))?;
-        let size = NonZeroUsize::new(len).ok_or_else(|| io::Error::other("empty scoreboard"))?;
-        // SAFETY: a fresh anonymous mapping at an address the kernel picks
-        // cannot overlap any Rust object. MAP_SHARED keeps the pages
-        // shared with children after fork; the kernel zero-fills them, and
-        // all-zero is a valid value of every atomic in the table.
-        let base = unsafe {
-            mmap_anonymous(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(io::Error::from)?;
+        let pages = SharedPages::new(len, "scoreboard")?;
         Ok(Scoreboard {
-            base: base.cast(),
-            len,
+            pages,
             workers,
             threads,
             stats: StatsArea::new(workers, threads)?,
@@ -239,7 +215,7 @@ impl Scoreboard {
         // SAFETY: `index` is in range, so the slot lies inside the mapping
         // (see `new`), which is aligned to a page and lives as long as
         // `self`; WorkerSlot is made only of atomics, valid for any bits.
-        unsafe { &*self.base.as_ptr().cast::<WorkerSlot>().add(index) }
+        unsafe { &*self.pages.base().as_ptr().cast::<WorkerSlot>().add(index) }
     }
 
     /// Thread `thread` of worker slot `worker`, or `None` past the table's
@@ -253,7 +229,7 @@ impl Scoreboard {
         // SAFETY: both indices are in range, so the slot lies inside the
         // mapping; `offset` is a multiple of ThreadSlot's alignment from a
         // page-aligned base; ThreadSlot is made only of atomics.
-        Some(unsafe { &*self.base.as_ptr().add(offset).cast::<ThreadSlot>() })
+        Some(unsafe { &*self.pages.base().as_ptr().add(offset).cast::<ThreadSlot>() })
     }
 
     /// The request statistics, laid out like the table.
@@ -340,14 +316,6 @@ impl Scoreboard {
         (0..self.threads)
             .filter_map(move |t| self.thread(index, t))
             .filter_map(ThreadSlot::busy)
-    }
-}
-
-impl Drop for Scoreboard {
-    fn drop(&mut self) {
-        // SAFETY: `base` and `len` are exactly what mmap returned, and no
-        // reference into the mapping outlives `self` (they borrow it).
-        let _ = unsafe { munmap(self.base.cast(), self.len) };
     }
 }
 

@@ -21,10 +21,8 @@
 //!
 //! [scoreboard]: super::scoreboard
 
-use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+use super::shm::SharedPages;
 use std::io;
-use std::num::NonZeroUsize;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Plugins counted per worker; a worker with more counts only the first
@@ -199,17 +197,10 @@ impl Totals {
 /// anonymous mapping, made before any fork.
 #[derive(Debug)]
 pub struct StatsArea {
-    base: NonNull<u8>,
-    len: usize,
+    pages: SharedPages,
     workers: usize,
     threads: usize,
 }
-
-// SAFETY: the mapping lives as long as the `StatsArea` and is only
-// accessed through atomics, so sharing the handle cannot race.
-unsafe impl Send for StatsArea {}
-// SAFETY: as above; `&StatsArea` only hands out `&` to atomic fields.
-unsafe impl Sync for StatsArea {}
 
 impl StatsArea {
     /// Maps a zeroed region for `workers` slots of `threads` threads.
@@ -219,23 +210,9 @@ impl StatsArea {
                 .checked_mul(threads)
                 .and_then(|n| n.checked_mul(size_of::<ThreadStats>()))
                 .ok_or_else(|| io::Error::other("statistics area too large"))?;
-        let size = NonZeroUsize::new(len).ok_or_else(|| io::Error::other("empty statistics"))?;
-        // SAFETY: a fresh anonymous mapping at an address the kernel picks
-        // overlaps no Rust object; MAP_SHARED keeps it shared with children
-        // after fork; the kernel zero-fills it, and zero is a valid value
-        // of every atomic in it.
-        let base = unsafe {
-            mmap_anonymous(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(io::Error::from)?;
+        let pages = SharedPages::new(len, "statistics area")?;
         Ok(StatsArea {
-            base: base.cast(),
-            len,
+            pages,
             workers,
             threads,
         })
@@ -252,7 +229,7 @@ impl StatsArea {
         // SAFETY: `worker` is in range, so the entry lies inside the
         // mapping, at a multiple of its alignment from a page-aligned base;
         // PluginNames is made only of atomics, valid for any bits.
-        Some(unsafe { &*self.base.as_ptr().cast::<PluginNames>().add(worker) })
+        Some(unsafe { &*self.pages.base().as_ptr().cast::<PluginNames>().add(worker) })
     }
 
     /// The counters of thread `thread` of worker slot `worker`, or `None`
@@ -266,7 +243,7 @@ impl StatsArea {
         // SAFETY: both indices are in range, so the entry lies inside the
         // mapping, aligned (offset is a multiple of ThreadStats' alignment
         // from a page-aligned base); it is made only of atomics.
-        Some(unsafe { &*self.base.as_ptr().add(offset).cast::<ThreadStats>() })
+        Some(unsafe { &*self.pages.base().as_ptr().add(offset).cast::<ThreadStats>() })
     }
 
     /// Zeroes worker slot `worker` for a new worker (master, before fork).
@@ -333,14 +310,6 @@ impl StatsArea {
             })
             .collect();
         (sum(UNROUTED), plugins)
-    }
-}
-
-impl Drop for StatsArea {
-    fn drop(&mut self) {
-        // SAFETY: `base` and `len` are what mmap returned, and no reference
-        // into the mapping outlives `self` (they borrow it).
-        let _ = unsafe { munmap(self.base.cast(), self.len) };
     }
 }
 
