@@ -217,3 +217,46 @@ fn dot_segments_never_reach_a_plugin() {
         assert_eq!(resp.status, 400, "{path}: {}", resp.text());
     }
 }
+
+/// Regression: a connection whose client sent its next request as soon as
+/// it read a response kept the thread in one event, request after request,
+/// and the other connections of the worker waited until it paused.
+#[test]
+fn one_eager_keep_alive_client_cannot_starve_another() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let server = Site::new(
+        &["hello", "testkit"],
+        "[server]\nsocketPort = 0\nfixedNumberOfProcesses = 1\nthreadPool = 1\n",
+    )
+    .start();
+    let addr = server.addr();
+    let done = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let eager = {
+        let (done, served) = (Arc::clone(&done), Arc::clone(&served));
+        std::thread::spawn(move || {
+            let mut client = crate::support::Client::connect(addr);
+            // Two requests in flight, so the next one is always already
+            // there when the server has answered one.
+            client.send(b"GET /testkit/spin/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+            while !done.load(Ordering::SeqCst) && served.load(Ordering::SeqCst) < 3000 {
+                client.send(b"GET /testkit/spin/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+                assert_eq!(client.read_response(false).status, 200);
+                served.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = served.load(Ordering::SeqCst);
+    assert_eq!(server.get("/hello").status, 200);
+    let waited_for = served.load(Ordering::SeqCst) - before;
+    done.store(true, Ordering::SeqCst);
+    eager.join().expect("eager client");
+    // Fair turns: the new connection is served after at most a few of the
+    // eager client's requests, not after as many as it cares to send.
+    assert!(
+        waited_for <= 10,
+        "GET /hello waited for {waited_for} requests of the eager client"
+    );
+}

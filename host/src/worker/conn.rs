@@ -154,14 +154,18 @@ impl Conn {
                 Err(_) => return Next::Close,
             };
             self.serve(shared);
-            if self.written < self.out.len() {
-                continue; // flush, then maybe read more
-            }
-            // A short read means the socket is probably drained: re-arm
-            // instead of paying for a read that returns EAGAIN. Re-arming a
-            // one-shot fd that still has data reports it again at once.
+            // A short read means the socket is probably drained: send what
+            // was answered and re-arm instead of reading again. Reading on
+            // would also let one quick client keep this thread to itself
+            // (its next request arrives while we flush) and starve the other
+            // connections of the batch. Re-arming a one-shot fd that still
+            // has data reports it again at once, behind the others.
             if filled < READ_CHUNK && !self.closing {
-                return Next::Read;
+                return match self.flush() {
+                    Ok(true) => Next::Read,
+                    Ok(false) => Next::Write,
+                    Err(_) => Next::Close,
+                };
             }
         }
     }
