@@ -1,11 +1,11 @@
 //! One client connection: its buffers, its request state, and what to do
 //! when the socket is ready.
 //!
-//! A connection is owned by one thread at a time (it is registered
-//! one-shot). [`Conn::on_ready`] reads what is there, serves every complete
+//! A connection is owned by one thread at a time (the one holding its
+//! slot). [`Conn::on_ready`] reads what is there, serves every complete
 //! request in the buffer in order (pipelining), writes the responses with
-//! one `write`, and tells the caller how to re-arm. A partial request just
-//! stays buffered; no thread waits for it.
+//! one `write`, and says whether to wait for input or for room to write.
+//! A partial request just stays buffered; no thread waits for it.
 //!
 //! Deadlines: `headerTimeout` runs from the first byte of a request and is
 //! not extended by later bytes, so a client trickling a byte a second is
@@ -86,6 +86,8 @@ pub struct Conn {
     served: usize,
     /// No further request will be served; close once the output is out.
     closing: bool,
+    /// The last read took everything the socket had.
+    drained: bool,
     /// Close in stages rather than at once (see the module doc).
     linger: bool,
     /// Bytes discarded while lingering.
@@ -112,6 +114,7 @@ impl Conn {
             deadline: Instant::now() + shared.limits.header_timeout,
             served: 0,
             closing: false,
+            drained: false,
             linger: false,
             lingered: 0,
         }
@@ -141,11 +144,11 @@ impl Conn {
                     Next::Close
                 };
             }
-            let filled = match self.fill(shared) {
+            match self.fill(shared) {
                 // The buffer is full and the request was refused: flush that.
                 Ok(Some(0)) if self.closing => continue,
                 Ok(Some(0)) => return Next::Close, // EOF; anything complete was answered
-                Ok(Some(n)) => n,
+                Ok(Some(_)) => {}
                 // Even when stopping: the worker's sweep closes idle
                 // connections after a short linger, and a request that
                 // arrives first (even the first on a just-accepted
@@ -154,13 +157,13 @@ impl Conn {
                 Err(_) => return Next::Close,
             };
             self.serve(shared);
-            // A short read means the socket is probably drained: send what
-            // was answered and re-arm instead of reading again. Reading on
-            // would also let one quick client keep this thread to itself
-            // (its next request arrives while we flush) and starve the other
-            // connections of the batch. Re-arming a one-shot fd that still
-            // has data reports it again at once, behind the others.
-            if filled < READ_CHUNK && !self.closing {
+            // The socket was drained: send what was answered and wait for
+            // the next edge instead of reading again. Reading on would also
+            // let one quick client keep this thread to itself (its next
+            // request arrives while we flush) and starve the other
+            // connections of the batch; its next request raises a new edge
+            // and waits its turn behind theirs.
+            if self.drained && !self.closing {
                 return match self.flush() {
                     Ok(true) => Next::Read,
                     Ok(false) => Next::Write,
@@ -242,6 +245,9 @@ impl Conn {
             match self.stream.read(&mut self.inbuf[self.end..self.end + room]) {
                 Ok(n) => {
                     self.end += n;
+                    // Less than asked for: the socket was empty at that
+                    // moment, and anything later raises a new edge.
+                    self.drained = n < room;
                     if n > 0 && self.phase == Phase::Idle {
                         self.phase = Phase::Receiving;
                         self.deadline = Instant::now() + shared.limits.header_timeout;

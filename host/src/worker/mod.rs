@@ -2,12 +2,13 @@
 //! listening socket.
 //!
 //! The epoll set holds the listener (`EPOLLEXCLUSIVE`, so one worker wakes
-//! per new connection), a signalfd, and every connection, registered
-//! one-shot: the thread that takes a connection's event owns it until it
-//! re-arms it. It reads, runs the plugin inline, writes, and re-arms — no
-//! handoff between threads. Which thread waits on the set is the business
-//! of [`pool`]: one leader at a time, with standbys that take over when a
-//! handler blocks.
+//! per new connection), a signalfd, and every connection, registered once,
+//! edge-triggered, for reading and writing — no `epoll_ctl` per request.
+//! The thread that takes a connection's event locks its slot, reads, runs
+//! the plugin inline and writes: no handoff between threads. An event for a
+//! connection another thread holds is flagged, not lost (`serve`). Which
+//! thread waits on the set is the business of [`pool`]: one leader at a
+//! time, with standbys that take over when a handler blocks.
 //!
 //! Connections live in a fixed table of slots; the epoll token is the slot
 //! index plus a generation, so a stale event for a closed connection whose
@@ -82,7 +83,7 @@ pub struct Shared {
     pub head_limits: HeadLimits,
     epoll: Epoll,
     listener: TcpListener,
-    slots: Vec<Mutex<Slot>>,
+    slots: Vec<SlotCell>,
     free: Mutex<Vec<u32>>,
     open: AtomicUsize,
     stopping: AtomicBool,
@@ -110,6 +111,14 @@ pub struct Shared {
 struct Slot {
     generation: u32,
     conn: Option<Box<Conn>>,
+}
+
+/// A slot and the flag that keeps an edge-triggered event from being lost
+/// while another thread holds the slot (see `serve`).
+#[derive(Debug, Default)]
+struct SlotCell {
+    slot: Mutex<Slot>,
+    pending: AtomicBool,
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -230,7 +239,7 @@ impl Shared {
             },
             epoll,
             listener,
-            slots: (0..capacity).map(|_| Mutex::default()).collect(),
+            slots: (0..capacity).map(|_| SlotCell::default()).collect(),
             free: Mutex::new((0..capacity as u32).rev().collect()),
             open: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
@@ -381,11 +390,15 @@ fn accept_upto(shared: &Shared, max: usize) {
         };
         let _ = stream.set_nodelay(true);
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
-        let Ok(mut slot) = shared.slots[index as usize].lock() else {
+        let cell = &shared.slots[index as usize];
+        cell.pending.store(false, Ordering::SeqCst);
+        let Ok(mut slot) = cell.slot.lock() else {
             continue;
         };
+        // Edge-triggered, for reading and writing, once for the life of
+        // the connection: no epoll_ctl per request (see `serve`).
         let event = EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT,
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET,
             token(index, slot.generation),
         );
         if shared.epoll.add(&conn.stream, event).is_err() {
@@ -425,26 +438,37 @@ fn close(shared: &Shared, index: u32, slot: &mut Slot) {
 fn serve(shared: &Shared, token: u64) {
     let index = (token & 0xffff_ffff) as u32;
     let generation = (token >> 32) as u32;
-    let Some(slot) = shared.slots.get(index as usize) else {
+    let Some(cell) = shared.slots.get(index as usize) else {
         return;
     };
-    let Ok(mut slot) = slot.lock() else { return };
-    if slot.generation != generation {
-        return; // stale event for a connection closed meanwhile
-    }
-    let Some(conn) = slot.conn.as_mut() else {
-        return;
-    };
-    let interest = match conn.on_ready(shared) {
-        Next::Read => EpollFlags::EPOLLIN,
-        Next::Write => EpollFlags::EPOLLOUT,
-        Next::Close => return close(shared, index, &mut slot),
-    };
-    // Re-arm last, while still holding the slot: a thread that wakes on the
-    // connection right away waits for the lock instead of racing us.
-    let mut event = EpollEvent::new(interest | EpollFlags::EPOLLONESHOT, token);
-    if shared.epoll.modify(&conn.stream, &mut event).is_err() {
-        close(shared, index, &mut slot);
+    // The connection is registered edge-triggered, so this event may be the
+    // only news of what just arrived. Another thread may hold the slot (a
+    // standby finishing a handler that blocked): flag the news, and whoever
+    // holds the slot looks at the flag again before it lets go. A short
+    // read in `on_ready` means the socket was drained at that moment; what
+    // arrives later raises a new edge.
+    cell.pending.store(true, Ordering::SeqCst);
+    loop {
+        let Ok(mut slot) = cell.slot.try_lock() else {
+            return; // the holder will see `pending`
+        };
+        if !cell.pending.swap(false, Ordering::SeqCst) {
+            return; // someone else already handled it
+        }
+        if slot.generation != generation {
+            return; // stale event for a connection closed meanwhile
+        }
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        // Read or Write: nothing to do but wait for the next edge.
+        if conn.on_ready(shared) == Next::Close {
+            return close(shared, index, &mut slot);
+        }
+        drop(slot);
+        if !cell.pending.load(Ordering::SeqCst) {
+            return;
+        }
     }
 }
 
@@ -487,9 +511,9 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
             .ok()
             .and_then(|l| *l)
             .is_some_and(|until| now >= until);
-    for (index, slot) in shared.slots.iter().enumerate() {
+    for (index, cell) in shared.slots.iter().enumerate() {
         // A slot that is locked is being served; it is not idle.
-        let Ok(mut slot) = slot.try_lock() else {
+        let Ok(mut slot) = cell.slot.try_lock() else {
             continue;
         };
         let Some(conn) = slot.conn.as_mut() else {
