@@ -525,7 +525,7 @@ fn join(values: &[u64]) -> String {
 }
 
 /// One GET on a fresh connection; the status, if any answer came.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream

@@ -125,11 +125,25 @@ impl Drupe<'_> {
         let (mut child, addr, dir) = self.launch();
         let log = dir.path().join("stderr.log");
         wait_until_listening(addr, &mut child, &log);
-        Server {
+        let server = Server {
             child,
             addr,
             _dir: dir,
+        };
+        // The socket listens before the workers exist: wait until every
+        // worker is there and one answers, so measurements see them all.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.workers().len() < self.processes
+            || crate::http_get(addr, "/hello") != Some(200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "drupe's workers did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
+        server
     }
 
     /// Starts drupe and returns at once (for start-up timing).

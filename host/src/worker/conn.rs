@@ -53,6 +53,9 @@ enum Phase {
 }
 
 const INITIAL_BUFFER: usize = 4096;
+/// Buffers grown past this for one large request or response are freed
+/// once it is done.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// Read at most this much per `read`; a larger buffer only grows when one
 /// request needs it.
 const READ_CHUNK: usize = 16 * 1024;
@@ -186,6 +189,9 @@ impl Conn {
         }
         self.out.clear();
         self.written = 0;
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new(); // a large response is no reason to keep its memory
+        }
         Ok(true)
     }
 
@@ -220,6 +226,12 @@ impl Conn {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.inbuf.len() > KEEP_BUFFER {
+                // A large request is over: give its memory back, so an idle
+                // worker stays small after a burst of uploads.
+                self.inbuf = vec![0; INITIAL_BUFFER];
+                self.body = Vec::new();
+            }
         } else if self.end == self.inbuf.len() && self.start > 0 {
             self.inbuf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

@@ -48,6 +48,9 @@ impl CallState {
         self.status = 200;
         self.headers.clear();
         self.body.clear();
+        if self.body.capacity() > 64 * 1024 {
+            self.body = Vec::new(); // one large response is no reason to keep its memory
+        }
         self.refused = None;
     }
 }
