@@ -421,7 +421,7 @@ fn main() {
         join(&after)
     ));
     report.line(format!(
-        "- (after the 1 MiB echo load above, buffers grown: {} KiB)",
+        "- 1.5 s after the 1 MiB echo load above ended: {} KiB",
         join(&idle)
     ));
     report.line("");

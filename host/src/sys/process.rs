@@ -63,3 +63,13 @@ pub fn default_signal(signal: Signal) -> nix::Result<()> {
     // SAFETY: SIG_DFL runs no handler code.
     unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
 }
+
+/// Returns free memory at the top of the heap and in glibc's arenas to the
+/// system (`malloc_trim(0)`).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim takes no pointers and only walks the allocator's
+    // own free lists, under its own locks.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}

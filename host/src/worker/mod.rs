@@ -103,6 +103,8 @@ pub struct Shared {
     linger_until: Mutex<Option<Instant>>,
     /// Whether the listener is in the epoll set (see `gate`).
     gate: gate::Gate,
+    /// Set on every accept; the idle sweep trims the heap once after.
+    served_since_trim: AtomicBool,
     /// This worker's connection count in the scoreboard (see `balance`).
     balance: balance::Balance,
 }
@@ -253,6 +255,7 @@ impl Shared {
             graceful_deadline: Mutex::new(None),
             linger_until: Mutex::new(None),
             gate: gate::Gate::default(),
+            served_since_trim: AtomicBool::new(false),
             balance: balance::Balance::new(board),
         })
     }
@@ -408,6 +411,7 @@ fn accept_upto(shared: &Shared, max: usize) {
         }
         slot.conn = Some(conn);
         let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.served_since_trim.store(true, Ordering::Relaxed);
         shared.balance.publish(open);
     }
 }
@@ -498,6 +502,14 @@ fn sweep_if_due(shared: &Shared) {
                 .is_some_and(|deadline| now >= deadline);
         sweep(shared, now, force);
         shared.gate.resume(shared);
+        // With no connection left, hand freed memory back to the system:
+        // after large bodies glibc keeps it in its arenas (its mmap
+        // threshold rises with each large free), and an idle worker should
+        // not look as big as its busiest moment.
+        let open = shared.open.load(Ordering::Relaxed);
+        if open == 0 && shared.served_since_trim.swap(false, Ordering::Relaxed) {
+            crate::sys::process::trim_heap();
+        }
     }
 }
 
