@@ -57,6 +57,19 @@ impl Balance {
         }
         sibling_can_take && ready > 1 && mine > total.div_ceil(ready) + SLACK
     }
+
+    /// The ready sibling with the fewest connections and a free thread:
+    /// the one to nudge when this worker leaves queued connections to the
+    /// others. With `EPOLLEXCLUSIVE` the kernel may have woken only this
+    /// worker for them; the others would not look until the next arrival.
+    pub fn least_loaded_sibling(&self) -> Option<i32> {
+        let (board, me) = self.board.as_ref()?;
+        (0..board.capacity())
+            .filter(|&i| i != *me && board.state(i) == STATE_READY && board.has_free_thread(i))
+            .min_by_key(|&i| board.connections(i))
+            .map(|i| board.pid(i))
+            .filter(|&pid| pid > 0)
+    }
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ fn worker_signals() -> nix::Result<SignalFd> {
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGQUIT);
     mask.add(Signal::SIGUSR1);
+    mask.add(Signal::SIGUSR2);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
@@ -325,6 +326,10 @@ fn on_signal(shared: &Shared) {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
             Ok(Signal::SIGTERM) => begin_stop(shared),
+            // A sibling left queued connections to us (see `balance`):
+            // take what we may, and re-register the listener so that what
+            // is still queued is reported to us.
+            Ok(Signal::SIGUSR2) => accept(shared),
             Ok(Signal::SIGUSR1) => match crate::logging::reopen_all() {
                 Ok(()) => log::info!("worker {} reopened its log files", std::process::id()),
                 Err(e) => log::error!("worker {}: reopening logs: {e}", std::process::id()),
@@ -360,7 +365,14 @@ fn accept(shared: &Shared) {
         return;
     }
     if shared.balance.over_share() {
-        return shared.gate.pause_full(shared);
+        shared.gate.pause_full(shared);
+        // The connection that woke us is still queued, and the kernel may
+        // have told no one else: wake the least loaded sibling (its
+        // signalfd reads SIGUSR2 as "look at the listener").
+        if let Some(pid) = shared.balance.least_loaded_sibling() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR2);
+        }
+        return;
     }
     accept_upto(shared, ACCEPT_BATCH);
     // Move this worker's wait entry to the back of the listener's queue:
