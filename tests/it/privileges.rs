@@ -173,7 +173,12 @@ fn a_user_drupe_cannot_become_is_an_error_that_says_what_to_do() {
     open_up(site.dir.path());
     std::fs::write(site.ini_path(), site.ini()).expect("ini");
     let (uid, gid) = nobody();
-    let out = std::process::Command::new(crate::support::drupe())
+    // A copy nobody can execute: the checkout (and target/) may sit in a
+    // folder only root can enter, as a CI clone in a private temp dir does.
+    let binary = site.path("drupe");
+    std::fs::copy(crate::support::drupe(), &binary).expect("copy drupe");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new(&binary)
         .arg("--config")
         .arg(site.ini_path())
         .env("TMPDIR", site.dir.path())
