@@ -6,7 +6,7 @@
 //! wake-ups and cold caches; even several threads sharing one epoll set lose
 //! 10–30% (DESIGN "Worker I/O"). So one thread — the leader — waits on the
 //! epoll set and does everything inline: accept, read, run the handler,
-//! write, re-arm. As long as handlers are quick, the other threads sleep and
+//! write. As long as handlers are quick, the other threads sleep and
 //! cost nothing.
 //!
 //! A handler that blocks (a store call, a sleep) must not stall the other
