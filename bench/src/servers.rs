@@ -68,6 +68,17 @@ fn wait_until_listening(addr: SocketAddr, child: &mut Child, log: &Path) {
     }
 }
 
+/// The server once it accepts connections on `port`.
+fn listening(mut child: Child, port: u16, dir: tempfile::TempDir, log: &Path) -> Server {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, &mut child, log);
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
 /// nginx with `workers` worker processes, access log off, answering
 /// `GET /hello` with `Hello, World!` from its config.
 pub fn nginx(workers: usize) -> Server {
@@ -92,7 +103,7 @@ pub fn nginx(workers: usize) -> Server {
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
     let log = dir.path().join("stderr.log");
-    let mut child = spawn(
+    let child = spawn(
         Command::new("nginx")
             .arg("-c")
             .arg(&conf_path)
@@ -100,13 +111,7 @@ pub fn nginx(workers: usize) -> Server {
             .arg(dir.path()),
         &log,
     );
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_until_listening(addr, &mut child, &log);
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
+    listening(child, port, dir, &log)
 }
 
 /// A drupe site to start.
@@ -189,7 +194,7 @@ pub fn redis() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let log = dir.path().join("stderr.log");
-    let mut child = spawn(
+    let child = spawn(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -205,13 +210,7 @@ pub fn redis() -> Server {
             .arg(dir.path()),
         &log,
     );
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_until_listening(addr, &mut child, &log);
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
+    listening(child, port, dir, &log)
 }
 
 /// `target/release`, where `cargo xtask bench` built everything.

@@ -61,24 +61,6 @@ fn parse(buf: &[u8]) -> (Result<Option<usize>, HttpError>, Head) {
     (result, head)
 }
 
-/// Everything a parsed head tells the worker, for comparing two parses.
-fn summary(head: &Head, buf: &[u8]) -> String {
-    format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {} {:?} {} {} {}",
-        head.method(buf),
-        head.target(buf),
-        head.path(buf),
-        head.query(buf),
-        head.host(buf),
-        head.headers(buf).collect::<Vec<_>>(),
-        head.http_minor,
-        head.body,
-        head.keep_alive,
-        head.expect_continue,
-        head.is_head,
-    )
-}
-
 /// A head is parsed the same from the whole buffer as it would be from a
 /// stream cut at `cut`: a complete head is `Partial` in every shorter
 /// prefix and the same head in every longer one, and a prefix is never an
@@ -91,7 +73,7 @@ fn check_split(buf: &[u8], cut: usize) {
         (Ok(Some(n)), Ok(None)) => assert!(prefix.len() < n),
         (Ok(Some(n)), Ok(Some(m))) => {
             assert_eq!(n, m);
-            assert_eq!(summary(&whole_head, buf), summary(&part_head, prefix));
+            assert_eq!(whole_head.summary(buf), part_head.summary(prefix));
         }
         (Ok(Some(n)), Err(e)) => panic!("prefix {cut} refused ({e}), whole accepted ({n})"),
         (Ok(None), Ok(Some(m))) => panic!("prefix {cut} complete ({m}), whole partial"),
@@ -148,7 +130,7 @@ proptest! {
         let (result, head) = parse(&buf);
         if let Ok(Some(n)) = result {
             prop_assert!(n <= buf.len());
-            let _ = summary(&head, &buf);
+            let _ = head.summary(&buf);
         }
     }
 

@@ -283,6 +283,26 @@ impl Head {
             .find(|(n, _)| eq_ignore_case(n.of(buf), name))
             .map(|(_, v)| v.of(buf))
     }
+
+    /// Everything this parse determined, as one line of text: for the
+    /// property tests and the fuzz target, which compare two parses of the
+    /// same bytes split differently.
+    pub fn summary(&self, buf: &[u8]) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {} {:?} {} {} {}",
+            self.method(buf),
+            self.target(buf),
+            self.path(buf),
+            self.query(buf),
+            self.host(buf),
+            self.headers(buf).collect::<Vec<_>>(),
+            self.http_minor,
+            self.body,
+            self.keep_alive,
+            self.expect_continue,
+            self.is_head,
+        )
+    }
 }
 
 /// What the framing and connection-management fields said, gathered while
