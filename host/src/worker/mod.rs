@@ -235,11 +235,7 @@ impl Shared {
         Ok(Shared {
             plugins,
             limits: config.limits.clone(),
-            head_limits: HeadLimits {
-                max_request_line: config.limits.max_request_line,
-                max_header_bytes: config.limits.max_header_bytes,
-                max_headers: config.limits.max_headers,
-            },
+            head_limits: HeadLimits::from(&config.limits),
             epoll,
             listener,
             slots: (0..capacity).map(|_| SlotCell::default()).collect(),
