@@ -219,7 +219,8 @@ impl Pool {
             if busy != 0 && seq == last_seq {
                 // The same handler call is still running since last tick.
                 stalled_ticks += 1;
-                let blocked = !running(self.leader_tid.load(Ordering::Relaxed));
+                let blocked =
+                    !crate::sys::proc::thread_running(self.leader_tid.load(Ordering::Relaxed));
                 if (blocked || stalled_ticks >= cpu_stall_ticks) && self.promote(busy) {
                     stalled_ticks = 0;
                 }
@@ -246,16 +247,4 @@ impl Pool {
             }
         }
     }
-}
-
-/// Whether thread `tid` of this process is on a CPU or ready to run (state
-/// `R` in `/proc`), as opposed to asleep in a system call.
-fn running(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state is the first field after the parenthesised command name.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        == Some("R")
 }
