@@ -21,6 +21,7 @@
 //! connection waits for a wake-up that went to it).
 
 mod access;
+mod answer;
 mod balance;
 mod conn;
 mod dispatch;
