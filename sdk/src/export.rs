@@ -294,34 +294,32 @@ unsafe fn copy_host(host: *const HostApi, size: usize) -> HostApi {
         // integers and function pointers.
         return unsafe { std::ptr::read(host) };
     }
-    // SAFETY: every field read here lies in the ABI 1.0 prefix, which the
-    // caller guarantees is readable; reading through `addr_of!` creates no
+    // SAFETY: the ABI 1.0 functions lie in the prefix that the caller
+    // guarantees is readable; reading through `addr_of!` creates no
     // reference to the (shorter) whole struct.
+    let mut copy = unsafe {
+        HostApi::new(
+            std::ptr::addr_of!((*host).log).read(),
+            std::ptr::addr_of!((*host).set_status).read(),
+            std::ptr::addr_of!((*host).add_header).read(),
+            std::ptr::addr_of!((*host).append_body).read(),
+        )
+    };
+    // Whole versions only: a size between two is read as the older one.
+    let prefix = if size >= abi::HOST_API_V1_1_SIZE {
+        abi::HOST_API_V1_1_SIZE
+    } else {
+        abi::HOST_API_V1_0_SIZE
+    };
+    // SAFETY: `prefix` bytes are readable (at most `size`, caller) and hold
+    // the fields of one whole version, laid out as in `copy`, which has
+    // room for them; `copy` stays a valid table (its `size` and versions
+    // are the host's, its later fields `None`).
     unsafe {
-        HostApi {
-            size,
-            abi_major: std::ptr::addr_of!((*host).abi_major).read(),
-            abi_minor: std::ptr::addr_of!((*host).abi_minor).read(),
-            log: std::ptr::addr_of!((*host).log).read(),
-            set_status: std::ptr::addr_of!((*host).set_status).read(),
-            add_header: std::ptr::addr_of!((*host).add_header).read(),
-            append_body: std::ptr::addr_of!((*host).append_body).read(),
-            store_get: None,
-            store_set: None,
-            store_delete: None,
-            store_exists: None,
-            store_expire: None,
-            store_incr: None,
-            store_hget: None,
-            store_hset: None,
-            store_hdel: None,
-            store_hget_all: None,
-            session_get: None,
-            session_set: None,
-            session_remove: None,
-            session_incr: None,
-        }
+        std::ptr::copy_nonoverlapping(host.cast::<u8>(), (&raw mut copy).cast::<u8>(), prefix);
     }
+    copy.size = size;
+    copy
 }
 
 /// Body of the generated `handle`.
@@ -662,29 +660,7 @@ mod tests {
     }
 
     // No store: `export::store` tests the store calls with its own table.
-    const HOST: HostApi = HostApi {
-        size: std::mem::size_of::<HostApi>(),
-        abi_major: abi::ABI_MAJOR,
-        abi_minor: abi::ABI_MINOR,
-        log,
-        set_status,
-        add_header,
-        append_body,
-        store_get: None,
-        store_set: None,
-        store_delete: None,
-        store_exists: None,
-        store_expire: None,
-        store_incr: None,
-        store_hget: None,
-        store_hset: None,
-        store_hdel: None,
-        store_hget_all: None,
-        session_get: None,
-        session_set: None,
-        session_remove: None,
-        session_incr: None,
-    };
+    const HOST: HostApi = HostApi::new(log, set_status, add_header, append_body);
 
     fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {
         log::info!("serving {}", req.path_info());
