@@ -83,6 +83,8 @@ pub mod guide {}
 mod request;
 mod response;
 mod store;
+#[doc(hidden)]
+pub use store::op as store_op;
 pub mod testing;
 
 pub use context::{Context, Settings};
