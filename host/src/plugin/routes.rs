@@ -11,6 +11,7 @@
 //! Two routes with the same shape (the same literals, parameters in the same
 //! places) and an overlapping method are a startup error naming both.
 
+use drupe_sdk::hex_digit;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -389,9 +390,8 @@ pub fn percent_decode(input: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
+            if let (Some(h), Some(l)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2])) {
+                out.push(h << 4 | l);
                 i += 3;
                 continue;
             }
