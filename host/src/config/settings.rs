@@ -5,13 +5,18 @@
 //! would write) and one line of doc. A default goes through the same parser
 //! as a value from the file, so the table is the only place a default lives;
 //! `config/drupe.ini` shows every entry, and a test keeps the two in step.
+//! The parsers for one value (a port, a size, seconds, a path) are in
+//! `values`.
 
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use super::error::suggest;
 use super::raw::RawConfig;
-use super::{store_url, Config, ConfigError, LogTarget};
+use super::values::{
+    account, boolean, fractional_seconds, host, int, level, log_target, mount, path, port,
+    processes, seconds, size,
+};
+use super::{store_url, Config, ConfigError};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -180,7 +185,7 @@ static SETTINGS: &[Setting] = &[
         default: "plugins.d",
         doc: "folder of plugin .so files",
         apply: |c, v, x| {
-            c.plugins.directory = path(v, x)?;
+            c.plugins.directory = path(v, x.base)?;
             Ok(())
         },
     },
@@ -213,7 +218,7 @@ static SETTINGS: &[Setting] = &[
         default: "sqlite://drupe-data/shared.db",
         doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
         apply: |c, v, x| {
-            c.store.url = store_url::check(v, |file| path(file, x))?;
+            c.store.url = store_url::check(v, |file| path(file, x.base))?;
             Ok(())
         },
     },
@@ -363,7 +368,7 @@ static SETTINGS: &[Setting] = &[
         default: "stderr",
         doc: "error log: a file, stderr or off",
         apply: |c, v, x| {
-            c.log.error_log = log_target(v, x)?;
+            c.log.error_log = log_target(v, x.base)?;
             Ok(())
         },
     },
@@ -373,7 +378,7 @@ static SETTINGS: &[Setting] = &[
         default: "off",
         doc: "access log (Combined Log Format): a file, stderr or off",
         apply: |c, v, x| {
-            c.log.access_log = log_target(v, x)?;
+            c.log.access_log = log_target(v, x.base)?;
             Ok(())
         },
     },
@@ -523,125 +528,5 @@ fn check_plugin_name(name: &str) -> Result<(), String> {
         Err(format!(
             "plugin name '{name}' in [plugin.{name}] may use only a-z, 0-9, '_' and '-'"
         ))
-    }
-}
-
-fn int<T: TryFrom<u64>>(v: &str, min: u64, max: u64) -> Result<T, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| format!("is not a whole number from {min} to {max}"))
-}
-
-fn port(v: &str) -> Result<u16, String> {
-    v.parse()
-        .map_err(|_| "is not a port number (0-65535)".to_string())
-}
-
-fn size(v: &str) -> Result<usize, String> {
-    int(v, 1, usize::MAX as u64)
-        .map_err(|_| "is not a size in bytes (a whole number above 0)".to_string())
-}
-
-fn seconds(v: &str, min: u64) -> Result<Duration, String> {
-    int(v, min, 86_400)
-        .map(Duration::from_secs)
-        .map_err(|_| format!("is not a number of seconds from {min} to 86400"))
-}
-
-/// Store timeouts are short, so they may have a fraction: `0.25`, from one
-/// millisecond to a minute.
-fn fractional_seconds(v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| (0.001..=60.0).contains(s))
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| "is not a number of seconds from 0.001 to 60 (0.5 is allowed)".to_string())
-}
-
-fn processes(v: &str) -> Result<usize, String> {
-    if v.eq_ignore_ascii_case("auto") {
-        // If the CPU count is unknown, one worker is the safe guess.
-        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(256)));
-    }
-    int(v, 1, 256).map_err(|_| "is not a number of processes from 1 to 256, or auto".to_string())
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("is not a boolean; use true or false".to_string()),
-    }
-}
-
-fn host(v: &str) -> Result<String, String> {
-    if v.is_empty() || v.contains(char::is_whitespace) {
-        return Err("is not a host name or address; use e.g. 127.0.0.1 or 0.0.0.0".to_string());
-    }
-    Ok(v.to_string())
-}
-
-/// A user or group name; `none` (or nothing) means no change of user.
-fn account(v: &str) -> Result<Option<String>, String> {
-    if v.is_empty() || v == "none" {
-        return Ok(None);
-    }
-    if v.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
-        return Err("is not a user or group name; use e.g. nobody, or none".to_string());
-    }
-    Ok(Some(v.to_string()))
-}
-
-fn level(v: &str) -> Result<log::LevelFilter, String> {
-    v.parse()
-        .map_err(|_| "is not a log level; use off, error, warn, info, debug or trace".to_string())
-}
-
-/// Resolves `v` against the INI's folder, dropping `.` components.
-fn path(v: &str, cx: &Context) -> Result<PathBuf, String> {
-    if v.is_empty() {
-        return Err("is empty; give a path".to_string());
-    }
-    Ok(cx
-        .base
-        .join(v)
-        .components()
-        .filter(|c| *c != Component::CurDir)
-        .collect())
-}
-
-fn log_target(v: &str, cx: &Context) -> Result<LogTarget, String> {
-    match v {
-        "off" => Ok(LogTarget::Off),
-        "stderr" => Ok(LogTarget::Stderr),
-        _ => path(v, cx)
-            .map(LogTarget::File)
-            .map_err(|_| "is empty; give a path, stderr or off".to_string()),
-    }
-}
-
-/// A mount is a literal path prefix: routes are matched below it, so it may
-/// not hold route parameters (`{}`), empty segments, or a trailing `/`.
-fn mount(v: &str) -> Result<String, String> {
-    let problem = if !v.starts_with('/') {
-        Some("must start with '/'")
-    } else if v.len() > 1 && v.ends_with('/') {
-        Some("must not end with '/' (except the root mount '/')")
-    } else if v.contains("//") {
-        Some("must not contain '//'")
-    } else if v.contains(['{', '}']) {
-        Some("must not contain '{' or '}'; parameters belong in the plugin's routes")
-    } else if v.contains(char::is_whitespace) {
-        Some("must not contain spaces")
-    } else if v == "/_drupe" || v.starts_with("/_drupe/") {
-        Some("must not be under /_drupe/, which the host keeps for its own pages (/_drupe/health)")
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(format!("is not a mount path: it {p}")),
-        None => Ok(v.to_string()),
     }
 }
