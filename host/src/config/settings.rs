@@ -54,150 +54,105 @@ static SETTINGS: &[Setting] = &[
         key: "socketHost",
         default: "127.0.0.1",
         doc: "address to listen on (0.0.0.0 or :: for all)",
-        apply: |c, v, _| {
-            c.server.socket_host = host(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| host(v).map(|value| c.server.socket_host = value),
     },
     Setting {
         section: "server",
         key: "socketPort",
         default: "8080",
         doc: "TCP port; 0 picks a free port",
-        apply: |c, v, _| {
-            c.server.socket_port = port(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| port(v).map(|value| c.server.socket_port = value),
     },
     Setting {
         section: "server",
         key: "socketQueueSize",
         default: "1024",
         doc: "listen backlog",
-        apply: |c, v, _| {
-            c.server.socket_queue_size = int(v, 1, 65535)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 65535).map(|value| c.server.socket_queue_size = value),
     },
     Setting {
         section: "server",
         key: "fixedNumberOfProcesses",
         default: "auto",
         doc: "worker processes; auto = number of CPUs",
-        apply: |c, v, _| {
-            c.server.processes = processes(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| processes(v).map(|value| c.server.processes = value),
     },
     Setting {
         section: "server",
         key: "threadPool",
         default: "8",
         doc: "handler threads per worker process",
-        apply: |c, v, _| {
-            c.server.thread_pool = int(v, 1, 1024)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 1024).map(|value| c.server.thread_pool = value),
     },
     Setting {
         section: "server",
         key: "gracefulTimeout",
         default: "30",
         doc: "seconds a stopping worker may finish in-flight requests",
-        apply: |c, v, _| {
-            c.server.graceful_timeout = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.graceful_timeout = value),
     },
     Setting {
         section: "server",
         key: "drainPeriod",
         default: "0",
         doc: "seconds a stopping host keeps serving while /_drupe/health answers 503, so a load balancer can move traffic away first",
-        apply: |c, v, _| {
-            c.server.drain_period = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.drain_period = value),
     },
     Setting {
         section: "server",
         key: "requestTimeout",
         default: "30",
         doc: "seconds a handler may run before its worker is killed and replaced; 0 = off",
-        apply: |c, v, _| {
-            c.server.request_timeout = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.request_timeout = value),
     },
     Setting {
         section: "server",
         key: "maxRequests",
         default: "0",
         doc: "requests after which a worker is replaced (leak containment); 0 = never",
-        apply: |c, v, _| {
-            c.server.max_requests = int(v, 0, u64::MAX)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::MAX).map(|value| c.server.max_requests = value),
     },
     Setting {
         section: "server",
         key: "maxRequestsJitter",
         default: "0",
         doc: "up to this many requests more, drawn per worker, so workers are not all replaced at once",
-        apply: |c, v, _| {
-            c.server.max_requests_jitter = int(v, 0, u64::MAX)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::MAX).map(|value| c.server.max_requests_jitter = value),
     },
     Setting {
         section: "server",
         key: "user",
         default: "none",
         doc: "user the workers and the plugin probe run as when drupe starts as root; none = the user who started drupe",
-        apply: |c, v, _| {
-            c.server.user = account(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| account(v).map(|value| c.server.user = value),
     },
     Setting {
         section: "server",
         key: "group",
         default: "none",
         doc: "group the workers run as (with user); none = the user's primary group",
-        apply: |c, v, _| {
-            c.server.group = account(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| account(v).map(|value| c.server.group = value),
     },
     Setting {
         section: "server",
         key: "showIndex",
         default: "false",
         doc: "GET / lists the plugins and their routes when no plugin claims /",
-        apply: |c, v, _| {
-            c.server.show_index = boolean(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| boolean(v).map(|value| c.server.show_index = value),
     },
     Setting {
         section: "plugins",
         key: "directory",
         default: "plugins.d",
         doc: "folder of plugin .so files",
-        apply: |c, v, x| {
-            c.plugins.directory = path(v, x.base)?;
-            Ok(())
-        },
+        apply: |c, v, x| path(v, x.base).map(|value| c.plugins.directory = value),
     },
     Setting {
         section: "plugins",
         key: "watch",
         default: "true",
         doc: "reload when a .so in the directory changes",
-        apply: |c, v, _| {
-            c.plugins.watch = boolean(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| boolean(v).map(|value| c.plugins.watch = value),
     },
     Setting {
         section: PLUGIN_SECTION,
@@ -217,10 +172,8 @@ static SETTINGS: &[Setting] = &[
         key: "url",
         default: "sqlite://drupe-data/shared.db",
         doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
-        apply: |c, v, x| {
-            c.store.url = store_url::check(v, |file| path(file, x.base))?;
-            Ok(())
-        },
+        apply: |c, v, x| store_url::check(v, |file| path(file, x.base))
+            .map(|value| c.store.url = value),
     },
     Setting {
         section: "store",
@@ -237,160 +190,114 @@ static SETTINGS: &[Setting] = &[
         key: "connectTimeout",
         default: "1",
         doc: "seconds (0.5 allowed) one attempt to connect to Redis may take",
-        apply: |c, v, _| {
-            c.store.connect_timeout = fractional_seconds(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| fractional_seconds(v).map(|value| c.store.connect_timeout = value),
     },
     Setting {
         section: "store",
         key: "timeout",
         default: "1",
         doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
-        apply: |c, v, _| {
-            c.store.timeout = fractional_seconds(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| fractional_seconds(v).map(|value| c.store.timeout = value),
     },
     Setting {
         section: "store",
         key: "sessionTimeout",
         default: "1800",
         doc: "seconds a session lives without being used",
-        apply: |c, v, _| {
-            c.store.session_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.store.session_timeout = value),
     },
     Setting {
         section: "limits",
         key: "maxRequestLine",
         default: "8192",
         doc: "bytes in the request line",
-        apply: |c, v, _| {
-            c.limits.max_request_line = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_request_line = value),
     },
     Setting {
         section: "limits",
         key: "maxHeaderBytes",
         default: "16384",
         doc: "bytes in the whole request head",
-        apply: |c, v, _| {
-            c.limits.max_header_bytes = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_header_bytes = value),
     },
     Setting {
         section: "limits",
         key: "maxHeaders",
         default: "100",
         doc: "number of request headers",
-        apply: |c, v, _| {
-            c.limits.max_headers = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_headers = value),
     },
     Setting {
         section: "limits",
         key: "maxBodyBytes",
         default: "10485760",
         doc: "bytes in a request body (10 MiB)",
-        apply: |c, v, _| {
-            c.limits.max_body_bytes = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_body_bytes = value),
     },
     Setting {
         section: "limits",
         key: "headerTimeout",
         default: "10",
         doc: "seconds to receive the request head",
-        apply: |c, v, _| {
-            c.limits.header_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.header_timeout = value),
     },
     Setting {
         section: "limits",
         key: "bodyTimeout",
         default: "30",
         doc: "seconds to receive the request body",
-        apply: |c, v, _| {
-            c.limits.body_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.body_timeout = value),
     },
     Setting {
         section: "limits",
         key: "keepAliveTimeout",
         default: "75",
         doc: "seconds an idle keep-alive connection stays open",
-        apply: |c, v, _| {
-            c.limits.keep_alive_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.keep_alive_timeout = value),
     },
     Setting {
         section: "limits",
         key: "maxKeepAliveRequests",
         default: "10000",
         doc: "requests per connection; 0 = unlimited",
-        apply: |c, v, _| {
-            c.limits.max_keep_alive_requests = int(v, 0, u64::from(u32::MAX))?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::from(u32::MAX))
+            .map(|value| c.limits.max_keep_alive_requests = value),
     },
     Setting {
         section: "limits",
         key: "maxConnectionsPerProcess",
         default: "10000",
         doc: "open connections per worker process",
-        apply: |c, v, _| {
-            c.limits.max_connections_per_process = int(v, 1, 1 << 20)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 1 << 20)
+            .map(|value| c.limits.max_connections_per_process = value),
     },
     Setting {
         section: "log",
         key: "level",
         default: "info",
         doc: "error log level: off, error, warn, info, debug, trace",
-        apply: |c, v, _| {
-            c.log.level = level(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| level(v).map(|value| c.log.level = value),
     },
     Setting {
         section: "log",
         key: "errorLog",
         default: "stderr",
         doc: "error log: a file, stderr or off",
-        apply: |c, v, x| {
-            c.log.error_log = log_target(v, x.base)?;
-            Ok(())
-        },
+        apply: |c, v, x| log_target(v, x.base).map(|value| c.log.error_log = value),
     },
     Setting {
         section: "log",
         key: "accessLog",
         default: "off",
         doc: "access log (Combined Log Format): a file, stderr or off",
-        apply: |c, v, x| {
-            c.log.access_log = log_target(v, x.base)?;
-            Ok(())
-        },
+        apply: |c, v, x| log_target(v, x.base).map(|value| c.log.access_log = value),
     },
     Setting {
         section: "status",
         key: "socketHost",
         default: "127.0.0.1",
         doc: "address of the status listener (/_drupe/status, /_drupe/metrics)",
-        apply: |c, v, _| {
-            c.status.socket_host = host(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| host(v).map(|value| c.status.socket_host = value),
     },
     Setting {
         section: "status",
