@@ -89,6 +89,8 @@ pub mod testing;
 
 pub use context::{Context, Settings};
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use request::hex_digit;
 pub use request::Request;
 pub use response::Response;
 pub use store::{Session, Store, StoreError, Value};
