@@ -26,8 +26,8 @@ mod table;
 mod watch;
 mod watchdog;
 
+use crate::board::scoreboard::{self, Scoreboard};
 use crate::config::Config;
-use crate::sys::scoreboard::{self, Scoreboard};
 use crate::worker::{self, link};
 use generation::{Generation, Snapshots};
 use nix::fcntl::OFlag;

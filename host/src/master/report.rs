@@ -5,10 +5,10 @@
 //! A [`Report`] is a plain snapshot, gathered by the master from its worker
 //! table and the scoreboard (`status`), so rendering is pure and tested
 //! here without processes. Latency percentiles are estimates from the
-//! histogram buckets of `sys::stats` (linear within a bucket), not exact
+//! histogram buckets of `board::stats` (linear within a bucket), not exact
 //! order statistics; the buckets themselves are exported to Prometheus.
 
-use crate::sys::stats::{Totals, BOUNDS_US, CLASSES};
+use crate::board::stats::{Totals, BOUNDS_US, CLASSES};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -253,7 +253,7 @@ fn label(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::sys::stats::BUCKETS;
+    use crate::board::stats::BUCKETS;
 
     fn sample() -> Report {
         let mut hello = Totals {

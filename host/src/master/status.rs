@@ -18,9 +18,9 @@
 use super::report::{Report, WorkerRow};
 use super::table::State;
 use super::{Master, MasterError};
+use crate::board::scoreboard::{self, Scoreboard};
+use crate::board::stats::Totals;
 use crate::config::Config;
-use crate::sys::scoreboard::{self, Scoreboard};
-use crate::sys::stats::Totals;
 use nix::poll::{PollFd, PollFlags};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};

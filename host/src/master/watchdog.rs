@@ -14,8 +14,8 @@
 
 use super::table::{State, Worker};
 use super::Master;
+use crate::board::scoreboard::{self, Scoreboard};
 use crate::config::Server;
-use crate::sys::scoreboard::{self, Scoreboard};
 use nix::sys::signal::{kill, Signal};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};

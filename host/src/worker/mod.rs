@@ -29,10 +29,10 @@ pub mod link;
 mod pool;
 mod reserved;
 
+use crate::board::scoreboard::Scoreboard;
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
-use crate::sys::scoreboard::Scoreboard;
 use conn::{Conn, Next};
 use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
