@@ -13,10 +13,12 @@
 //! | CHLD | (wakes the loop, which reaps after every turn) |
 
 use super::{Master, Stop};
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-const HANDLED: [Signal; 8] = [
+/// The signals the master reads; a forked child gives them back their
+/// default disposition (`spawn`).
+pub(super) const HANDLED: [Signal; 8] = [
     Signal::SIGCHLD,
     Signal::SIGTERM,
     Signal::SIGINT,
@@ -29,11 +31,7 @@ const HANDLED: [Signal; 8] = [
 
 /// Blocks the master's signals and returns a signalfd that reads them.
 pub(super) fn master_signals() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for signal in HANDLED {
-        mask.add(signal);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    let mask = crate::sys::process::set_signal_mask(&HANDLED)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 

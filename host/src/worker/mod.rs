@@ -36,7 +36,7 @@ use crate::plugin::PluginSet;
 use conn::{Conn, Next};
 use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pool::{Pool, Step};
 use std::net::TcpListener;
@@ -208,12 +208,12 @@ fn worker_signals() -> nix::Result<SignalFd> {
     ] {
         crate::sys::process::ignore_signal(ignored)?;
     }
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGQUIT);
-    mask.add(Signal::SIGUSR1);
-    mask.add(Signal::SIGUSR2);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+    let mask = crate::sys::process::set_signal_mask(&[
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ])?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
