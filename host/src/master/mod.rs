@@ -16,6 +16,7 @@
 mod drain;
 mod files;
 mod generation;
+mod listen;
 mod notify;
 mod reload;
 mod report;
@@ -38,7 +39,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use spawn::ProbeMode;
 use std::fmt;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +106,13 @@ fn board_capacity(processes: usize) -> usize {
 /// Runs the server in the foreground until TERM, INT or QUIT.
 pub fn run(config: Config) -> Result<(), MasterError> {
     files::check_privileges(&config)?;
-    let listener = bind(&config)?;
+    let server = &config.server;
+    let listener = listen::bind(
+        "[server]",
+        &server.socket_host,
+        server.socket_port,
+        Some(server.socket_queue_size),
+    )?;
     let status = status::StatusServer::bind(&config)?;
     let address = listener
         .local_addr()
@@ -220,37 +227,6 @@ struct Master {
     announced: bool,
     /// `[status]`: the status listener and the counts of exited workers.
     status: status::StatusServer,
-}
-
-fn bind(config: &Config) -> Result<TcpListener, MasterError> {
-    let server = &config.server;
-    let shown = format!("{}:{}", server.socket_host, server.socket_port);
-    let addrs: Vec<_> = (server.socket_host.as_str(), server.socket_port)
-        .to_socket_addrs()
-        .map_err(|e| MasterError::Bind(format!("socketHost {shown}: {e}")))?
-        .collect();
-    let listener = TcpListener::bind(&addrs[..]).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                "; another server is using it: stop it or set [server] socketPort"
-            }
-            std::io::ErrorKind::PermissionDenied => {
-                "; ports below 1024 need root (or CAP_NET_BIND_SERVICE)"
-            }
-            _ => "",
-        };
-        MasterError::Bind(format!("cannot listen on {shown}: {e}{hint}"))
-    })?;
-    // std's bind picks its own backlog; apply socketQueueSize.
-    let backlog =
-        nix::sys::socket::Backlog::new(server.socket_queue_size.min(i32::MAX as u32) as i32)
-            .unwrap_or(nix::sys::socket::Backlog::MAXCONN);
-    nix::sys::socket::listen(&listener, backlog)
-        .map_err(|e| MasterError::Bind(format!("listen on {shown}: {e}")))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| MasterError::Bind(e.to_string()))?;
-    Ok(listener)
 }
 
 impl Master {

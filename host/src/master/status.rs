@@ -24,7 +24,7 @@ use crate::config::Config;
 use nix::poll::{PollFd, PollFlags};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -64,18 +64,7 @@ impl StatusServer {
         let listener = match bound.socket_port {
             None => None,
             Some(port) => {
-                let shown = format!("{}:{port}", bound.socket_host);
-                let addrs: Vec<_> = (bound.socket_host.as_str(), port)
-                    .to_socket_addrs()
-                    .map_err(|e| MasterError::Bind(format!("[status] socketHost {shown}: {e}")))?
-                    .collect();
-                let listener = TcpListener::bind(&addrs[..])
-                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .map_err(|e| {
-                        MasterError::Bind(format!(
-                            "cannot listen for status on {shown}: {e}; set [status] socketPort to a free port, or off"
-                        ))
-                    })?;
+                let listener = super::listen::bind("[status]", &bound.socket_host, port, None)?;
                 if let Ok(addr) = listener.local_addr() {
                     log::info!("status on http://{addr}/_drupe/status and /_drupe/metrics");
                 }
@@ -245,13 +234,7 @@ fn parse(input: &[u8]) -> Option<Ask> {
 }
 
 fn response(status: u16, content_type: &str, body: &str, head: bool) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
-    };
+    let reason = crate::http::reason_phrase(status);
     let allow = if status == 405 {
         "Allow: GET, HEAD\r\n"
     } else {
