@@ -43,3 +43,36 @@ pub(super) fn bind(
         .map_err(|e| MasterError::Bind(e.to_string()))?;
     Ok(listener)
 }
+
+/// The master's part that is its public socket: bound once, inherited by
+/// every worker, and announced once the first workers serve.
+#[derive(Debug)]
+pub(super) struct Listener {
+    pub socket: TcpListener,
+    pub address: std::net::SocketAddr,
+    /// `[server]` as the socket was bound: what a reload cannot change.
+    pub bound: crate::config::Server,
+    /// The "listening" line was logged (once every first worker is ready).
+    pub announced: bool,
+}
+
+impl Listener {
+    /// Binds `[server]`.
+    pub fn bind(server: &crate::config::Server) -> Result<Listener, MasterError> {
+        let socket = bind(
+            "[server]",
+            &server.socket_host,
+            server.socket_port,
+            Some(server.socket_queue_size),
+        )?;
+        let address = socket
+            .local_addr()
+            .map_err(|e| MasterError::Io(e.to_string()))?;
+        Ok(Listener {
+            socket,
+            address,
+            bound: server.clone(),
+            announced: false,
+        })
+    }
+}

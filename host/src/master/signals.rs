@@ -54,12 +54,12 @@ impl Master {
             }
             Signal::SIGHUP if self.stop.is_none() => self.reload("SIGHUP"),
             Signal::SIGTTIN if self.stop.is_none() => {
-                self.target += 1;
-                log::info!("SIGTTIN: {} worker processes", self.target);
+                self.pool.target += 1;
+                log::info!("SIGTTIN: {} worker processes", self.pool.target);
             }
-            Signal::SIGTTOU if self.stop.is_none() && self.target > 1 => {
-                self.target -= 1;
-                log::info!("SIGTTOU: {} worker processes", self.target);
+            Signal::SIGTTOU if self.stop.is_none() && self.pool.target > 1 => {
+                self.pool.target -= 1;
+                log::info!("SIGTTOU: {} worker processes", self.pool.target);
             }
             Signal::SIGUSR1 => self.reopen_logs(),
             _ => {}
@@ -81,8 +81,8 @@ impl Master {
             Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
         }
         // Fresh files (made by root just now) must be the workers' user's.
-        super::files::hand_over(&self.current.config);
-        for pid in self.table.pids() {
+        super::files::hand_over(&self.generations.current.config);
+        for pid in self.pool.table.pids() {
             let _ = kill(pid, Signal::SIGUSR1);
         }
     }

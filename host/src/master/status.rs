@@ -304,18 +304,21 @@ impl Master {
     fn report(&self) -> Report {
         let now = Instant::now();
         let mut workers: Vec<WorkerRow> = self
+            .pool
             .table
             .workers
             .iter()
             .map(|w| WorkerRow {
                 pid: w.pid.as_raw(),
                 generation: w.generation,
-                state: match w.state {
+                state: match w.state() {
                     State::Starting => "starting",
                     State::Ready => "ready",
                     State::Stopping { .. } => "stopping",
                 },
-                requests: w.board.map_or(0, |slot| self.board.requests_served(slot)),
+                requests: w
+                    .board
+                    .map_or(0, |slot| self.pool.board.requests_served(slot)),
                 uptime: now.duration_since(w.started),
                 restarts: w.restarts,
             })
@@ -323,11 +326,11 @@ impl Master {
         workers.sort_by_key(|w| w.pid);
         let mut unrouted = self.status.retired.clone();
         let mut plugins = self.status.retired_plugins.clone();
-        for slot in self.table.workers.iter().filter_map(|w| w.board) {
-            if self.board.state(slot) == scoreboard::STATE_FREE {
+        for slot in self.pool.table.workers.iter().filter_map(|w| w.board) {
+            if self.pool.board.state(slot) == scoreboard::STATE_FREE {
                 continue;
             }
-            let (u, p) = self.board.stats().worker_totals(slot);
+            let (u, p) = self.pool.board.stats().worker_totals(slot);
             unrouted.add(&u);
             for (name, totals) in p {
                 plugins.entry(name).or_default().add(&totals);
@@ -336,8 +339,8 @@ impl Master {
         Report {
             master_pid: std::process::id(),
             uptime: now.duration_since(self.status.started),
-            generation: self.current.number,
-            target: self.target,
+            generation: self.generations.current.number,
+            target: self.pool.target,
             workers,
             plugins: plugins.into_iter().collect(),
             unrouted,
