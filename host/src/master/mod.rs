@@ -10,9 +10,9 @@
 //! loop ([`Master::supervise`]) keeps the pool full
 //! ([`Master::manage_workers`], which also rolls a reload through one
 //! worker at a time), sleeps in `poll`, handles what woke it, reaps exited
-//! children ([`Master::reap_workers`]), and kills workers whose request ran
-//! past `requestTimeout` or that stopped too slowly
-//! ([`Master::murder_workers`], in [`watchdog`]). The optional status
+//! children ([`Master::reap_workers`]), kills workers whose request ran
+//! past `requestTimeout` or that stop too slowly, and retires those past
+//! `maxRequests` ([`Master::murder_workers`], in [`watchdog`]). The optional status
 //! listener is served from the same loop ([`status`]).
 //!
 //! The master's state comes in parts, each changed by its own file: the
