@@ -9,7 +9,7 @@
 //! does — but only while some sibling can take the connections instead (a
 //! sibling whose threads are all inside handlers cannot).
 
-use crate::sys::scoreboard::{Scoreboard, STATE_READY};
+use crate::board::scoreboard::{Scoreboard, STATE_READY};
 use std::sync::Arc;
 
 /// Connections above the even share a worker may hold before it pauses:
@@ -102,7 +102,7 @@ mod tests {
         let board = board(2);
         let me = Balance::new(Some((Arc::clone(&board), 0)));
         board.set_connections(0, 50);
-        board.set_state(1, crate::sys::scoreboard::STATE_STOPPING);
+        board.set_state(1, crate::board::scoreboard::STATE_STOPPING);
         assert!(!me.over_share());
         assert!(!Balance::new(None).over_share());
     }
@@ -137,7 +137,7 @@ mod tests {
         assert!(me.over_share());
         // A sibling that is not ready counts neither its connections nor
         // itself: 15 + 10 over 2 is a share of 13, limit 15.
-        board.set_state(2, crate::sys::scoreboard::STATE_STOPPING);
+        board.set_state(2, crate::board::scoreboard::STATE_STOPPING);
         assert!(!me.over_share());
     }
 
@@ -154,9 +154,9 @@ mod tests {
             board.thread(2, t).unwrap().begin(b"GET", b"/slow");
         }
         assert_eq!(me.least_loaded_sibling(), Some(103));
-        board.set_state(3, crate::sys::scoreboard::STATE_STOPPING);
+        board.set_state(3, crate::board::scoreboard::STATE_STOPPING);
         assert_eq!(me.least_loaded_sibling(), Some(101));
-        board.set_state(1, crate::sys::scoreboard::STATE_STOPPING);
+        board.set_state(1, crate::board::scoreboard::STATE_STOPPING);
         assert_eq!(me.least_loaded_sibling(), None);
         assert_eq!(Balance::new(None).least_loaded_sibling(), None);
     }

@@ -16,17 +16,17 @@
 //! slot ([`attach`]), so the master can kill a worker whose handler runs
 //! past `requestTimeout`, and it counts every request for `maxRequests`
 //! and, by plugin, status class and handler time, for the status listener
-//! (`sys::stats`: plain stores to this thread's own counters).
+//! (`board::stats`: plain stores to this thread's own counters).
 
 use super::answer::{self, Sent};
 use super::reserved;
+use crate::board::scoreboard;
+use crate::board::stats;
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::{Endpoint, Lookup};
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
-use crate::sys::scoreboard;
-use crate::sys::stats;
 use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::{OnceCell, RefCell};

@@ -109,14 +109,14 @@ mod pool;
 mod reserved;
 mod slots;
 
+use crate::board::scoreboard::Scoreboard;
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
-use crate::sys::scoreboard::Scoreboard;
 use conn::Conn;
 use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pool::{Pool, Step};
 use slots::{close, release, serve, token, SlotCell};
@@ -271,12 +271,12 @@ fn worker_signals() -> nix::Result<SignalFd> {
     ] {
         crate::sys::process::ignore_signal(ignored)?;
     }
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGQUIT);
-    mask.add(Signal::SIGUSR1);
-    mask.add(Signal::SIGUSR2);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+    let mask = crate::sys::process::set_signal_mask(&[
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ])?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
