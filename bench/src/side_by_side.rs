@@ -332,7 +332,7 @@ fn write(
     report.line("");
     match perf_error {
         None => report.line(format!(
-            "System calls: a separate {:.0} s run per cell, after the measured rounds, under \
+            "System calls: a separate {:.0} s run per cell, after that load's measured rounds, under \
              `perf stat -e raw_syscalls:sys_enter -p PIDS` (every thread of every process of \
              the server); counting them slows every system call, so those runs are not part of \
              the figures above.",
