@@ -1,23 +1,32 @@
-//! drupe's benchmark: drupe and nginx side by side on this machine, in one
-//! run, measured interleaved (drupe, nginx, drupe, nginx, …) and reported as
-//! medians and ratios, never as absolute numbers to compare across runs.
+//! drupe's benchmark: drupe side by side with nginx, axum and actix-web on
+//! this machine, in one run, measured interleaved (drupe, nginx, axum,
+//! actix-web, drupe, …) and reported as medians and ratios, never as
+//! absolute numbers to compare across runs.
 //!
-//! Run it with `cargo xtask bench` (which installs wrk, nginx and
-//! redis-server when missing and builds everything in release mode). It
-//! prints a report and writes it to `bench/RESULTS.md`. Every load targets
-//! 127.0.0.1 only, runs for a bounded time, and stops by itself.
+//! Run it with `cargo xtask bench` (which installs wrk, nginx, redis-server
+//! and perf when missing and builds everything, the peers in `bench/peers`
+//! too, in release mode). It prints a report and writes it to
+//! `bench/RESULTS.md`. Every load targets 127.0.0.1 only, runs for a bounded
+//! time, and stops by itself.
 
 mod probe;
 mod servers;
+mod side_by_side;
+mod syscalls;
 mod wrk;
 
-use servers::{Drupe, Server};
+use servers::{Drupe, Peer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wrk::{Load, Run};
 
 struct Args {
+    /// Rounds of drupe's own sections (store, echo, scaling).
     rounds: usize,
+    /// Rounds of the side-by-side section: four servers, and most loads
+    /// twice (access log off and on), so fewer rounds keep the whole run
+    /// near 15 minutes on 2 cores.
+    side_rounds: usize,
     seconds: f64,
     out: PathBuf,
 }
@@ -25,19 +34,24 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         rounds: 5,
+        side_rounds: 3,
         seconds: 5.0,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--rounds" => {
+                args.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N");
+                args.side_rounds = args.rounds;
+            }
             "--seconds" => {
                 args.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds S")
             }
             "--out" => args.out = it.next().map(PathBuf::from).expect("--out FILE"),
             "--quick" => {
                 args.rounds = 1;
+                args.side_rounds = 1;
                 args.seconds = 1.0;
             }
             other => {
@@ -63,30 +77,16 @@ struct Summary {
     p50: f64,
     p99: f64,
     errors: u64,
-    /// Context switches per request in the server (drupe only).
-    switches: f64,
 }
 
-fn summarise(runs: &[Run], switches: &[f64]) -> Summary {
+fn summarise(runs: &[Run]) -> Summary {
     let pick = |f: fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
     Summary {
         rps: pick(|r| r.requests_per_sec),
         p50: pick(|r| r.p50_ms),
         p99: pick(|r| r.p99_ms),
         errors: runs.iter().map(|r| r.errors).sum(),
-        switches: median(&mut switches.to_vec()),
     }
-}
-
-/// Runs `load` against `server`, counting the context switches of its
-/// workers per request.
-fn measure(server: &Server, load: &Load<'_>) -> (Run, f64) {
-    let workers = server.workers();
-    let before: u64 = workers.iter().map(|&p| probe::context_switches(p)).sum();
-    let run = wrk::run(load);
-    let after: u64 = workers.iter().map(|&p| probe::context_switches(p)).sum();
-    let per_request = (after - before) as f64 / run.requests.max(1) as f64;
-    (run, per_request)
 }
 
 struct Report {
@@ -136,9 +136,9 @@ fn main() {
     report.line("# drupe benchmark results");
     report.line("");
     report.line(format!(
-        "`cargo xtask bench` — {} interleaved rounds of {:.0} s per load, medians; wrk -t1 on loopback; \
-         both servers with 2 worker processes and access logs off; drupe with its default threadPool.",
-        args.rounds, args.seconds
+        "`cargo xtask bench` — {} rounds of {:.0} s per load ({} side by side), medians; wrk -t1 on loopback; \
+         2 workers for every server; access logs off unless a row says otherwise; drupe with its default threadPool.",
+        args.rounds, args.seconds, args.side_rounds
     ));
     report.line("");
     report.line("## Machine");
@@ -158,62 +158,24 @@ fn main() {
         access_log,
     };
 
-    // 1. drupe against nginx.
-    let nginx = servers::nginx(2);
+    // 1. drupe side by side with nginx, axum and actix-web.
+    let peers = servers::peers_release_dir();
+    side_by_side::run(
+        &mut report,
+        side_by_side::Timing {
+            rounds: args.side_rounds,
+            duration,
+            syscall_duration: duration.min(Duration::from_secs(2)),
+        },
+        &|i, access_log| match side_by_side::NAMES[i] {
+            "drupe" => site(2, None, None, access_log).start(),
+            "nginx" => servers::nginx(2, access_log),
+            "axum" => Peer::Axum.start(&peers, access_log),
+            "actix-web" => Peer::Actix.start(&peers, access_log),
+            name => panic!("no server named {name}"),
+        },
+    );
     let drupe = site(2, None, None, false).start();
-    report.line("## GET /hello: drupe against nginx");
-    report.line("");
-    report.line("| load | drupe req/s | nginx req/s | drupe/nginx | drupe p50 / p99 ms | nginx p50 / p99 ms | drupe switches/req | errors |");
-    report.line("|---|---|---|---|---|---|---|---|");
-    let loads = [
-        ("keep-alive, 50 connections", 50, false),
-        ("keep-alive, 256 connections", 256, false),
-        ("Connection: close, 50 connections", 50, true),
-    ];
-    for (label, connections, close) in loads {
-        let (mut d_runs, mut n_runs, mut d_sw, mut n_sw) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..args.rounds {
-            for (server, runs, sw) in [
-                (&drupe, &mut d_runs, &mut d_sw),
-                (&nginx, &mut n_runs, &mut n_sw),
-            ] {
-                let load = Load {
-                    url: server.url("/hello"),
-                    connections,
-                    duration,
-                    close,
-                    script: None,
-                };
-                let (run, switches) = measure(server, &load);
-                runs.push(run);
-                sw.push(switches);
-            }
-        }
-        let (d, n) = (summarise(&d_runs, &d_sw), summarise(&n_runs, &n_sw));
-        report.line(format!(
-            "| {label} | {:.0} | {:.0} | **{:.2}** | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} (nginx {:.2}) | {} / {} |",
-            d.rps, n.rps, d.rps / n.rps, d.p50, d.p99, n.p50, n.p99, d.switches, n.switches, d.errors, n.errors
-        ));
-    }
-    let rss: Vec<String> = drupe
-        .workers()
-        .iter()
-        .map(|&p| format!("{} KiB", probe::rss_kib(p)))
-        .collect();
-    let nginx_rss: Vec<String> = nginx
-        .workers()
-        .iter()
-        .map(|&p| format!("{} KiB", probe::rss_kib(p)))
-        .collect();
-    report.line("");
-    report.line(format!(
-        "RSS per worker after these loads: drupe {}; nginx {}.",
-        rss.join(", "),
-        nginx_rss.join(", ")
-    ));
-    report.line("");
-    drop(nginx);
 
     // 2. Even load between the two workers.
     report.line("## How requests and connections split between 2 workers (/testkit/pid)");
@@ -344,7 +306,7 @@ fn main() {
                 script: Some(&post),
             }));
         }
-        let (h, c) = (summarise(&hello, &[]), summarise(&counter, &[]));
+        let (h, c) = (summarise(&hello), summarise(&counter));
         report.line(format!(
             "| {label} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
             h.rps,
@@ -369,7 +331,7 @@ fn main() {
             script: Some(&echo),
         }));
     }
-    let s = summarise(&runs, &[]);
+    let s = summarise(&runs);
     report.line("## 1 MiB POST echoed by /testkit/echo (16 connections)");
     report.line("");
     report.line(format!(
@@ -443,7 +405,7 @@ fn main() {
                 script: None,
             }));
         }
-        spin.push(summarise(&runs, &[]).rps);
+        spin.push(summarise(&runs).rps);
     }
     report.line(format!(
         "1 process: {:.0} req/s; 2 processes: {:.0} req/s; **{:.2}×** (the ideal on 2 cores is 2×, one core of each also runs wrk).",
@@ -480,34 +442,6 @@ fn main() {
     ));
     report.line("");
 
-    // 9. The access log's cost.
-    let off = site(2, None, None, false).start();
-    let on = site(2, None, None, true).start();
-    let (mut off_runs, mut on_runs) = (Vec::new(), Vec::new());
-    for _ in 0..args.rounds {
-        off_runs.push(wrk::run(&Load {
-            url: off.url("/hello"),
-            connections: 50,
-            duration,
-            close: false,
-            script: None,
-        }));
-        on_runs.push(wrk::run(&Load {
-            url: on.url("/hello"),
-            connections: 50,
-            duration,
-            close: false,
-            script: None,
-        }));
-    }
-    let (a, b) = (summarise(&off_runs, &[]), summarise(&on_runs, &[]));
-    report.line("## Access log");
-    report.line("");
-    report.line(format!(
-        "GET /hello, 50 keep-alive connections: accessLog off {:.0} req/s, on (a file) {:.0} req/s: **{:.2}**.",
-        a.rps, b.rps, b.rps / a.rps
-    ));
-    report.line("");
     report.line(format!(
         "_Total benchmark time: {:.0} s._",
         started.elapsed().as_secs_f64()

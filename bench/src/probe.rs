@@ -70,6 +70,44 @@ pub fn context_switches(pid: i32) -> u64 {
     total
 }
 
+/// CPU time `pid` has spent, user plus system, all threads, in clock ticks
+/// (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which may hold spaces: state is the
+    // 3rd field of the line, so utime (14th) and stime (15th) are the 12th
+    // and 13th after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Microseconds in one clock tick of [`cpu_ticks`] (`getconf CLK_TCK`;
+/// USER_HZ is 100 on every Linux architecture that matters here).
+pub fn micros_per_tick() -> f64 {
+    let hz: f64 = run(&["getconf", "CLK_TCK"]).parse().unwrap_or(100.0);
+    1e6 / hz
+}
+
+/// Number of lines in `path` (0 when it cannot be read).
+pub fn count_lines(path: &std::path::Path) -> u64 {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0;
+    while let Ok(n @ 1..) = file.read(&mut buf) {
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    lines
+}
+
 /// A description of this machine for RESULTS.md.
 pub fn machine() -> BTreeMap<&'static str, String> {
     let mut m = BTreeMap::new();
@@ -109,11 +147,30 @@ pub fn machine() -> BTreeMap<&'static str, String> {
             .unwrap_or_default()
             .to_owned(),
     );
+    for peer in ["axum", "actix-web"] {
+        m.insert(peer, locked_version(peer));
+    }
     m.insert(
         "drupe commit",
         run(&["git", "rev-parse", "--short", "HEAD"]),
     );
     m
+}
+
+/// The version of `package` that `bench/peers/Cargo.lock` pins.
+fn locked_version(package: &str) -> String {
+    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/Cargo.lock");
+    let text = std::fs::read_to_string(lock).unwrap_or_default();
+    let name = format!("name = \"{package}\"");
+    text.split("[[package]]")
+        .find(|block| block.lines().any(|l| l.trim() == name))
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("version = "))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn run(argv: &[&str]) -> String {

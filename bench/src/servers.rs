@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Its access log file, when it writes one.
+    pub access_log: Option<PathBuf>,
     /// Config, logs and plugins; removed when the server is dropped.
     _dir: tempfile::TempDir,
 }
@@ -25,6 +27,14 @@ impl Server {
     /// Worker pids: children of the master.
     pub fn workers(&self) -> Vec<i32> {
         crate::probe::children_of(self.child.id() as i32)
+    }
+
+    /// Every process of the server: the one started, and its children
+    /// (a pre-forking server's workers; none for a threaded one).
+    pub fn processes(&self) -> Vec<i32> {
+        let mut pids = vec![self.child.id() as i32];
+        pids.extend(self.workers());
+        pids
     }
 }
 
@@ -69,21 +79,34 @@ fn wait_until_listening(addr: SocketAddr, child: &mut Child, log: &Path) {
 }
 
 /// The server once it accepts connections on `port`.
-fn listening(mut child: Child, port: u16, dir: tempfile::TempDir, log: &Path) -> Server {
+fn listening(
+    mut child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    log: &Path,
+    access_log: Option<PathBuf>,
+) -> Server {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_until_listening(addr, &mut child, log);
     Server {
         child,
         addr,
+        access_log,
         _dir: dir,
     }
 }
 
-/// nginx with `workers` worker processes, access log off, answering
-/// `GET /hello` with `Hello, World!` from its config.
-pub fn nginx(workers: usize) -> Server {
+/// nginx with `workers` worker processes answering `GET /hello` with
+/// `Hello, World!` and `GET /hello/{name}` with `Hello, {name}!` from its
+/// config; with `access_log`, a plain `access_log FILE;` (the default
+/// `combined` format, one `write(2)` per request).
+pub fn nginx(workers: usize, access_log: bool) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    let log_path = access_log.then(|| dir.path().join("access.log"));
+    let access = log_path
+        .as_ref()
+        .map_or("off".to_owned(), |p| p.display().to_string());
     let conf = format!(
         "worker_processes {workers};\n\
          daemon off;\n\
@@ -91,11 +114,13 @@ pub fn nginx(workers: usize) -> Server {
          error_log {dir}/error.log;\n\
          events {{ worker_connections 10240; }}\n\
          http {{\n\
-           access_log off;\n\
+           access_log {access};\n\
            client_body_temp_path {dir};\n\
            server {{\n\
              listen 127.0.0.1:{port} backlog=1024;\n\
-             location = /hello {{ default_type \"text/plain; charset=utf-8\"; return 200 \"Hello, World!\"; }}\n\
+             default_type \"text/plain; charset=utf-8\";\n\
+             location = /hello {{ return 200 \"Hello, World!\"; }}\n\
+             location ~ ^/hello/(?<name>[^/]+)$ {{ return 200 \"Hello, $name!\"; }}\n\
            }}\n\
          }}\n",
         dir = dir.path().display()
@@ -111,7 +136,48 @@ pub fn nginx(workers: usize) -> Server {
             .arg(dir.path()),
         &log,
     );
-    listening(child, port, dir, &log)
+    listening(child, port, dir, &log, log_path)
+}
+
+/// The peers: the same routes on other Rust frameworks (`bench/peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Axum,
+    Actix,
+}
+
+impl Peer {
+    /// Starts the peer's release binary from `peers_release`, with one
+    /// Combined Log Format line per request to a file if `access_log`.
+    pub fn start(self, peers_release: &Path, access_log: bool) -> Server {
+        let binary = peers_release.join(match self {
+            Peer::Axum => "peer-axum",
+            Peer::Actix => "peer-actix",
+        });
+        assert!(
+            binary.is_file(),
+            "{}: missing (build with cargo xtask bench)",
+            binary.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log_path = access_log.then(|| dir.path().join("access.log"));
+        let mut command = Command::new(&binary);
+        command.arg("--port").arg(port.to_string());
+        if let Some(path) = &log_path {
+            command.arg("--access-log").arg(path);
+        }
+        let log = dir.path().join("stderr.log");
+        let child = spawn(&mut command, &log);
+        let server = listening(child, port, dir, &log, log_path);
+        // actix-web listens before its workers run: wait for an answer.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::http_get(server.addr, "/hello") != Some(200) {
+            assert!(Instant::now() < deadline, "{self:?} does not answer /hello");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server
+    }
 }
 
 /// A drupe site to start.
@@ -133,6 +199,7 @@ impl Drupe<'_> {
         let server = Server {
             child,
             addr,
+            access_log: self.access_log.then(|| dir.path().join("access.log")),
             _dir: dir,
         };
         // The socket listens before the workers exist: wait until every
@@ -210,7 +277,7 @@ pub fn redis() -> Server {
             .arg(dir.path()),
         &log,
     );
-    listening(child, port, dir, &log)
+    listening(child, port, dir, &log, None)
 }
 
 /// `target/release`, where `cargo xtask bench` built everything.
@@ -218,4 +285,11 @@ pub fn release_dir() -> PathBuf {
     std::env::var_os("DRUPE_RELEASE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+}
+
+/// `bench/peers/target/release`, where `cargo xtask bench` built the peers.
+pub fn peers_release_dir() -> PathBuf {
+    std::env::var_os("DRUPE_PEERS_RELEASE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/target/release"))
 }

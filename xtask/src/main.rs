@@ -8,9 +8,10 @@
 //!   it is missing (redis-server, and haproxy and nginx for the tests of
 //!   several hosts behind a load balancer), build the binary and every
 //!   plugin, and run the whole test suite.
-//! - `cargo xtask bench [BENCH ARGS…]`: install wrk, nginx and
-//!   redis-server if missing, build everything in release mode, and run the
-//!   benchmark in `bench/` (drupe side by side with nginx; writes
+//! - `cargo xtask bench [BENCH ARGS…]`: install wrk, nginx, redis-server
+//!   and perf if missing, build everything in release mode (and the peers
+//!   in `bench/peers`, a workspace of their own), and run the benchmark in
+//!   `bench/` (drupe side by side with nginx, axum and actix-web; writes
 //!   `bench/RESULTS.md`).
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&rest),
         _ => Err(
             "usage: cargo xtask run [DRUPE ARGS…] | test [CARGO TEST ARGS…] | \
-             bench [--rounds N] [--seconds S] [--quick]"
+             bench [--rounds N] [--seconds S] [--out FILE] [--quick]"
                 .to_owned(),
         ),
     };
@@ -125,14 +126,32 @@ fn test(cargo_test_args: &[String]) -> Result<(), String> {
 
 fn bench(bench_args: &[String]) -> Result<(), String> {
     ensure_installed(&["wrk", "nginx", "redis-server"])?;
+    // perf only counts system calls per request; without it the benchmark
+    // says so in its report and measures everything else.
+    if let Err(e) = ensure_installed(&["perf"]) {
+        eprintln!("xtask: {e}; the benchmark will not count system calls");
+    }
     let mut build = cargo();
     build.args(["build", "--release", "--workspace"]);
     status(build)?;
+    // The peers (axum, actix-web) are kept out of drupe's workspace so that
+    // `cargo build --workspace` never compiles them; they have their own
+    // lock file and target folder, built here only.
+    let peers = root().join("bench").join("peers");
+    let peers_target = peers.join("target");
+    let mut build_peers = cargo();
+    build_peers
+        .args(["build", "--release", "--manifest-path"])
+        .arg(peers.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&peers_target);
+    status(build_peers)?;
     let release = target_dir().join("release");
     let mut bench = Command::new(release.join("drupe-bench"));
     bench
         .current_dir(root())
         .env("DRUPE_RELEASE_DIR", &release)
+        .env("DRUPE_PEERS_RELEASE_DIR", peers_target.join("release"))
         .args(bench_args);
     status(bench)
 }
@@ -179,6 +198,7 @@ fn ensure_installed(programs: &[&str]) -> Result<(), String> {
 fn package_of(program: &str) -> &str {
     match program {
         "redis-server" => "redis-server",
+        "perf" => "linux-perf",
         other => other,
     }
 }
