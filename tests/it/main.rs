@@ -21,5 +21,6 @@ mod scaffold;
 mod sentinel;
 mod serving;
 mod status;
+mod stop;
 mod store;
 mod supervision;
