@@ -62,9 +62,15 @@ fn a_stream_of_crashing_requests_never_leaves_the_host_without_workers() {
 
 #[test]
 fn a_graceful_stop_refuses_new_connections_at_once_and_serves_the_queued_ones() {
-    // One worker, one thread: while it sleeps in a handler, new connections
-    // wait in the kernel's accept queue.
-    let mut server = site(1, 1, "gracefulTimeout = 10\n").start();
+    // One worker that takes one connection at a time: while that one
+    // sleeps in a handler, new connections wait in the kernel's accept
+    // queue (the gate leaves them there rather than accept and drop).
+    let mut server = site(
+        1,
+        2,
+        "gracefulTimeout = 10\n[limits]\nmaxConnectionsPerProcess = 1\n",
+    )
+    .start();
     let mut slow = server.connect();
     slow.send(b"GET /testkit/sleep/1500 HTTP/1.1\r\nHost: t\r\n\r\n");
     server.site.wait_started(1);
