@@ -3,13 +3,16 @@
 //! `main` parses the command line and calls [`run`]; the master
 //! ([`master`]) binds the socket and forks workers ([`worker`]), which load
 //! plugins ([`plugin`]), serve HTTP/1.1 ([`http`]) and give plugins the
-//! shared store and sessions ([`store`]). Only [`sys`] holds `unsafe` code.
+//! shared store and sessions ([`store`]); master and workers share a
+//! scoreboard and request statistics in memory ([`board`]). Only [`sys`]
+//! holds `unsafe` code.
 
 // These docs are for drupe's developers, who read them with
 // `cargo doc --document-private-items`; module docs link to the private
 // parts they explain, which a plain `cargo doc` cannot resolve.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -35,7 +35,9 @@ pub const ABI_MAJOR: u16 = 1;
 ///
 /// - 1.0: logging and response building.
 /// - 1.1: the store and session functions at the end of [`HostApi`].
-pub const ABI_MINOR: u16 = 1;
+/// - 1.2: [`HostApi::store_call`], one entry for every store and session
+///   operation, described by a [`StoreOp`]; the SDK uses only that one.
+pub const ABI_MINOR: u16 = 2;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
@@ -59,8 +61,8 @@ pub const OUTCOME_PANICKED: Outcome = 2;
 /// A store call failed because the store could not be reached in time.
 pub const OUTCOME_UNAVAILABLE: Outcome = 3;
 /// A store or session call found nothing: no such key or field (or, for
-/// [`HostApi::store_delete`], [`HostApi::store_expire`] and
-/// [`HostApi::store_hdel`], nothing to act on). Not an error.
+/// delete, expire, hdel and session remove, nothing to act on). Not an
+/// error.
 pub const OUTCOME_NOT_FOUND: Outcome = 4;
 
 /// Log levels for [`HostApi::log`], numbered as the `log` crate numbers them.
@@ -263,18 +265,21 @@ pub struct HostApi {
     /// The host's [`ABI_MINOR`].
     pub abi_minor: u16,
     /// Writes a record to the host's error log, tagged with the plugin.
-    pub log: unsafe extern "C" fn(level: LogLevel, plugin: Bytes, message: Bytes),
+    pub log: LogFn,
     /// Sets the response status (100–999; the host answers 500 for others).
-    pub set_status: unsafe extern "C" fn(call: *mut Call, status: u16),
+    pub set_status: SetStatusFn,
     /// Adds a response header. Returns [`OUTCOME_ERROR`] and adds nothing
     /// if the name is not an RFC 9110 token or the value holds CR, LF or
     /// NUL, or if the host manages that header itself (`Content-Length`,
     /// `Transfer-Encoding`, `Connection`, `Date`).
-    pub add_header: unsafe extern "C" fn(call: *mut Call, name: Bytes, value: Bytes) -> Outcome,
+    pub add_header: AddHeaderFn,
     /// Appends to the response body.
-    pub append_body: unsafe extern "C" fn(call: *mut Call, data: Bytes),
+    pub append_body: AppendBodyFn,
 
     // ---- ABI 1.1: the store and sessions ----
+    //
+    // Plugins of ABI 1.2 and later use `store_call` instead; a host keeps
+    // these for plugins built against ABI 1.1, and adds no more of them.
     //
     // Every function below takes the `call` of the current `handle`: the
     // host decides from it which plugin is asking (keys are namespaced
@@ -326,6 +331,115 @@ pub struct HostApi {
     /// Adds `by` to a session field (missing counts as 0), atomically,
     /// creating the session if needed; the new value goes to `*value`.
     pub session_incr: Option<SessionIncrFn>,
+
+    // ---- ABI 1.2: one entry for every store and session operation ----
+    /// Runs the operation `op` describes, with the rules above: OK,
+    /// NOT_FOUND, UNAVAILABLE or ERROR; on OK a value goes to `out` (bytes,
+    /// or pairs encoded as for `store_hget_all`) or to `*int_out` (an
+    /// integer), as the same operation's 1.1 function would answer. An
+    /// operation this host does not know is ERROR, with a message in `out`.
+    pub store_call: Option<StoreCallFn>,
+}
+
+impl HostApi {
+    /// A table of this ABI version with the response and logging functions
+    /// and no store; a host adds what it offers with struct update syntax:
+    /// `HostApi { store_call: Some(f), ..HostApi::new(..) }`.
+    pub const fn new(
+        log: LogFn,
+        set_status: SetStatusFn,
+        add_header: AddHeaderFn,
+        append_body: AppendBodyFn,
+    ) -> HostApi {
+        HostApi {
+            size: core::mem::size_of::<HostApi>(),
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            log,
+            set_status,
+            add_header,
+            append_body,
+            store_get: None,
+            store_set: None,
+            store_delete: None,
+            store_exists: None,
+            store_expire: None,
+            store_incr: None,
+            store_hget: None,
+            store_hset: None,
+            store_hdel: None,
+            store_hget_all: None,
+            session_get: None,
+            session_set: None,
+            session_remove: None,
+            session_incr: None,
+            store_call: None,
+        }
+    }
+}
+
+/// [`HostApi::log`].
+pub type LogFn = unsafe extern "C" fn(level: LogLevel, plugin: Bytes, message: Bytes);
+/// [`HostApi::set_status`].
+pub type SetStatusFn = unsafe extern "C" fn(call: *mut Call, status: u16);
+/// [`HostApi::add_header`].
+pub type AddHeaderFn = unsafe extern "C" fn(call: *mut Call, name: Bytes, value: Bytes) -> Outcome;
+/// [`HostApi::append_body`].
+pub type AppendBodyFn = unsafe extern "C" fn(call: *mut Call, data: Bytes);
+
+/// [`HostApi::store_call`]. `op` is borrowed for the call; `int_out` may
+/// be null for an operation that answers no integer.
+pub type StoreCallFn = unsafe extern "C" fn(
+    call: *mut Call,
+    op: *const StoreOp,
+    out: OutBuf,
+    int_out: *mut i64,
+) -> Outcome;
+
+/// One store or session operation, as a plugin hands it to
+/// [`HostApi::store_call`]: which one (`code`) and its arguments, each in
+/// the field of its kind; arguments an operation does not take are left
+/// empty or 0. Keys and fields are the plugin's own (the host adds the
+/// namespace); a session operation's field is in `field`.
+///
+/// The codes and which fields each operation reads are defined once, in
+/// the SDK's `store_op` module, which both the SDK and the host use.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOp {
+    /// `size_of::<StoreOp>()` as the plugin saw it; fields are only ever
+    /// appended, as in [`HostApi`].
+    pub size: usize,
+    /// Which operation; never 0.
+    pub code: u32,
+    /// The key.
+    pub key: Bytes,
+    /// A hash field, or a session field.
+    pub field: Bytes,
+    /// A value to store.
+    pub value: Bytes,
+    /// Integer arguments, in the order the operation takes them (`by` of
+    /// an increment).
+    pub ints: [i64; 2],
+    /// A TTL in milliseconds: for a set, 0 keeps the key forever; for an
+    /// expire, 0 expires it now.
+    pub ttl_ms: u64,
+}
+
+impl StoreOp {
+    /// Operation `code` with every argument empty; fill in the ones it
+    /// takes with struct update syntax.
+    pub const fn new(code: u32) -> StoreOp {
+        StoreOp {
+            size: core::mem::size_of::<StoreOp>(),
+            code,
+            key: Bytes::EMPTY,
+            field: Bytes::EMPTY,
+            value: Bytes::EMPTY,
+            ints: [0; 2],
+            ttl_ms: 0,
+        }
+    }
 }
 
 /// [`HostApi::store_get`], `store_delete`, `store_exists`, `store_hget_all`.
@@ -377,5 +491,10 @@ pub type SessionIncrFn = unsafe extern "C" fn(
 
 /// The size of an ABI 1.0 [`HostApi`]: everything before
 /// [`HostApi::store_get`]. A table at least this large has the logging and
-/// response functions; only a table of `size_of::<HostApi>()` has the store.
+/// response functions.
 pub const HOST_API_V1_0_SIZE: usize = core::mem::offset_of!(HostApi, store_get);
+
+/// The size of an ABI 1.1 [`HostApi`]: everything before
+/// [`HostApi::store_call`]. Only a table of at least
+/// `size_of::<HostApi>()` has `store_call`.
+pub const HOST_API_V1_1_SIZE: usize = core::mem::offset_of!(HostApi, store_call);

@@ -8,7 +8,8 @@
 //! store's in-memory map, and handlers cannot tell which.
 
 use crate::abi::{Call, HostApi};
-use crate::store::{Op, Reply, Session, Store, StoreError};
+use crate::store::op::{Op, Reply};
+use crate::store::{Session, Store, StoreError};
 use crate::testing::TestCall;
 
 /// The `[plugin.NAME]` keys from the INI file, in file order (`mount`

@@ -144,7 +144,10 @@ impl Error {
     /// phrase for 5xx.
     pub(crate) fn public_text(&self) -> &str {
         if self.is_server_error() {
-            reason_phrase(self.status)
+            match crate::reason_phrase(self.status) {
+                "" => "Server Error",
+                phrase => phrase,
+            }
         } else {
             &self.message
         }
@@ -170,18 +173,6 @@ impl From<std::str::Utf8Error> for Error {
     /// Text in the request was not UTF-8: 400.
     fn from(e: std::str::Utf8Error) -> Error {
         Error::bad_request(format!("invalid UTF-8: {e}"))
-    }
-}
-
-/// The RFC 9110 reason phrase of a server error status.
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Server Error",
     }
 }
 

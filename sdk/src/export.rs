@@ -1,7 +1,8 @@
-//! The `plugin!` macro and the shims behind a plugin's C entry points.
+//! The shims behind a plugin's C entry points.
 //!
-//! `plugin!` generates only thin `extern "C"` functions and the `static`
-//! declaration the host reads; everything they do is here, written once:
+//! `plugin!` (in the submodule `macros`) generates only thin `extern "C"`
+//! functions and the `static` declaration the host reads; everything they
+//! do is here, written once:
 //! check what the host passed, catch every panic before it reaches the
 //! boundary, and turn a handler's [`Response`] or [`Error`](crate::Error) into `HostApi`
 //! callbacks. Nothing in this module is meant to be called by hand.
@@ -13,9 +14,10 @@
 
 #![allow(unsafe_code)] // the C entry points: raw pointers by definition
 
+mod macros;
+mod panic;
 pub(crate) mod store;
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -25,6 +27,8 @@ use crate::context::{Backend, Context, Settings};
 use crate::error::Result;
 use crate::request::{Request, REQUEST_V1_0_SIZE};
 use crate::response::Response;
+pub use macros::{plugin_name, route_method, route_pattern};
+use panic::{panic_location, panic_message, quiet_panics};
 
 /// A route handler as `plugin!` stores it.
 pub type Handler = for<'r, 'a, 'c, 'b> fn(&'r Request<'a>, &'c mut Context<'b>) -> Result<Response>;
@@ -81,89 +85,6 @@ impl log::Log for Runtime {
     }
 
     fn flush(&self) {}
-}
-
-/// Checks a plugin name at compile time: `[a-z0-9_-]+`.
-pub const fn plugin_name(name: &'static str) -> &'static str {
-    let b = name.as_bytes();
-    assert!(!b.is_empty(), "drupe_sdk::plugin!: the name is empty");
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        assert!(
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-',
-            "drupe_sdk::plugin!: a name is made of a-z, 0-9, `_` and `-`"
-        );
-        i += 1;
-    }
-    name
-}
-
-/// Checks a route method at compile time and maps `ANY` to `*`.
-pub const fn route_method(method: &'static str) -> &'static str {
-    let b = method.as_bytes();
-    if b.len() == 3 && b[0] == b'A' && b[1] == b'N' && b[2] == b'Y' {
-        return "*";
-    }
-    let mut i = 0;
-    while i < b.len() {
-        assert!(
-            b[i].is_ascii_uppercase(),
-            "drupe_sdk::plugin!: a method is written in capitals (GET, POST, …) or is ANY"
-        );
-        i += 1;
-    }
-    method
-}
-
-/// Checks a route pattern at compile time: it starts with `/`.
-pub const fn route_pattern(pattern: &'static str) -> &'static str {
-    let b = pattern.as_bytes();
-    assert!(
-        !b.is_empty() && b[0] == b'/',
-        "drupe_sdk::plugin!: a route pattern starts with `/`"
-    );
-    pattern
-}
-
-thread_local! {
-    /// Where the last panic on this thread happened, recorded by the hook
-    /// that [`quiet_panics`] installs, for the log line of the shim that
-    /// catches it.
-    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Replaces the default panic hook (which prints to the worker's stderr,
-/// outside the error log) with one that only records the location; the shim
-/// that catches the panic logs message and location through the host. The
-/// hook belongs to this plugin's own copy of `std`, so it affects only
-/// panics in this plugin.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let at = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()));
-        PANIC_AT.with(|cell| *cell.borrow_mut() = at);
-    }));
-}
-
-/// `" at file:line"` for the panic just caught on this thread, if known.
-fn panic_location() -> String {
-    PANIC_AT
-        .with(|cell| cell.borrow_mut().take())
-        .map(|at| format!(" at {at}"))
-        .unwrap_or_default()
-}
-
-/// The text of a panic payload.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(no message)"
-    }
 }
 
 /// Body of the generated `init`.
@@ -294,34 +215,32 @@ unsafe fn copy_host(host: *const HostApi, size: usize) -> HostApi {
         // integers and function pointers.
         return unsafe { std::ptr::read(host) };
     }
-    // SAFETY: every field read here lies in the ABI 1.0 prefix, which the
-    // caller guarantees is readable; reading through `addr_of!` creates no
+    // SAFETY: the ABI 1.0 functions lie in the prefix that the caller
+    // guarantees is readable; reading through `addr_of!` creates no
     // reference to the (shorter) whole struct.
+    let mut copy = unsafe {
+        HostApi::new(
+            std::ptr::addr_of!((*host).log).read(),
+            std::ptr::addr_of!((*host).set_status).read(),
+            std::ptr::addr_of!((*host).add_header).read(),
+            std::ptr::addr_of!((*host).append_body).read(),
+        )
+    };
+    // Whole versions only: a size between two is read as the older one.
+    let prefix = if size >= abi::HOST_API_V1_1_SIZE {
+        abi::HOST_API_V1_1_SIZE
+    } else {
+        abi::HOST_API_V1_0_SIZE
+    };
+    // SAFETY: `prefix` bytes are readable (at most `size`, caller) and hold
+    // the fields of one whole version, laid out as in `copy`, which has
+    // room for them; `copy` stays a valid table (its `size` and versions
+    // are the host's, its later fields `None`).
     unsafe {
-        HostApi {
-            size,
-            abi_major: std::ptr::addr_of!((*host).abi_major).read(),
-            abi_minor: std::ptr::addr_of!((*host).abi_minor).read(),
-            log: std::ptr::addr_of!((*host).log).read(),
-            set_status: std::ptr::addr_of!((*host).set_status).read(),
-            add_header: std::ptr::addr_of!((*host).add_header).read(),
-            append_body: std::ptr::addr_of!((*host).append_body).read(),
-            store_get: None,
-            store_set: None,
-            store_delete: None,
-            store_exists: None,
-            store_expire: None,
-            store_incr: None,
-            store_hget: None,
-            store_hset: None,
-            store_hdel: None,
-            store_hget_all: None,
-            session_get: None,
-            session_set: None,
-            session_remove: None,
-            session_incr: None,
-        }
+        std::ptr::copy_nonoverlapping(host.cast::<u8>(), (&raw mut copy).cast::<u8>(), prefix);
     }
+    copy.size = size;
+    copy
 }
 
 /// Body of the generated `handle`.
@@ -455,156 +374,6 @@ pub fn shutdown_shim() {
     let _ = catch_unwind(|| log::logger().flush());
 }
 
-/// Declares a plugin: its name, optional `init`, and routes.
-///
-/// ```
-/// use drupe_sdk::prelude::*;
-///
-/// fn index(_req: &Request, _ctx: &mut Context) -> Result<Response> {
-///     Ok(Response::text("Hello, World!"))
-/// }
-///
-/// fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
-///     Ok(Response::bytes(req.body().to_vec()))
-/// }
-///
-/// fn init(settings: &drupe_sdk::Settings) -> std::result::Result<(), String> {
-///     match settings.get("greeting") {
-///         Some("") => Err("`greeting` must not be empty".to_owned()),
-///         _ => Ok(()),
-///     }
-/// }
-///
-/// drupe_sdk::plugin! {
-///     name: "demo",
-///     init: init,
-///     routes: [
-///         GET "/" => index,
-///         ANY "/{*rest}" => echo,
-///     ],
-/// }
-/// ```
-///
-/// - `name`: `[a-z0-9_-]+`; the default mount point is `/<name>`.
-/// - `init` (optional): runs once per worker with the `[plugin.NAME]`
-///   settings before any request; an `Err` stops the worker from starting,
-///   with the message in the host's log.
-/// - `routes`: `METHOD "pattern" => handler`, where `METHOD` is `GET`,
-///   `POST`, … or `ANY`, and the pattern is relative to the mount point:
-///   `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only). A handler
-///   is `fn(&Request, &mut Context) -> Result<Response>`.
-///
-/// Mistakes in the declaration are compile errors, not load-time surprises:
-///
-/// ```compile_fail
-/// # use drupe_sdk::prelude::*;
-/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
-/// drupe_sdk::plugin! { name: "hello", routes: [get "/" => index] } // method in capitals
-/// ```
-///
-/// ```compile_fail
-/// # use drupe_sdk::prelude::*;
-/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
-/// drupe_sdk::plugin! { name: "Hello World", routes: [GET "/" => index] } // [a-z0-9_-]+
-/// ```
-///
-/// ```compile_fail
-/// # use drupe_sdk::prelude::*;
-/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
-/// drupe_sdk::plugin! { name: "hello", routes: [GET "items" => index] } // starts with `/`
-/// ```
-///
-/// The macro exports the C symbol `drupe_plugin_v1`, so use it once per
-/// crate, in a crate built as a `cdylib`. Build with `panic = "unwind"` (the
-/// default): the SDK turns a panicking handler into a 500, which it cannot
-/// do if panics abort.
-#[macro_export]
-macro_rules! plugin {
-    (
-        name: $name:literal,
-        $(init: $init:path,)?
-        routes: [ $( $method:ident $pattern:literal => $handler:path ),* $(,)? ] $(,)?
-    ) => {
-        #[allow(unsafe_code)] // the C entry points must be `unsafe extern "C"`
-        const _: () = {
-            const __DRUPE_NAME: &str = $crate::export::plugin_name($name);
-
-            const __DRUPE_ROUTES: &[$crate::abi::RouteDecl] = &[$(
-                $crate::abi::RouteDecl {
-                    method: $crate::abi::Bytes::from_str(
-                        $crate::export::route_method(::core::stringify!($method)),
-                    ),
-                    pattern: $crate::abi::Bytes::from_str($crate::export::route_pattern($pattern)),
-                },
-            )*];
-
-            // Same order as `__DRUPE_ROUTES`: the host's route index picks both.
-            static __DRUPE_HANDLERS: &[$crate::export::Handler] = &[$($handler),*];
-
-            unsafe extern "C" fn __drupe_init(
-                host: *const $crate::abi::HostApi,
-                settings: *const $crate::abi::KeyValue,
-                settings_len: usize,
-                error: $crate::abi::OutBuf,
-            ) -> $crate::abi::Outcome {
-                let user_init: ::core::option::Option<$crate::export::InitFn> =
-                    $crate::__drupe_init!($($init)?);
-                // SAFETY: the host calls `init` as `PluginDecl::init`
-                // documents, which is the shim's contract.
-                unsafe {
-                    $crate::export::init_shim(__DRUPE_NAME, user_init, host, settings, settings_len, error)
-                }
-            }
-
-            unsafe extern "C" fn __drupe_handle(
-                route: usize,
-                request: *const $crate::abi::Request,
-                call: *mut $crate::abi::Call,
-            ) -> $crate::abi::Outcome {
-                // SAFETY: the host calls `handle` as `PluginDecl::handle`
-                // documents, which is the shim's contract.
-                unsafe { $crate::export::handle_shim(__DRUPE_HANDLERS, route, request, call) }
-            }
-
-            unsafe extern "C" fn __drupe_shutdown() {
-                $crate::export::shutdown_shim();
-            }
-
-            static __DRUPE_DECL: $crate::abi::PluginDecl = $crate::abi::PluginDecl {
-                magic: $crate::abi::MAGIC,
-                abi_major: $crate::abi::ABI_MAJOR,
-                abi_minor: $crate::abi::ABI_MINOR,
-                size: ::core::mem::size_of::<$crate::abi::PluginDecl>() as u32,
-                name: $crate::abi::Bytes::from_str(__DRUPE_NAME),
-                version: $crate::abi::Bytes::from_str(::core::env!("CARGO_PKG_VERSION")),
-                sdk_version: $crate::abi::Bytes::from_str($crate::export::SDK_VERSION),
-                routes: __DRUPE_ROUTES.as_ptr(),
-                route_count: __DRUPE_ROUTES.len(),
-                init: __drupe_init,
-                handle: __drupe_handle,
-                shutdown: __drupe_shutdown,
-            };
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn drupe_plugin_v1() -> *const $crate::abi::PluginDecl {
-                &__DRUPE_DECL
-            }
-        };
-    };
-}
-
-/// `plugin!`'s optional `init:` line as an `Option`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __drupe_init {
-    () => {
-        ::core::option::Option::None
-    };
-    ($init:path) => {
-        ::core::option::Option::Some($init)
-    };
-}
-
 /// The shims as the host sees them: through the entry point `plugin!`
 /// generates, with a fake `HostApi` that records what it is told.
 #[cfg(test)]
@@ -662,29 +431,7 @@ mod tests {
     }
 
     // No store: `export::store` tests the store calls with its own table.
-    const HOST: HostApi = HostApi {
-        size: std::mem::size_of::<HostApi>(),
-        abi_major: abi::ABI_MAJOR,
-        abi_minor: abi::ABI_MINOR,
-        log,
-        set_status,
-        add_header,
-        append_body,
-        store_get: None,
-        store_set: None,
-        store_delete: None,
-        store_exists: None,
-        store_expire: None,
-        store_incr: None,
-        store_hget: None,
-        store_hset: None,
-        store_hdel: None,
-        store_hget_all: None,
-        session_get: None,
-        session_set: None,
-        session_remove: None,
-        session_incr: None,
-    };
+    const HOST: HostApi = HostApi::new(log, set_status, add_header, append_body);
 
     fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {
         log::info!("serving {}", req.path_info());

@@ -82,13 +82,20 @@ pub mod export;
 pub mod guide {}
 mod request;
 mod response;
+mod status;
 mod store;
+#[doc(hidden)]
+pub use store::op as store_op;
 pub mod testing;
 
 pub use context::{Context, Settings};
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use request::hex_digit;
 pub use request::Request;
 pub use response::Response;
+#[doc(hidden)]
+pub use status::reason_phrase;
 pub use store::{Session, Store, StoreError, Value};
 
 /// The `log` crate the SDK forwards to the host, so plugins can log without

@@ -415,8 +415,8 @@ fn form_decode(s: &str) -> Cow<'_, str> {
                 let hex = bytes
                     .get(i + 1)
                     .copied()
-                    .and_then(hex_value)
-                    .zip(bytes.get(i + 2).copied().and_then(hex_value));
+                    .and_then(hex_digit)
+                    .zip(bytes.get(i + 2).copied().and_then(hex_digit));
                 if let Some((hi, lo)) = hex {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -434,7 +434,13 @@ fn form_decode(s: &str) -> Cow<'_, str> {
     }
 }
 
-fn hex_value(b: u8) -> Option<u8> {
+/// The value of one hex digit (either case), or `None` for any other byte.
+///
+/// Not part of the plugin API: the one definition of a hex digit, shared
+/// with the host (chunk sizes, `%XX` escapes in routes, session ids).
+#[doc(hidden)]
+#[inline]
+pub fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

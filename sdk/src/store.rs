@@ -3,256 +3,32 @@
 //!
 //! [`Store`] and [`Session`] are handles that a handler gets from its
 //! [`Context`](crate::Context) with `ctx.store()` and `ctx.session()`. Both
-//! are thin: each method becomes one call across the plugin boundary (or,
-//! under [`crate::testing`], one call into an in-memory map), so they cost
+//! are thin: each method becomes one [`Op`] sent across the plugin boundary
+//! (or, under [`crate::testing`], into an in-memory map), so they cost
 //! nothing to create and hold no connection of their own. The host owns the
 //! connections (Redis or SQLite, chosen in the INI file) and decides the
 //! namespace: a plugin's keys are stored as `keyPrefix + plugin name + ":" +
 //! key`, so one plugin cannot read or write another's.
 //!
 //! Every method returns a [`StoreError`] on failure, which converts into the
-//! handler's [`Error`]: `?` answers 503 when the store could not be reached
-//! in time and 500 for anything else.
+//! handler's [`Error`](crate::Error): `?` answers 503 when the store could
+//! not be reached in time and 500 for anything else.
+//!
+//! The operations themselves, and how they cross the boundary, are defined
+//! once in [`op`], which the host uses too.
+
+mod error;
+pub mod op;
+mod value;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use crate::context::Backend;
-use crate::error::Error;
-
-/// Why a store or session call failed.
-///
-/// ```
-/// use drupe_sdk::prelude::*;
-/// use drupe_sdk::testing::{TestRequest, TestStore};
-///
-/// fn show(_req: &Request, ctx: &mut Context) -> Result<Response> {
-///     let hits = ctx.store().get_i64("hits")?.unwrap_or(0); // `?`: 503 or 500
-///     Ok(Response::text(hits.to_string()))
-/// }
-///
-/// let store = TestStore::new();
-/// store.set_unavailable(true);
-/// let resp = TestRequest::get("/").store(&store).call(show);
-/// assert_eq!(resp.status(), 503);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store could not be reached within its timeout (Redis down, the
-    /// SQLite file locked for too long). Worth retrying later; a handler
-    /// that returns it with `?` answers 503 Service Unavailable.
-    Unavailable(String),
-    /// Anything else: a value of the wrong type (`incr` on text, `get` on
-    /// a hash), an overflow, a host without a store. Retrying will not
-    /// help; `?` answers 500.
-    Other(String),
-}
-
-impl StoreError {
-    /// Whether the store was unreachable (as opposed to a bad request to it).
-    ///
-    /// ```
-    /// use drupe_sdk::StoreError;
-    /// assert!(StoreError::Unavailable("timed out".into()).is_unavailable());
-    /// assert!(!StoreError::Other("not a number".into()).is_unavailable());
-    /// ```
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-
-    /// The message, for the log.
-    ///
-    /// ```
-    /// use drupe_sdk::StoreError;
-    /// assert_eq!(StoreError::Other("not a number".into()).message(), "not a number");
-    /// ```
-    pub fn message(&self) -> &str {
-        match self {
-            StoreError::Unavailable(m) | StoreError::Other(m) => m,
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
-            StoreError::Other(m) => write!(f, "store error: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl From<StoreError> for Error {
-    /// 503 for [`StoreError::Unavailable`], 500 otherwise; either way the
-    /// message goes to the host's log, not to the client.
-    fn from(e: StoreError) -> Error {
-        if e.is_unavailable() {
-            Error::unavailable(e.to_string())
-        } else {
-            Error::internal(e.to_string())
-        }
-    }
-}
-
-/// A stored value: bytes, with helpers for text and integers.
-///
-/// Anything that converts into a `Value` can be stored: `&str`, `String`,
-/// `&[u8]`, `Vec<u8>`, and integers (stored as decimal text, as
-/// [`Store::incr`] keeps them, so `get_i64` reads either).
-///
-/// ```
-/// use drupe_sdk::Value;
-///
-/// assert_eq!(Value::from(42).as_str(), Some("42"));
-/// assert_eq!(Value::from("-7").to_i64(), Some(-7));
-/// assert_eq!(Value::from(&b"\xff"[..]).as_str(), None);
-/// assert_eq!(Value::from("x").as_bytes(), b"x");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Value(Vec<u8>);
-
-impl Value {
-    /// The bytes.
-    ///
-    /// ```
-    /// use drupe_sdk::Value;
-    /// assert_eq!(Value::from("ab").as_bytes(), b"ab");
-    /// ```
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The bytes, without copying.
-    ///
-    /// ```
-    /// use drupe_sdk::Value;
-    /// assert_eq!(Value::from("ab").into_bytes(), b"ab".to_vec());
-    /// ```
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-
-    /// The value as text, if it is UTF-8.
-    ///
-    /// ```
-    /// use drupe_sdk::Value;
-    /// assert_eq!(Value::from("tea").as_str(), Some("tea"));
-    /// assert_eq!(Value::from(vec![0xff]).as_str(), None);
-    /// ```
-    pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.0).ok()
-    }
-
-    /// The value as a decimal `i64` (`-12`), if it is one.
-    ///
-    /// ```
-    /// use drupe_sdk::Value;
-    /// assert_eq!(Value::from("-12").to_i64(), Some(-12));
-    /// assert_eq!(Value::from("12x").to_i64(), None);
-    /// ```
-    pub fn to_i64(&self) -> Option<i64> {
-        self.as_str()?.parse().ok()
-    }
-}
-
-impl From<Vec<u8>> for Value {
-    fn from(bytes: Vec<u8>) -> Value {
-        Value(bytes)
-    }
-}
-
-impl From<&[u8]> for Value {
-    fn from(bytes: &[u8]) -> Value {
-        Value(bytes.to_vec())
-    }
-}
-
-impl From<String> for Value {
-    fn from(text: String) -> Value {
-        Value(text.into_bytes())
-    }
-}
-
-impl From<&str> for Value {
-    fn from(text: &str) -> Value {
-        Value(text.as_bytes().to_vec())
-    }
-}
-
-impl From<&String> for Value {
-    fn from(text: &String) -> Value {
-        Value::from(text.as_str())
-    }
-}
-
-macro_rules! value_from_int {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Value {
-            /// Stored as decimal text.
-            fn from(n: $t) -> Value {
-                Value(n.to_string().into_bytes())
-            }
-        }
-    )*};
-}
-value_from_int!(i32, i64, u32, u64, usize);
-
-/// One request to the store, as the backends see it. Keys and fields are
-/// the plugin's own; the host adds the namespace.
-#[derive(Debug)]
-pub(crate) enum Op<'k> {
-    Get(&'k str),
-    /// `ttl_ms` 0: no TTL.
-    Set(&'k str, &'k [u8], u64),
-    Delete(&'k str),
-    Exists(&'k str),
-    Expire(&'k str, u64),
-    Incr(&'k str, i64),
-    HGet(&'k str, &'k str),
-    HSet(&'k str, &'k str, &'k [u8]),
-    HDel(&'k str, &'k str),
-    HGetAll(&'k str),
-    SessionGet(&'k str),
-    SessionSet(&'k str, &'k [u8]),
-    SessionRemove(&'k str),
-    SessionIncr(&'k str, i64),
-}
-
-impl<'k> Op<'k> {
-    /// The plugin's key, for the operations on keys (not sessions).
-    pub(crate) fn key(&self) -> Option<&'k str> {
-        match *self {
-            Op::Get(key)
-            | Op::Set(key, ..)
-            | Op::Delete(key)
-            | Op::Exists(key)
-            | Op::Expire(key, _)
-            | Op::Incr(key, _)
-            | Op::HGet(key, _)
-            | Op::HSet(key, ..)
-            | Op::HDel(key, _)
-            | Op::HGetAll(key) => Some(key),
-            Op::SessionGet(_) | Op::SessionSet(..) | Op::SessionRemove(_) | Op::SessionIncr(..) => {
-                None
-            }
-        }
-    }
-}
-
-/// What a backend answered to an [`Op`].
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// Done, or found (for the yes/no operations).
-    Done,
-    NotFound,
-    Bytes(Vec<u8>),
-    Int(i64),
-    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
-}
+pub use error::StoreError;
+use op::{Op, Reply};
+pub use value::Value;
 
 impl Reply {
     fn found(self) -> Result<bool, StoreError> {
@@ -265,7 +41,7 @@ impl Reply {
 
     fn value(self) -> Result<Option<Value>, StoreError> {
         match self {
-            Reply::Bytes(bytes) => Ok(Some(Value(bytes))),
+            Reply::Bytes(bytes) => Ok(Some(Value::from(bytes))),
             Reply::NotFound => Ok(None),
             other => Err(unexpected(&other)),
         }
@@ -295,6 +71,11 @@ fn unexpected(reply: &Reply) -> StoreError {
 fn ttl_ms(ttl: Duration) -> u64 {
     let ms = ttl.as_nanos().div_ceil(1_000_000);
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+/// `ttl` as every backend sees it: [`ttl_ms`] milliseconds.
+fn whole_ms(ttl: Duration) -> Duration {
+    Duration::from_millis(ttl_ms(ttl))
 }
 
 fn text(key: &str, value: Option<Value>) -> Result<Option<String>, StoreError> {
@@ -372,7 +153,7 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "v");
     /// ```
     pub fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        self.backend.exec(Op::Get(key))?.value()
+        self.backend.exec(Op::Get(key.as_bytes()))?.value()
     }
 
     /// The value of `key` as text; an error if it is not UTF-8.
@@ -424,7 +205,9 @@ impl<'c> Store<'c> {
     /// ```
     pub fn set(&self, key: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
-        self.backend.exec(Op::Set(key, &value.0, 0))?.done()
+        self.backend
+            .exec(Op::Set(key.as_bytes(), value.as_bytes(), None))?
+            .done()
     }
 
     /// Sets `key` to `value`; it disappears `ttl` from now (rounded up to a
@@ -450,7 +233,11 @@ impl<'c> Store<'c> {
     ) -> Result<(), StoreError> {
         let value = value.into();
         self.backend
-            .exec(Op::Set(key, &value.0, ttl_ms(ttl)))?
+            .exec(Op::Set(
+                key.as_bytes(),
+                value.as_bytes(),
+                Some(whole_ms(ttl)),
+            ))?
             .done()
     }
 
@@ -469,7 +256,7 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "true false");
     /// ```
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.backend.exec(Op::Delete(key))?.found()
+        self.backend.exec(Op::Delete(key.as_bytes()))?.found()
     }
 
     /// Whether `key` is set.
@@ -485,7 +272,7 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "false");
     /// ```
     pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.backend.exec(Op::Exists(key))?.found()
+        self.backend.exec(Op::Exists(key.as_bytes()))?.found()
     }
 
     /// Makes `key` disappear `ttl` from now; false if it does not exist.
@@ -503,7 +290,9 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "true");
     /// ```
     pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.backend.exec(Op::Expire(key, ttl_ms(ttl)))?.found()
+        self.backend
+            .exec(Op::Expire(key.as_bytes(), whole_ms(ttl)))?
+            .found()
     }
 
     /// Adds `by` (which may be negative) to the integer at `key` and returns
@@ -523,7 +312,7 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "11");
     /// ```
     pub fn incr(&self, key: &str, by: i64) -> Result<i64, StoreError> {
-        self.backend.exec(Op::Incr(key, by))?.int()
+        self.backend.exec(Op::Incr(key.as_bytes(), by))?.int()
     }
 
     /// One field of the hash at `key`.
@@ -541,7 +330,9 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "ann");
     /// ```
     pub fn hget(&self, key: &str, field: &str) -> Result<Option<Value>, StoreError> {
-        self.backend.exec(Op::HGet(key, field))?.value()
+        self.backend
+            .exec(Op::HGet(key.as_bytes(), field.as_bytes()))?
+            .value()
     }
 
     /// Sets one field of the hash at `key`, creating the hash if needed.
@@ -560,7 +351,9 @@ impl<'c> Store<'c> {
     /// ```
     pub fn hset(&self, key: &str, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
-        self.backend.exec(Op::HSet(key, field, &value.0))?.done()
+        self.backend
+            .exec(Op::HSet(key.as_bytes(), field.as_bytes(), value.as_bytes()))?
+            .done()
     }
 
     /// Removes one field of the hash at `key`; true if it existed.
@@ -577,7 +370,9 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "true");
     /// ```
     pub fn hdel(&self, key: &str, field: &str) -> Result<bool, StoreError> {
-        self.backend.exec(Op::HDel(key, field))?.found()
+        self.backend
+            .exec(Op::HDel(key.as_bytes(), field.as_bytes()))?
+            .found()
     }
 
     /// Every field of the hash at `key`, by name (empty if the key is not
@@ -597,10 +392,10 @@ impl<'c> Store<'c> {
     /// assert_eq!(resp.body_text(), "ab");
     /// ```
     pub fn hget_all(&self, key: &str) -> Result<BTreeMap<String, Value>, StoreError> {
-        match self.backend.exec(Op::HGetAll(key))? {
+        match self.backend.exec(Op::HGetAll(key.as_bytes()))? {
             Reply::Pairs(pairs) => Ok(pairs
                 .into_iter()
-                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), Value(v)))
+                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), Value::from(v)))
                 .collect()),
             other => Err(unexpected(&other)),
         }
@@ -663,7 +458,7 @@ impl<'c> Session<'c> {
     /// assert_eq!(resp.body_text(), "tea");
     /// ```
     pub fn get(&self, field: &str) -> Result<Option<Value>, StoreError> {
-        self.backend.exec(Op::SessionGet(field))?.value()
+        self.backend.exec(Op::SessionGet(field.as_bytes()))?.value()
     }
 
     /// One field as text; an error if it is not UTF-8.
@@ -715,7 +510,9 @@ impl<'c> Session<'c> {
     /// ```
     pub fn set(&self, field: &str, value: impl Into<Value>) -> Result<(), StoreError> {
         let value = value.into();
-        self.backend.exec(Op::SessionSet(field, &value.0))?.done()
+        self.backend
+            .exec(Op::SessionSet(field.as_bytes(), value.as_bytes()))?
+            .done()
     }
 
     /// Removes one field; true if it was set.
@@ -732,7 +529,9 @@ impl<'c> Session<'c> {
     /// assert_eq!(resp.body_text(), "true");
     /// ```
     pub fn remove(&self, field: &str) -> Result<bool, StoreError> {
-        self.backend.exec(Op::SessionRemove(field))?.found()
+        self.backend
+            .exec(Op::SessionRemove(field.as_bytes()))?
+            .found()
     }
 
     /// Adds `by` to the integer field (missing counts as 0), atomically,
@@ -749,7 +548,9 @@ impl<'c> Session<'c> {
     /// assert_eq!(resp.body_text(), "1");
     /// ```
     pub fn incr(&self, field: &str, by: i64) -> Result<i64, StoreError> {
-        self.backend.exec(Op::SessionIncr(field, by))?.int()
+        self.backend
+            .exec(Op::SessionIncr(field.as_bytes(), by))?
+            .int()
     }
 }
 
@@ -765,17 +566,6 @@ mod tests {
         assert_eq!(ttl_ms(Duration::from_micros(1500)), 2);
         assert_eq!(ttl_ms(Duration::from_secs(3)), 3000);
         assert_eq!(ttl_ms(Duration::MAX), u64::MAX);
-    }
-
-    #[test]
-    fn unavailable_is_503_and_other_is_500() {
-        let e = Error::from(StoreError::Unavailable("redis down".into()));
-        assert_eq!(e.status(), 503);
-        assert!(e.message().contains("redis down"));
-        assert_eq!(
-            Error::from(StoreError::Other("WRONGTYPE".into())).status(),
-            500
-        );
     }
 
     #[test]

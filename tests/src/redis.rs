@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,20 +29,14 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not installed or does not come up.
     pub fn start() -> RedisServer {
-        // The port is free when we look; another process may take it before
-        // redis-server binds it, so a server that exits at once gets a new
-        // port.
-        for _ in 0..5 {
+        on_free_port("redis-server", |port| {
             let mut server = RedisServer {
                 child: None,
-                port: free_port(),
+                port,
                 dir: tempfile::tempdir().expect("temp dir for redis-server"),
             };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
+            server.spawn().then_some(server)
+        })
     }
 
     /// The port it listens on (127.0.0.1).
@@ -124,45 +119,15 @@ impl RedisServer {
     /// Starts the process on `self.port`; false if it exited before
     /// answering.
     fn spawn(&mut self) -> bool {
-        let mut child = match Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
+        let mut command = server_command(self.dir.path(), self.port);
+        command
             .args(["--daemonize", "no"])
             .args(["--loglevel", "warning"])
-            .arg("--dir")
-            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed, and the store tests need a real one: \
-                 install it (`apt-get install redis-server`) or run `cargo xtask test`, \
-                 which installs it"
-            ),
-            Err(e) => panic!("cannot run redis-server: {e}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            if ping(self.port) {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "redis-server on port {} did not answer PING within 10 s",
-            self.port
-        );
+            .stderr(Stdio::null());
+        self.child = launch(&mut command, self.port, "redis-server");
+        self.child.is_some()
     }
 }
 
@@ -171,6 +136,65 @@ impl Drop for RedisServer {
         // SIGKILL ends even a paused (stopped) server.
         self.kill();
     }
+}
+
+/// A data node: no persistence, loopback only, files in `dir`.
+pub(crate) fn server_command(dir: &Path, port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    command
+}
+
+/// Calls `start` with free ports until it returns a server: the port is
+/// free when we look, but another process may take it before redis-server
+/// binds it, and then `start` sees the server exit and returns `None`.
+///
+/// # Panics
+/// After five ports, naming `what`.
+pub(crate) fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Option<T>) -> T {
+    for _ in 0..5 {
+        if let Some(server) = start(free_port()) {
+            return server;
+        }
+    }
+    panic!("{what} did not start on any of 5 free ports")
+}
+
+/// Runs `command`, a `redis-server` told to listen on `port`, and waits
+/// until it answers `PING`; `None` if it exited first (most likely the
+/// port was taken).
+///
+/// # Panics
+/// If `redis-server` is not installed, or does not answer within 10 s.
+pub(crate) fn launch(command: &mut Command, port: u16, what: &str) -> Option<Child> {
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not installed, and these tests need a real one: \
+             install it (`apt-get install redis-server`) or run `cargo xtask test`, \
+             which installs it"
+        ),
+        Err(e) => panic!("cannot run redis-server: {e}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if ping(port) {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} on port {port} did not answer PING within 10 s");
 }
 
 /// A port nobody listens on right now.

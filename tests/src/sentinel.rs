@@ -21,7 +21,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
 
-use crate::redis::{free_port, ping};
+use crate::redis::{launch, on_free_port, server_command};
 
 /// The name the Sentinels monitor the primary under.
 pub const PRIMARY: &str = "drupe";
@@ -66,9 +66,11 @@ impl SentinelGroup {
     pub fn start() -> SentinelGroup {
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("temp dir for the Sentinel group");
-        let primary = spawn(dir.path(), "primary", |port| data_node(dir.path(), port));
+        let primary = spawn(dir.path(), "primary", |port| {
+            server_command(dir.path(), port)
+        });
         let replica = spawn(dir.path(), "replica", |port| {
-            let mut command = data_node(dir.path(), port);
+            let mut command = server_command(dir.path(), port);
             command.args(["--replicaof", "127.0.0.1", &primary.port.to_string()]);
             command
         });
@@ -167,19 +169,6 @@ impl SentinelGroup {
     }
 }
 
-/// A data node: no persistence, loopback only.
-fn data_node(dir: &Path, port: u16) -> Command {
-    let mut command = Command::new("redis-server");
-    command
-        .args(["--port", &port.to_string()])
-        .args(["--bind", "127.0.0.1"])
-        .args(["--save", ""])
-        .args(["--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
-    command
-}
-
 /// A Sentinel; it needs a config file of its own, which it rewrites.
 fn sentinel(dir: &Path, index: usize, port: u16, primary: u16) -> Command {
     let file = dir.join(format!("sentinel{index}.conf"));
@@ -197,12 +186,11 @@ fn sentinel(dir: &Path, index: usize, port: u16, primary: u16) -> Command {
     command
 }
 
-/// Starts `make(port)` on a free port (a few tries: the port may be taken
-/// between looking and binding), logging to `NAME.log`, and waits for it
-/// to answer `PING`.
+/// Starts `make(port)` on a free port, logging to `NAME.log`, in a process
+/// group of its own, and waits for it to answer `PING`.
 fn spawn(dir: &Path, name: &str, make: impl Fn(u16) -> Command) -> Process {
-    for _ in 0..5 {
-        let port = free_port();
+    let what = format!("redis-server ({name})");
+    on_free_port(&what, |port| {
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
         let mut command = make(port);
         command
@@ -210,32 +198,8 @@ fn spawn(dir: &Path, name: &str, make: impl Fn(u16) -> Command) -> Process {
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .process_group(0);
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed, and the Sentinel tests need a real one: \
-                 install it (`apt-get install redis-server`) or run `cargo xtask test`, \
-                 which installs it"
-            ),
-            Err(e) => panic!("cannot run redis-server: {e}"),
-        };
-        let mut process = Process { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(_)) = process.child.try_wait() {
-                break; // most likely the port was taken: try another
-            }
-            if ping(port) {
-                return process;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server ({name}) on port {port} did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    panic!("redis-server ({name}) did not start on any of 5 free ports")
+        launch(&mut command, port, &what).map(|child| Process { child, port })
+    })
 }
 
 /// One command to the server on `port`, with short timeouts; `None` on any

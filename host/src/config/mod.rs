@@ -4,10 +4,10 @@
 //! checks only the INI syntax (with rust-ini), plus repeated sections or
 //! keys. `settings` defines every setting once — key, default, doc text —
 //! and turns the raw file into the typed [`Config`] below, refusing unknown
-//! sections and keys (with a "did you mean") and bad values. Every error is
-//! a [`ConfigError`] naming file, line and what to do. Relative paths
-//! resolve against the folder of the INI file; `config/drupe.ini` shows
-//! every setting.
+//! sections and keys (with a "did you mean") and bad values, which `values`
+//! parses one at a time. Every error is a [`ConfigError`] naming file, line
+//! and what to do. Relative paths resolve against the folder of the INI
+//! file; `config/drupe.ini` shows every setting.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,6 +18,7 @@ mod error;
 pub mod raw;
 mod settings;
 mod store_url;
+mod values;
 
 pub use error::ConfigError;
 pub use settings::{settings, Setting};

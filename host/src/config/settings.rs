@@ -5,13 +5,18 @@
 //! would write) and one line of doc. A default goes through the same parser
 //! as a value from the file, so the table is the only place a default lives;
 //! `config/drupe.ini` shows every entry, and a test keeps the two in step.
+//! The parsers for one value (a port, a size, seconds, a path) are in
+//! `values`.
 
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use super::error::suggest;
 use super::raw::RawConfig;
-use super::{store_url, Config, ConfigError, LogTarget};
+use super::values::{
+    account, boolean, fractional_seconds, host, int, level, log_target, mount, path, port,
+    processes, seconds, size,
+};
+use super::{store_url, Config, ConfigError};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -49,150 +54,105 @@ static SETTINGS: &[Setting] = &[
         key: "socketHost",
         default: "127.0.0.1",
         doc: "address to listen on (0.0.0.0 or :: for all)",
-        apply: |c, v, _| {
-            c.server.socket_host = host(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| host(v).map(|value| c.server.socket_host = value),
     },
     Setting {
         section: "server",
         key: "socketPort",
         default: "8080",
         doc: "TCP port; 0 picks a free port",
-        apply: |c, v, _| {
-            c.server.socket_port = port(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| port(v).map(|value| c.server.socket_port = value),
     },
     Setting {
         section: "server",
         key: "socketQueueSize",
         default: "1024",
         doc: "listen backlog",
-        apply: |c, v, _| {
-            c.server.socket_queue_size = int(v, 1, 65535)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 65535).map(|value| c.server.socket_queue_size = value),
     },
     Setting {
         section: "server",
         key: "fixedNumberOfProcesses",
         default: "auto",
         doc: "worker processes; auto = number of CPUs",
-        apply: |c, v, _| {
-            c.server.processes = processes(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| processes(v).map(|value| c.server.processes = value),
     },
     Setting {
         section: "server",
         key: "threadPool",
         default: "8",
         doc: "handler threads per worker process",
-        apply: |c, v, _| {
-            c.server.thread_pool = int(v, 1, 1024)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 1024).map(|value| c.server.thread_pool = value),
     },
     Setting {
         section: "server",
         key: "gracefulTimeout",
         default: "30",
         doc: "seconds a stopping worker may finish in-flight requests",
-        apply: |c, v, _| {
-            c.server.graceful_timeout = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.graceful_timeout = value),
     },
     Setting {
         section: "server",
         key: "drainPeriod",
         default: "0",
         doc: "seconds a stopping host keeps serving while /_drupe/health answers 503, so a load balancer can move traffic away first",
-        apply: |c, v, _| {
-            c.server.drain_period = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.drain_period = value),
     },
     Setting {
         section: "server",
         key: "requestTimeout",
         default: "30",
         doc: "seconds a handler may run before its worker is killed and replaced; 0 = off",
-        apply: |c, v, _| {
-            c.server.request_timeout = seconds(v, 0)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 0).map(|value| c.server.request_timeout = value),
     },
     Setting {
         section: "server",
         key: "maxRequests",
         default: "0",
         doc: "requests after which a worker is replaced (leak containment); 0 = never",
-        apply: |c, v, _| {
-            c.server.max_requests = int(v, 0, u64::MAX)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::MAX).map(|value| c.server.max_requests = value),
     },
     Setting {
         section: "server",
         key: "maxRequestsJitter",
         default: "0",
         doc: "up to this many requests more, drawn per worker, so workers are not all replaced at once",
-        apply: |c, v, _| {
-            c.server.max_requests_jitter = int(v, 0, u64::MAX)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::MAX).map(|value| c.server.max_requests_jitter = value),
     },
     Setting {
         section: "server",
         key: "user",
         default: "none",
         doc: "user the workers and the plugin probe run as when drupe starts as root; none = the user who started drupe",
-        apply: |c, v, _| {
-            c.server.user = account(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| account(v).map(|value| c.server.user = value),
     },
     Setting {
         section: "server",
         key: "group",
         default: "none",
         doc: "group the workers run as (with user); none = the user's primary group",
-        apply: |c, v, _| {
-            c.server.group = account(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| account(v).map(|value| c.server.group = value),
     },
     Setting {
         section: "server",
         key: "showIndex",
         default: "false",
         doc: "GET / lists the plugins and their routes when no plugin claims /",
-        apply: |c, v, _| {
-            c.server.show_index = boolean(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| boolean(v).map(|value| c.server.show_index = value),
     },
     Setting {
         section: "plugins",
         key: "directory",
         default: "plugins.d",
         doc: "folder of plugin .so files",
-        apply: |c, v, x| {
-            c.plugins.directory = path(v, x)?;
-            Ok(())
-        },
+        apply: |c, v, x| path(v, x.base).map(|value| c.plugins.directory = value),
     },
     Setting {
         section: "plugins",
         key: "watch",
         default: "true",
         doc: "reload when a .so in the directory changes",
-        apply: |c, v, _| {
-            c.plugins.watch = boolean(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| boolean(v).map(|value| c.plugins.watch = value),
     },
     Setting {
         section: PLUGIN_SECTION,
@@ -212,10 +172,8 @@ static SETTINGS: &[Setting] = &[
         key: "url",
         default: "sqlite://drupe-data/shared.db",
         doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
-        apply: |c, v, x| {
-            c.store.url = store_url::check(v, |file| path(file, x))?;
-            Ok(())
-        },
+        apply: |c, v, x| store_url::check(v, |file| path(file, x.base))
+            .map(|value| c.store.url = value),
     },
     Setting {
         section: "store",
@@ -232,160 +190,114 @@ static SETTINGS: &[Setting] = &[
         key: "connectTimeout",
         default: "1",
         doc: "seconds (0.5 allowed) one attempt to connect to Redis may take",
-        apply: |c, v, _| {
-            c.store.connect_timeout = fractional_seconds(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| fractional_seconds(v).map(|value| c.store.connect_timeout = value),
     },
     Setting {
         section: "store",
         key: "timeout",
         default: "1",
         doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
-        apply: |c, v, _| {
-            c.store.timeout = fractional_seconds(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| fractional_seconds(v).map(|value| c.store.timeout = value),
     },
     Setting {
         section: "store",
         key: "sessionTimeout",
         default: "1800",
         doc: "seconds a session lives without being used",
-        apply: |c, v, _| {
-            c.store.session_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.store.session_timeout = value),
     },
     Setting {
         section: "limits",
         key: "maxRequestLine",
         default: "8192",
         doc: "bytes in the request line",
-        apply: |c, v, _| {
-            c.limits.max_request_line = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_request_line = value),
     },
     Setting {
         section: "limits",
         key: "maxHeaderBytes",
         default: "16384",
         doc: "bytes in the whole request head",
-        apply: |c, v, _| {
-            c.limits.max_header_bytes = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_header_bytes = value),
     },
     Setting {
         section: "limits",
         key: "maxHeaders",
         default: "100",
         doc: "number of request headers",
-        apply: |c, v, _| {
-            c.limits.max_headers = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_headers = value),
     },
     Setting {
         section: "limits",
         key: "maxBodyBytes",
         default: "10485760",
         doc: "bytes in a request body (10 MiB)",
-        apply: |c, v, _| {
-            c.limits.max_body_bytes = size(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| size(v).map(|value| c.limits.max_body_bytes = value),
     },
     Setting {
         section: "limits",
         key: "headerTimeout",
         default: "10",
         doc: "seconds to receive the request head",
-        apply: |c, v, _| {
-            c.limits.header_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.header_timeout = value),
     },
     Setting {
         section: "limits",
         key: "bodyTimeout",
         default: "30",
         doc: "seconds to receive the request body",
-        apply: |c, v, _| {
-            c.limits.body_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.body_timeout = value),
     },
     Setting {
         section: "limits",
         key: "keepAliveTimeout",
         default: "75",
         doc: "seconds an idle keep-alive connection stays open",
-        apply: |c, v, _| {
-            c.limits.keep_alive_timeout = seconds(v, 1)?;
-            Ok(())
-        },
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.keep_alive_timeout = value),
     },
     Setting {
         section: "limits",
         key: "maxKeepAliveRequests",
         default: "10000",
         doc: "requests per connection; 0 = unlimited",
-        apply: |c, v, _| {
-            c.limits.max_keep_alive_requests = int(v, 0, u64::from(u32::MAX))?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 0, u64::from(u32::MAX))
+            .map(|value| c.limits.max_keep_alive_requests = value),
     },
     Setting {
         section: "limits",
         key: "maxConnectionsPerProcess",
         default: "10000",
         doc: "open connections per worker process",
-        apply: |c, v, _| {
-            c.limits.max_connections_per_process = int(v, 1, 1 << 20)?;
-            Ok(())
-        },
+        apply: |c, v, _| int(v, 1, 1 << 20)
+            .map(|value| c.limits.max_connections_per_process = value),
     },
     Setting {
         section: "log",
         key: "level",
         default: "info",
         doc: "error log level: off, error, warn, info, debug, trace",
-        apply: |c, v, _| {
-            c.log.level = level(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| level(v).map(|value| c.log.level = value),
     },
     Setting {
         section: "log",
         key: "errorLog",
         default: "stderr",
         doc: "error log: a file, stderr or off",
-        apply: |c, v, x| {
-            c.log.error_log = log_target(v, x)?;
-            Ok(())
-        },
+        apply: |c, v, x| log_target(v, x.base).map(|value| c.log.error_log = value),
     },
     Setting {
         section: "log",
         key: "accessLog",
         default: "off",
         doc: "access log (Combined Log Format): a file, stderr or off",
-        apply: |c, v, x| {
-            c.log.access_log = log_target(v, x)?;
-            Ok(())
-        },
+        apply: |c, v, x| log_target(v, x.base).map(|value| c.log.access_log = value),
     },
     Setting {
         section: "status",
         key: "socketHost",
         default: "127.0.0.1",
         doc: "address of the status listener (/_drupe/status, /_drupe/metrics)",
-        apply: |c, v, _| {
-            c.status.socket_host = host(v)?;
-            Ok(())
-        },
+        apply: |c, v, _| host(v).map(|value| c.status.socket_host = value),
     },
     Setting {
         section: "status",
@@ -523,125 +435,5 @@ fn check_plugin_name(name: &str) -> Result<(), String> {
         Err(format!(
             "plugin name '{name}' in [plugin.{name}] may use only a-z, 0-9, '_' and '-'"
         ))
-    }
-}
-
-fn int<T: TryFrom<u64>>(v: &str, min: u64, max: u64) -> Result<T, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| format!("is not a whole number from {min} to {max}"))
-}
-
-fn port(v: &str) -> Result<u16, String> {
-    v.parse()
-        .map_err(|_| "is not a port number (0-65535)".to_string())
-}
-
-fn size(v: &str) -> Result<usize, String> {
-    int(v, 1, usize::MAX as u64)
-        .map_err(|_| "is not a size in bytes (a whole number above 0)".to_string())
-}
-
-fn seconds(v: &str, min: u64) -> Result<Duration, String> {
-    int(v, min, 86_400)
-        .map(Duration::from_secs)
-        .map_err(|_| format!("is not a number of seconds from {min} to 86400"))
-}
-
-/// Store timeouts are short, so they may have a fraction: `0.25`, from one
-/// millisecond to a minute.
-fn fractional_seconds(v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| (0.001..=60.0).contains(s))
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| "is not a number of seconds from 0.001 to 60 (0.5 is allowed)".to_string())
-}
-
-fn processes(v: &str) -> Result<usize, String> {
-    if v.eq_ignore_ascii_case("auto") {
-        // If the CPU count is unknown, one worker is the safe guess.
-        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(256)));
-    }
-    int(v, 1, 256).map_err(|_| "is not a number of processes from 1 to 256, or auto".to_string())
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("is not a boolean; use true or false".to_string()),
-    }
-}
-
-fn host(v: &str) -> Result<String, String> {
-    if v.is_empty() || v.contains(char::is_whitespace) {
-        return Err("is not a host name or address; use e.g. 127.0.0.1 or 0.0.0.0".to_string());
-    }
-    Ok(v.to_string())
-}
-
-/// A user or group name; `none` (or nothing) means no change of user.
-fn account(v: &str) -> Result<Option<String>, String> {
-    if v.is_empty() || v == "none" {
-        return Ok(None);
-    }
-    if v.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
-        return Err("is not a user or group name; use e.g. nobody, or none".to_string());
-    }
-    Ok(Some(v.to_string()))
-}
-
-fn level(v: &str) -> Result<log::LevelFilter, String> {
-    v.parse()
-        .map_err(|_| "is not a log level; use off, error, warn, info, debug or trace".to_string())
-}
-
-/// Resolves `v` against the INI's folder, dropping `.` components.
-fn path(v: &str, cx: &Context) -> Result<PathBuf, String> {
-    if v.is_empty() {
-        return Err("is empty; give a path".to_string());
-    }
-    Ok(cx
-        .base
-        .join(v)
-        .components()
-        .filter(|c| *c != Component::CurDir)
-        .collect())
-}
-
-fn log_target(v: &str, cx: &Context) -> Result<LogTarget, String> {
-    match v {
-        "off" => Ok(LogTarget::Off),
-        "stderr" => Ok(LogTarget::Stderr),
-        _ => path(v, cx)
-            .map(LogTarget::File)
-            .map_err(|_| "is empty; give a path, stderr or off".to_string()),
-    }
-}
-
-/// A mount is a literal path prefix: routes are matched below it, so it may
-/// not hold route parameters (`{}`), empty segments, or a trailing `/`.
-fn mount(v: &str) -> Result<String, String> {
-    let problem = if !v.starts_with('/') {
-        Some("must start with '/'")
-    } else if v.len() > 1 && v.ends_with('/') {
-        Some("must not end with '/' (except the root mount '/')")
-    } else if v.contains("//") {
-        Some("must not contain '//'")
-    } else if v.contains(['{', '}']) {
-        Some("must not contain '{' or '}'; parameters belong in the plugin's routes")
-    } else if v.contains(char::is_whitespace) {
-        Some("must not contain spaces")
-    } else if v == "/_drupe" || v.starts_with("/_drupe/") {
-        Some("must not be under /_drupe/, which the host keeps for its own pages (/_drupe/health)")
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(format!("is not a mount path: it {p}")),
-        None => Ok(v.to_string()),
     }
 }

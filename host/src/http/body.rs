@@ -28,6 +28,7 @@
 //!   size before its data arrives.
 
 use super::{eq_ignore_case, HttpError};
+use drupe_sdk::hex_digit;
 
 /// Longest chunk-size line (size, whitespace, extensions) before its CRLF.
 pub const MAX_SIZE_LINE: usize = 4096;
@@ -228,17 +229,16 @@ impl ChunkedDecoder {
             }
             _ => {}
         }
+        if let (State::Size, Some(digit)) = (self.state, hex_digit(b)) {
+            self.remaining = self
+                .remaining
+                .checked_mul(16)
+                .and_then(|n| n.checked_add(u64::from(digit)))
+                .ok_or(HttpError::bad("chunk size too large"))?;
+            self.digits += 1;
+            return Ok(());
+        }
         self.state = match (self.state, b) {
-            (State::Size, _) if b.is_ascii_hexdigit() => {
-                let digit = u64::from(hex_value(b));
-                self.remaining = self
-                    .remaining
-                    .checked_mul(16)
-                    .and_then(|n| n.checked_add(digit))
-                    .ok_or(HttpError::bad("chunk size too large"))?;
-                self.digits += 1;
-                State::Size
-            }
             (State::Size, _) if self.digits == 0 => {
                 return Err(HttpError::bad("invalid chunk size"))
             }
@@ -323,14 +323,6 @@ impl ChunkedDecoder {
             }
             _ => Err(HttpError::new(413, "request body too large")),
         }
-    }
-}
-
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b.wrapping_sub(b'A').wrapping_add(10),
     }
 }
 

@@ -24,10 +24,10 @@ impl Master {
     pub(super) fn begin_stop(&mut self, signal: Signal) {
         self.cancel_probe();
         super::notify::send("STOPPING=1");
-        for slot in self.table.workers.iter().filter_map(|w| w.board) {
-            self.board.set_draining(slot);
+        for slot in self.pool.table.workers.iter().filter_map(|w| w.board) {
+            self.pool.board.set_draining(slot);
         }
-        let server = &self.current.config.server;
+        let server = &self.generations.current.config.server;
         let graceful = server.graceful_timeout.as_secs();
         if server.drain_period.is_zero() {
             log::info!("{signal:?}: graceful stop (gracefulTimeout {graceful}s)");
@@ -65,7 +65,12 @@ impl Master {
         if self.drain_deadline().is_some_and(|until| now >= until) {
             log::info!(
                 "drain over: graceful stop (gracefulTimeout {}s)",
-                self.current.config.server.graceful_timeout.as_secs()
+                self.generations
+                    .current
+                    .config
+                    .server
+                    .graceful_timeout
+                    .as_secs()
             );
             self.stop = Some(Stop::Graceful);
             self.kill_all(Signal::SIGTERM);

@@ -5,9 +5,13 @@
 //! master's [`Snapshots`] folder, so overwriting a file in the plugin
 //! directory — `cp new.so plugins.d/hello.so` — never changes the code a
 //! running worker has mapped. A reload makes a new generation; the old one
-//! is removed once none of its workers is left.
+//! is removed once none of its workers is left: a [`Folder`] deletes
+//! itself when dropped, so dropping a generation (or the master's
+//! [`Snapshots`]) is the whole clean-up, on every path out.
 
+use super::reload::{Probe, Rollout};
 use super::spawn::Snapshot;
+use super::watch::Watch;
 use super::MasterError;
 use crate::config::Config;
 use crate::plugin;
@@ -15,13 +19,44 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// A folder the master made, deleted with everything in it when dropped —
+/// but only by the process that made it: a forked child that unwinds
+/// through the master's frames must not delete what the master still uses.
+#[derive(Debug)]
+pub struct Folder {
+    path: PathBuf,
+    owner: u32,
+}
+
+impl Folder {
+    /// Takes charge of `path` (made or about to be made by the caller).
+    pub fn new(path: PathBuf) -> Folder {
+        Folder {
+            path,
+            owner: std::process::id(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        if std::process::id() == self.owner {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 /// The master's folder of snapshots, `$TMPDIR/drupe-<pid>-<random>`. The
 /// random part matters: masters in other pid namespaces (containers, test
 /// runs) share `/tmp` and may have the same pid, and a master killed with
 /// SIGKILL leaves its folder behind for a later one with its pid.
 #[derive(Debug)]
 pub struct Snapshots {
-    root: PathBuf,
+    root: Folder,
 }
 
 impl Snapshots {
@@ -35,7 +70,11 @@ impl Snapshots {
                 hasher.finish() as u32
             ));
             match std::fs::create_dir(&root) {
-                Ok(()) => return Ok(Snapshots { root }),
+                Ok(()) => {
+                    return Ok(Snapshots {
+                        root: Folder::new(root),
+                    })
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(MasterError::Io(format!(
@@ -50,22 +89,20 @@ impl Snapshots {
         ))
     }
 
-    /// Removes the folder; every generation must have been removed first.
-    pub fn remove(&self) {
-        let _ = std::fs::remove_dir(&self.root);
-    }
-
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 }
 
+/// One generation; its snapshot is deleted when it is dropped. Workers
+/// that mapped it keep running: an unlinked file stays mapped.
 #[derive(Debug)]
 pub struct Generation {
     pub number: u64,
     pub config: Config,
-    dir: PathBuf,
     pub files: Snapshot,
+    /// Dropped last, after nothing refers to the copies any more.
+    _dir: Folder,
 }
 
 impl Generation {
@@ -75,11 +112,9 @@ impl Generation {
         number: u64,
         snapshots: &Snapshots,
     ) -> Result<Generation, MasterError> {
-        let dir = snapshots.root().join(format!("gen-{number}"));
-        let files = plugin::snapshot(&config.plugins.directory, &dir).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&dir);
-            MasterError::Io(e.to_string())
-        })?;
+        let dir = Folder::new(snapshots.root().join(format!("gen-{number}")));
+        let files = plugin::snapshot(&config.plugins.directory, dir.path())
+            .map_err(|e| MasterError::Io(e.to_string()))?;
         if files.is_empty() {
             log::warn!(
                 "no plugins (*.so) in {}: every request will get 404",
@@ -89,14 +124,28 @@ impl Generation {
         Ok(Generation {
             number,
             config,
-            dir,
             files,
+            _dir: dir,
         })
     }
+}
 
-    /// Deletes the snapshot. Workers that mapped it keep running: an
-    /// unlinked file stays mapped.
-    pub fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The master's part that says what its workers run: the current
+/// generation, the older ones still running, and a reload on its way in
+/// (changed by `reload`).
+#[derive(Debug)]
+pub(super) struct Generations {
+    /// The generation new workers load.
+    pub current: Generation,
+    /// Older generations whose workers are still running.
+    pub retired: Vec<Generation>,
+    pub next_number: u64,
+    /// A reload whose probe is still running.
+    pub probe: Option<Probe>,
+    /// A reload being rolled through the pool, for the log.
+    pub rollout: Option<Rollout>,
+    /// `[plugins] watch`: reload when the plugin directory changes.
+    pub watch: Option<Watch>,
+    /// Dropped after every generation (fields drop in order).
+    pub snapshots: Snapshots,
 }

@@ -7,15 +7,27 @@
 //! `ngx_master_process_cycle`, gunicorn's `Arbiter.run`): a signalfd for
 //! signals ([`signals`]), a pipe on which workers say they are ready, and
 //! an inotify watch of the plugin directory ([`watch`]). Each turn of the
-//! loop reaps exited children, keeps the pool full ([`Master::manage_workers`],
-//! which also rolls a reload through one worker at a time), and checks the
-//! shared-memory scoreboard for requests past `requestTimeout` and workers
-//! past `maxRequests` ([`watchdog`]). The optional status listener is
-//! served from the same loop ([`status`]).
+//! loop ([`Master::supervise`]) keeps the pool full
+//! ([`Master::manage_workers`], which also rolls a reload through one
+//! worker at a time), sleeps in `poll`, handles what woke it, reaps exited
+//! children ([`Master::reap_workers`]), kills workers whose request ran
+//! past `requestTimeout` or that stop too slowly, and retires those past
+//! `maxRequests` ([`Master::murder_workers`], in [`watchdog`]). The optional status
+//! listener is served from the same loop ([`status`]).
+//!
+//! The master's state comes in parts, each changed by its own file: the
+//! workers and their scoreboard ([`table::Pool`]; [`manage`]), the
+//! generations and reloads ([`generation::Generations`]; [`reload`]), the
+//! public socket ([`listen::Listener`]), the workers' pipe
+//! ([`inbox::Inbox`]), the status listener ([`status`]), and how it stops
+//! ([`Stop`]; [`signals`], [`drain`]).
 
 mod drain;
 mod files;
 mod generation;
+mod inbox;
+mod listen;
+mod manage;
 mod notify;
 mod reload;
 mod report;
@@ -26,23 +38,20 @@ mod table;
 mod watch;
 mod watchdog;
 
+use crate::board::scoreboard::Scoreboard;
 use crate::config::Config;
-use crate::sys::scoreboard::{self, Scoreboard};
-use crate::worker::{self, link};
-use generation::{Generation, Snapshots};
-use nix::fcntl::OFlag;
+use generation::{Generation, Generations, Snapshots};
+use inbox::Inbox;
+use listen::Listener;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use spawn::ProbeMode;
 use std::fmt;
-use std::net::{TcpListener, ToSocketAddrs};
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use table::{Backoff, ExitStatus, State, Table, Worker};
+use table::{Pool, State};
 
 /// Why the master could not start or had to stop.
 #[derive(Debug)]
@@ -81,14 +90,9 @@ impl std::error::Error for MasterError {}
 /// `--check`: load the plugins in a probe and print what would be served.
 pub fn check(config: &Config) -> Result<(), MasterError> {
     let snapshots = Snapshots::create()?;
-    let probed = Generation::snapshot(config.clone(), 0, &snapshots).and_then(|generation| {
-        let ok = spawn::probe(config, &generation.files, ProbeMode::Describe)
-            .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")));
-        generation.remove();
-        ok
-    });
-    snapshots.remove();
-    let ok = probed?;
+    let generation = Generation::snapshot(config.clone(), 0, &snapshots)?;
+    let ok = spawn::probe(config, &generation.files, ProbeMode::Describe)
+        .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")))?;
     if ok {
         Ok(())
     } else {
@@ -105,15 +109,11 @@ fn board_capacity(processes: usize) -> usize {
 /// Runs the server in the foreground until TERM, INT or QUIT.
 pub fn run(config: Config) -> Result<(), MasterError> {
     files::check_privileges(&config)?;
-    let listener = bind(&config)?;
+    let listener = Listener::bind(&config.server)?;
     let status = status::StatusServer::bind(&config)?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| MasterError::Io(e.to_string()))?;
     let signals = signals::master_signals()
         .map_err(|e| MasterError::Io(format!("cannot set up signals: {e}")))?;
-    let (notify_read, notify_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-        .map_err(|e| MasterError::Io(format!("cannot create the worker pipe: {e}")))?;
+    let inbox = Inbox::new()?;
     let board = Scoreboard::new(
         board_capacity(config.server.processes),
         config.server.thread_pool,
@@ -121,53 +121,34 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     .map_err(|e| MasterError::Io(format!("cannot map the scoreboard: {e}")))?;
     let watch = reload::watch_for(&config, None);
     let snapshots = Snapshots::create()?;
-    let current = match Generation::snapshot(config, 1, &snapshots) {
-        Ok(current) => current,
+    let current = Generation::snapshot(config, 1, &snapshots)?;
+    match spawn::probe(&current.config, &current.files, ProbeMode::Quiet) {
+        Ok(true) => {}
+        Ok(false) => return Err(MasterError::Plugins),
         Err(e) => {
-            snapshots.remove();
-            return Err(e);
+            return Err(MasterError::Io(format!(
+                "cannot fork the plugin probe: {e}"
+            )))
         }
-    };
-    let probed = spawn::probe(&current.config, &current.files, ProbeMode::Quiet);
-    if !matches!(probed, Ok(true)) {
-        current.remove();
-        snapshots.remove();
-        return Err(match probed {
-            Err(e) => MasterError::Io(format!("cannot fork the plugin probe: {e}")),
-            Ok(_) => MasterError::Plugins,
-        });
     }
     let mut master = Master {
-        target: current.config.server.processes,
-        bound: current.config.server.clone(),
-        current,
-        retired: Vec::new(),
-        next_generation: 2,
-        snapshots,
+        pool: Pool::new(board, current.config.server.processes),
+        generations: Generations {
+            current,
+            retired: Vec::new(),
+            next_number: 2,
+            probe: None,
+            rollout: None,
+            watch,
+            snapshots,
+        },
         listener,
-        table: Table::default(),
-        board: Arc::new(board),
-        notify_read,
-        notify_write: Arc::new(notify_write),
-        notify_partial: Vec::new(),
-        positions: Vec::new(),
+        inbox,
+        status,
         stop: None,
         failure: None,
-        probe: None,
-        watch,
-        rollout: None,
-        next_check: None,
-        address,
-        announced: false,
-        status,
     };
-    let result = master.supervise(&signals);
-    master.current.remove();
-    for generation in &master.retired {
-        generation.remove();
-    }
-    master.snapshots.remove();
-    result
+    master.supervise(&signals)
 }
 
 /// How the master is stopping.
@@ -184,76 +165,32 @@ enum Stop {
 }
 
 struct Master {
-    /// The generation new workers load.
-    current: Generation,
-    /// Older generations whose workers are still running.
-    retired: Vec<Generation>,
-    next_generation: u64,
-    snapshots: Snapshots,
-    listener: TcpListener,
-    table: Table,
-    board: Arc<Scoreboard>,
-    /// Workers write "ready" here (see `worker::link`).
-    notify_read: OwnedFd,
-    notify_write: Arc<OwnedFd>,
-    /// Bytes of a message not yet complete (never expected: messages are
-    /// written whole; kept so a short read cannot misalign the stream).
-    notify_partial: Vec<u8>,
-    /// Number of workers wanted (TTIN / TTOU change it).
-    target: usize,
-    /// Respawn bookkeeping per pool position.
-    positions: Vec<Backoff>,
+    /// The workers, their scoreboard, the pool's size ([`manage`]).
+    pool: Pool,
+    /// What the workers run, and reloads ([`reload`]).
+    generations: Generations,
+    listener: Listener,
+    /// Workers say "ready" here.
+    inbox: Inbox,
+    /// `[status]`: the status listener and the counts of exited workers.
+    status: status::StatusServer,
     stop: Option<Stop>,
     /// Set when a worker cannot boot: stop and report it.
     failure: Option<MasterError>,
-    /// A reload whose probe is still running.
-    probe: Option<reload::Probe>,
-    watch: Option<watch::Watch>,
-    /// A reload being rolled through the pool, for the log.
-    rollout: Option<reload::Rollout>,
-    /// When the watchdog must look at the scoreboard again.
-    next_check: Option<Instant>,
-    address: std::net::SocketAddr,
-    /// `[server]` as the socket was bound: what a reload cannot change.
-    bound: crate::config::Server,
-    /// The "listening" line was logged (once every first worker is ready).
-    announced: bool,
-    /// `[status]`: the status listener and the counts of exited workers.
-    status: status::StatusServer,
 }
 
-fn bind(config: &Config) -> Result<TcpListener, MasterError> {
-    let server = &config.server;
-    let shown = format!("{}:{}", server.socket_host, server.socket_port);
-    let addrs: Vec<_> = (server.socket_host.as_str(), server.socket_port)
-        .to_socket_addrs()
-        .map_err(|e| MasterError::Bind(format!("socketHost {shown}: {e}")))?
-        .collect();
-    let listener = TcpListener::bind(&addrs[..]).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                "; another server is using it: stop it or set [server] socketPort"
-            }
-            std::io::ErrorKind::PermissionDenied => {
-                "; ports below 1024 need root (or CAP_NET_BIND_SERVICE)"
-            }
-            _ => "",
-        };
-        MasterError::Bind(format!("cannot listen on {shown}: {e}{hint}"))
-    })?;
-    // std's bind picks its own backlog; apply socketQueueSize.
-    let backlog =
-        nix::sys::socket::Backlog::new(server.socket_queue_size.min(i32::MAX as u32) as i32)
-            .unwrap_or(nix::sys::socket::Backlog::MAXCONN);
-    nix::sys::socket::listen(&listener, backlog)
-        .map_err(|e| MasterError::Bind(format!("listen on {shown}: {e}")))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| MasterError::Bind(e.to_string()))?;
-    Ok(listener)
+/// What woke the master from `poll`.
+struct Woken {
+    signals: bool,
+    inbox: bool,
+    watch: bool,
+    /// Poll results of the status sockets ([`status::StatusServer::poll_fds`]).
+    status: Vec<PollFlags>,
 }
 
 impl Master {
+    /// The master loop (gunicorn's `Arbiter.run`): until every worker has
+    /// stopped, or one could not boot.
     fn supervise(&mut self, signals: &SignalFd) -> Result<(), MasterError> {
         loop {
             self.manage_workers();
@@ -263,85 +200,100 @@ impl Master {
                 self.wait_all();
                 return Err(failure);
             }
-            if self.stop.is_some() && self.table.is_empty() && self.probe.is_none() {
+            if self.stop.is_some() && self.pool.table.is_empty() && self.generations.probe.is_none()
+            {
                 log::info!("all workers stopped; master {} exits", std::process::id());
                 return Ok(());
             }
-            let timeout = self.next_wakeup();
-            let (signalled, notified, watched, status) = {
-                let mut fds = vec![
-                    PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(self.notify_read.as_fd(), PollFlags::POLLIN),
-                ];
-                if let Some(watch) = &self.watch {
-                    fds.push(PollFd::new(watch.fd(), PollFlags::POLLIN));
-                }
-                let first_status = fds.len();
-                self.status.poll_fds(&mut fds);
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
-                }
-                let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-                let status: Vec<PollFlags> = fds[first_status..]
-                    .iter()
-                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                    .collect();
-                (
-                    ready(&fds[0]),
-                    ready(&fds[1]),
-                    self.watch.is_some() && ready(&fds[2]),
-                    status,
-                )
-            };
-            let now = Instant::now();
-            if signalled {
-                while let Ok(Some(info)) = signals.read_signal() {
-                    if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
-                        self.on_signal(signal);
-                    }
-                }
-            }
-            if notified {
-                self.read_notifications();
-            }
-            self.end_drain_if_due(now);
-            if watched {
-                if let Some(watch) = &mut self.watch {
-                    watch.on_readable(now);
-                }
-            }
-            self.serve_status(&status);
-            self.reap();
-            self.watchdog();
+            let woken = self.sleep(signals)?;
+            self.handle(woken, signals);
+            self.reap_workers();
+            self.murder_workers();
             self.reload_if_watched(Instant::now());
             self.drop_unused_generations();
         }
+    }
+
+    /// Waits in `poll` for a signal, a worker's message, the plugin
+    /// directory, a status client, or the next deadline.
+    fn sleep(&self, signals: &SignalFd) -> Result<Woken, MasterError> {
+        let mut fds = vec![
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.inbox.fd(), PollFlags::POLLIN),
+        ];
+        if let Some(watch) = &self.generations.watch {
+            fds.push(PollFd::new(watch.fd(), PollFlags::POLLIN));
+        }
+        let first_status = fds.len();
+        self.status.poll_fds(&mut fds);
+        match poll(&mut fds, self.next_wakeup()) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        Ok(Woken {
+            signals: ready(&fds[0]),
+            inbox: ready(&fds[1]),
+            watch: first_status > 2 && ready(&fds[2]),
+            status: fds[first_status..]
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect(),
+        })
+    }
+
+    fn handle(&mut self, woken: Woken, signals: &SignalFd) {
+        let now = Instant::now();
+        if woken.signals {
+            while let Ok(Some(info)) = signals.read_signal() {
+                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                    self.on_signal(signal);
+                }
+            }
+        }
+        if woken.inbox {
+            for pid in self.inbox.ready() {
+                self.on_ready(pid);
+            }
+        }
+        self.end_drain_if_due(now);
+        if woken.watch {
+            if let Some(watch) = &mut self.generations.watch {
+                watch.on_readable(now);
+            }
+        }
+        self.serve_status(&woken.status);
     }
 
     fn next_wakeup(&self) -> PollTimeout {
         let now = Instant::now();
         // maxRequests is read from the scoreboard: look often enough that a
         // busy worker does not run far past its limit.
-        let tick = if self.current.config.server.max_requests > 0 {
+        let tick = if self.generations.current.config.server.max_requests > 0 {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
         };
         let mut wake = now + tick;
         let deadlines = self
+            .pool
             .table
             .workers
             .iter()
-            .filter_map(|w| match w.state {
+            .filter_map(|w| match w.state() {
                 State::Stopping { deadline } => Some(deadline),
                 _ => None,
             })
-            .chain(self.positions.iter().filter_map(|b| b.not_before))
-            .chain(self.watch.as_ref().and_then(watch::Watch::deadline))
+            .chain(self.pool.positions.iter().filter_map(|b| b.not_before))
+            .chain(
+                self.generations
+                    .watch
+                    .as_ref()
+                    .and_then(watch::Watch::deadline),
+            )
             .chain(self.status.deadline())
             .chain(self.drain_deadline())
-            .chain(self.next_check);
+            .chain(self.pool.next_check);
         for deadline in deadlines {
             wake = wake.min(deadline);
         }
@@ -352,266 +304,16 @@ impl Master {
         PollTimeout::from(ms)
     }
 
-    /// Signals every worker; SIGTERM also starts its graceful deadline.
-    fn kill_all(&mut self, signal: Signal) {
-        let deadline = Instant::now() + self.current.config.server.graceful_timeout;
-        for worker in &mut self.table.workers {
-            if signal == Signal::SIGTERM && !worker.stopping() {
-                worker.state = State::Stopping { deadline };
-            }
-            let _ = kill(worker.pid, signal);
-        }
+    /// `gracefulTimeout` of the current generation.
+    fn graceful_timeout(&self) -> Duration {
+        self.generations.current.config.server.graceful_timeout
     }
 
-    /// Asks one worker to finish its requests and exit.
-    fn retire(&mut self, pid: Pid) {
-        let deadline = Instant::now() + self.current.config.server.graceful_timeout;
-        if let Some(worker) = self.table.get_mut(pid) {
-            if !worker.stopping() {
-                worker.state = State::Stopping { deadline };
-                if let Some(slot) = worker.board {
-                    self.board.set_state(slot, scoreboard::STATE_STOPPING);
-                }
-                let _ = kill(pid, Signal::SIGTERM);
-            }
-        }
-    }
-
-    /// Takes the workers' "ready" messages.
-    fn read_notifications(&mut self) {
-        let mut buf = [0u8; 64 * link::MESSAGE_LEN];
-        loop {
-            let n = match nix::unistd::read(&self.notify_read, &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            self.notify_partial.extend_from_slice(&buf[..n]);
-            let whole = self.notify_partial.len() / link::MESSAGE_LEN * link::MESSAGE_LEN;
-            let messages: Vec<u8> = self.notify_partial.drain(..whole).collect();
-            for chunk in messages.chunks_exact(link::MESSAGE_LEN) {
-                let mut msg = [0u8; link::MESSAGE_LEN];
-                msg.copy_from_slice(chunk);
-                let (pid, event) = link::decode(msg);
-                if event == link::READY {
-                    self.on_ready(Pid::from_raw(pid));
-                }
-            }
-        }
-    }
-
-    fn on_ready(&mut self, pid: Pid) {
-        let Some(worker) = self.table.get_mut(pid) else {
-            return;
-        };
-        if worker.state != State::Starting {
-            return;
-        }
-        worker.state = State::Ready;
-        if let Some(slot) = worker.board {
-            self.board.set_state(slot, scoreboard::STATE_READY);
-        }
-        log::debug!(
-            "worker {pid} (generation {}) ready after {}ms",
-            worker.generation,
-            worker.started.elapsed().as_millis()
-        );
-    }
-
-    /// Collects every exited child and decides what each exit means.
-    fn reap(&mut self) {
-        loop {
-            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, ExitStatus::Signal(signal as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
-            };
-            if self.probe.as_ref().is_some_and(|p| p.pid == pid) {
-                self.on_probe_exit(status);
-                continue;
-            }
-            let Some(worker) = self.table.remove(pid) else {
-                continue;
-            };
-            if let Some(slot) = worker.board {
-                self.status.absorb(&self.board, slot); // before the slot is reused
-                self.board.set_state(slot, scoreboard::STATE_FREE);
-            }
-            self.on_exit(worker, status);
-        }
-    }
-
-    fn on_exit(&mut self, worker: Worker, status: ExitStatus) {
-        let lived = worker.started.elapsed();
-        if self.stop.is_some() || worker.stopping() {
-            log::debug!("worker {} exited ({status:?})", worker.pid);
-            return;
-        }
-        if status == ExitStatus::Code(worker::exit::BOOT_FAILED) {
-            if !self.abandon_reload(&worker) {
-                log::error!("worker {} could not load its plugins; stopping", worker.pid);
-                self.failure = Some(MasterError::WorkerBoot { pid: worker.pid });
-            }
-            return;
-        }
-        let delay = self.positions[worker.position].crashed(lived, Instant::now());
-        let how = match status {
-            ExitStatus::Code(code) => format!("exited with code {code}"),
-            ExitStatus::Signal(signal) => format!(
-                "was killed by {}",
-                Signal::try_from(signal)
-                    .map(|s| s.as_str())
-                    .unwrap_or("a signal")
-            ),
-        };
-        log::error!(
-            "worker {} (generation {}) {how} after {:.1}s; respawning{} (restart {} of its position)",
-            worker.pid,
-            worker.generation,
-            lived.as_secs_f64(),
-            if delay.is_zero() {
-                String::new()
-            } else {
-                format!(" in {}ms", delay.as_millis())
-            },
-            worker.restarts + 1
-        );
-    }
-
-    /// Keeps every pool position filled with a worker of the current
-    /// generation: respawns empty positions (respecting backoff), replaces
-    /// outdated or retiring workers one at a time — each replacement ready
-    /// before the worker it replaces is told to stop — and stops the
-    /// workers beyond the target.
-    fn manage_workers(&mut self) {
-        if self.stop.is_some() || self.failure.is_some() {
-            return;
-        }
-        if self.positions.len() < self.target {
-            self.positions.resize(self.target, Backoff::default());
-        }
-        let now = Instant::now();
-        let current = self.current.number;
-        let fresh = |w: &Worker| w.generation == current && !w.retiring;
-        // A replacement in progress: a fresh worker still starting where an
-        // outdated one serves. Only one at a time, so a reload never takes
-        // more than one extra worker's worth of memory and CPU.
-        let replacing = (0..self.target).any(|p| {
-            let live: Vec<&Worker> = self.table.live_at(p).collect();
-            live.iter().any(|w| fresh(w) && w.state == State::Starting)
-                && live.iter().any(|w| !fresh(w))
-        });
-        let mut spawned_replacement = false;
-        for position in 0..self.target {
-            let live: Vec<&Worker> = self.table.live_at(position).collect();
-            if live.iter().any(|w| fresh(w)) || !self.positions[position].ready(now) {
-                continue;
-            }
-            if !live.is_empty() {
-                if replacing || spawned_replacement {
-                    continue;
-                }
-                spawned_replacement = true;
-            }
-            self.spawn(position, now);
-        }
-        // Outdated workers whose replacement is ready stop now.
-        let mut outdated = Vec::new();
-        for position in 0..self.target {
-            let live: Vec<&Worker> = self.table.live_at(position).collect();
-            if live.iter().any(|w| fresh(w) && w.state == State::Ready) {
-                outdated.extend(live.iter().filter(|w| !fresh(w)).map(|w| w.pid));
-            }
-        }
-        let beyond = self
-            .table
-            .workers
-            .iter()
-            .filter(|w| w.position >= self.target && !w.stopping())
-            .map(|w| w.pid);
-        let to_stop: Vec<Pid> = outdated.into_iter().chain(beyond).collect();
-        for pid in to_stop {
-            self.retire(pid);
-        }
-        self.note_rollout_progress();
-        self.announce();
-    }
-
-    /// Logs the "listening" line once the first workers all serve, so the
-    /// line means "ready" (tests and scripts wait for it).
-    fn announce(&mut self) {
-        if self.announced {
-            return;
-        }
-        let ready = self
-            .table
-            .workers
-            .iter()
-            .filter(|w| w.state == State::Ready)
-            .count();
-        if ready >= self.target {
-            self.announced = true;
-            log::info!(
-                "drupe {} listening on http://{} with {} worker processes (master pid {}; plugins loaded from copies in {})",
-                env!("CARGO_PKG_VERSION"),
-                self.address,
-                self.target,
-                std::process::id(),
-                self.snapshots.root().display()
-            );
-            notify::send("READY=1");
-        }
-    }
-
-    fn spawn(&mut self, position: usize, now: Instant) {
-        let config = &self.current.config;
-        let board = self.table.free_board_slot(self.board.capacity());
-        if let Some(slot) = board {
-            self.board.assign(slot, 0, self.current.number);
-        } else {
-            log::warn!(
-                "the scoreboard is full ({} workers): the new worker runs without requestTimeout and maxRequests",
-                self.board.capacity()
-            );
-        }
-        let link = link::Link {
-            notify: Some(Arc::clone(&self.notify_write)),
-            board: board.map(|slot| (Arc::clone(&self.board), slot)),
-        };
-        match spawn::worker(config, &self.listener, &self.current.files, link) {
-            Ok(pid) => {
-                if let Some(slot) = board {
-                    self.board.set_pid(slot, pid.as_raw());
-                }
-                self.table.insert(Worker {
-                    pid,
-                    generation: self.current.number,
-                    state: State::Starting,
-                    started: now,
-                    position,
-                    board,
-                    retiring: false,
-                    max_requests: watchdog::draw_max_requests(&config.server),
-                    restarts: self.positions[position].restarts,
-                    killed: false,
-                });
-            }
-            Err(e) => {
-                log::error!("cannot fork a worker: {e}");
-                if let Some(slot) = board {
-                    self.board.set_state(slot, scoreboard::STATE_FREE);
-                }
-                self.positions[position].crashed(Duration::ZERO, now);
-            }
-        }
-    }
-
-    fn wait_all(&mut self) {
-        for pid in self.table.pids() {
-            let _ = waitpid(pid, None);
-        }
-        self.table.workers.clear();
+    /// Whether `pid` is the probe of a pending reload.
+    fn is_probe(&self, pid: Pid) -> bool {
+        self.generations
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.pid == pid)
     }
 }

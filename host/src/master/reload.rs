@@ -93,12 +93,12 @@ pub(super) fn needs_restart(bound: &Server, new: &Config) -> Vec<String> {
 impl Master {
     /// Begins a reload: new config, new snapshot, probe. `why` is for the log.
     pub(super) fn reload(&mut self, why: &str) {
-        if self.probe.is_some() {
+        if self.generations.probe.is_some() {
             log::info!("{why}: a newer reload replaces the one being probed");
             self.cancel_probe();
         }
-        let serving = self.current.number;
-        let source = self.current.config.source.clone();
+        let serving = self.generations.current.number;
+        let source = self.generations.current.config.source.clone();
         let config = match Config::load(&source) {
             Ok(config) => config,
             Err(e) => {
@@ -107,7 +107,7 @@ impl Master {
             }
         };
         super::files::hand_over(&config); // its paths may be new
-        let mut restart = needs_restart(&self.bound, &config);
+        let mut restart = needs_restart(&self.listener.bound, &config);
         restart.extend(self.status.needs_restart(&config));
         if !restart.is_empty() {
             log::warn!(
@@ -115,17 +115,17 @@ impl Master {
                 restart.join(", ")
             );
         }
-        if config.server.thread_pool > self.board.threads() {
+        if config.server.thread_pool > self.pool.board.threads() {
             log::warn!(
                 "{why}: threadPool {} is more than the {} threads the scoreboard was sized for at startup; requestTimeout watches only the first {} threads of each worker until a restart",
                 config.server.thread_pool,
-                self.board.threads(),
-                self.board.threads()
+                self.pool.board.threads(),
+                self.pool.board.threads()
             );
         }
-        let number = self.next_generation;
-        self.next_generation += 1;
-        let generation = match Generation::snapshot(config, number, &self.snapshots) {
+        let number = self.generations.next_number;
+        self.generations.next_number += 1;
+        let generation = match Generation::snapshot(config, number, &self.generations.snapshots) {
             Ok(generation) => generation,
             Err(e) => {
                 log::error!("{why}: reload failed: {e}; generation {serving} keeps serving");
@@ -138,7 +138,7 @@ impl Master {
                     "{why}: reloading {}; probing generation {number} in process {pid}",
                     generation.config.source.display()
                 );
-                self.probe = Some(Probe {
+                self.generations.probe = Some(Probe {
                     pid,
                     generation,
                     why: why.to_owned(),
@@ -149,92 +149,96 @@ impl Master {
                 log::error!(
                     "{why}: cannot fork the plugin probe: {e}; generation {serving} keeps serving"
                 );
-                generation.remove();
             }
         }
     }
 
     /// The probe of a pending reload exited.
     pub(super) fn on_probe_exit(&mut self, status: ExitStatus) {
-        let Some(probe) = self.probe.take() else {
+        let Some(probe) = self.generations.probe.take() else {
             return;
         };
-        let serving = self.current.number;
+        let serving = self.generations.current.number;
         if status != ExitStatus::Code(0) {
             log::error!(
                 "{}: generation {} failed its probe (see the errors above); generation {serving} keeps serving",
                 probe.why,
                 probe.generation.number
             );
-            probe.generation.remove();
-            return;
+            return; // dropping the probe deletes its snapshot
         }
         let generation = probe.generation;
         if let Err(e) = crate::logging::reconfigure(&generation.config) {
             log::error!("{}: {e}; the error log stays where it was", probe.why);
         }
-        if generation.config.server.processes != self.current.config.server.processes {
-            self.target = generation.config.server.processes;
+        if generation.config.server.processes != self.generations.current.config.server.processes {
+            self.pool.target = generation.config.server.processes;
         }
-        self.watch = super::reload::watch_for(&generation.config, self.watch.take());
+        self.generations.watch =
+            super::reload::watch_for(&generation.config, self.generations.watch.take());
         log::info!(
             "{}: generation {} probed in {}ms; replacing {} worker(s) one at a time",
             probe.why,
             generation.number,
             probe.started.elapsed().as_millis(),
-            self.table.workers.iter().filter(|w| !w.stopping()).count()
+            self.pool
+                .table
+                .workers
+                .iter()
+                .filter(|w| !w.stopping())
+                .count()
         );
-        self.rollout = Some(Rollout {
+        self.generations.rollout = Some(Rollout {
             generation: generation.number,
             started: Instant::now(),
         });
-        let old = std::mem::replace(&mut self.current, generation);
-        self.retired.push(old);
+        let old = std::mem::replace(&mut self.generations.current, generation);
+        self.generations.retired.push(old);
     }
 
     /// Kills a pending probe (a newer reload, or the master stops).
     pub(super) fn cancel_probe(&mut self) {
-        if let Some(probe) = self.probe.take() {
+        if let Some(probe) = self.generations.probe.take() {
             let _ = kill(probe.pid, Signal::SIGKILL);
             let _ = waitpid(probe.pid, None);
-            probe.generation.remove();
         }
     }
 
     /// A worker of the current generation could not boot. If an older
     /// generation still serves, go back to it and return true; with
     /// nothing to fall back on, the caller stops the master.
-    pub(super) fn abandon_reload(&mut self, failed: &super::Worker) -> bool {
-        if failed.generation != self.current.number {
+    pub(super) fn abandon_reload(&mut self, failed: &super::table::Worker) -> bool {
+        if failed.generation != self.generations.current.number {
             return true; // an outdated generation: it is being replaced anyway
         }
-        let Some(index) = self.retired.iter().rposition(|g| {
-            self.table
+        let Some(index) = self.generations.retired.iter().rposition(|g| {
+            self.pool
+                .table
                 .workers
                 .iter()
                 .any(|w| w.generation == g.number && !w.stopping())
         }) else {
             return false;
         };
-        let previous = self.retired.remove(index);
+        let previous = self.generations.retired.remove(index);
         log::error!(
             "worker {} of generation {} could not start (see the errors above); reload abandoned: generation {} keeps serving",
             failed.pid,
-            self.current.number,
+            self.generations.current.number,
             previous.number
         );
         if let Err(e) = crate::logging::reconfigure(&previous.config) {
             log::error!("{e}");
         }
-        let abandoned = std::mem::replace(&mut self.current, previous);
-        self.retired.push(abandoned);
-        self.rollout = None;
+        let abandoned = std::mem::replace(&mut self.generations.current, previous);
+        self.generations.retired.push(abandoned);
+        self.generations.rollout = None;
         true
     }
 
     /// A reload asked for by the plugin directory watch, once it is quiet.
     pub(super) fn reload_if_watched(&mut self, now: Instant) {
-        if let Some(probe) = &self.probe {
+        if let Some(probe) = &self.generations.probe {
             if probe.started.elapsed() > PROBE_TIMEOUT {
                 log::error!(
                     "{}: the plugin probe did not finish within {}s; killing it",
@@ -247,7 +251,7 @@ impl Master {
         if self.stop.is_some() {
             return;
         }
-        let Some(changed) = self.watch.as_mut().and_then(|w| w.due(now)) else {
+        let Some(changed) = self.generations.watch.as_mut().and_then(|w| w.due(now)) else {
             return;
         };
         self.reload(&format!(
@@ -256,13 +260,13 @@ impl Master {
         ));
     }
 
-    /// Deletes the snapshots no worker runs any more.
+    /// Drops, and so deletes the snapshots of, the generations no worker
+    /// runs any more.
     pub(super) fn drop_unused_generations(&mut self) {
-        let table = &self.table;
-        self.retired.retain(|generation| {
+        let table = &self.pool.table;
+        self.generations.retired.retain(|generation| {
             let used = table.uses(generation.number);
             if !used {
-                generation.remove();
                 log::debug!("generation {} retired; snapshot removed", generation.number);
             }
             used
@@ -271,24 +275,24 @@ impl Master {
 
     /// Logs when a reload has replaced every worker.
     pub(super) fn note_rollout_progress(&mut self) {
-        let Some(rollout) = &self.rollout else {
+        let Some(rollout) = &self.generations.rollout else {
             return;
         };
-        if rollout.generation != self.current.number {
-            self.rollout = None;
+        if rollout.generation != self.generations.current.number {
+            self.generations.rollout = None;
             return;
         }
-        let done = self.table.workers.iter().all(|w| {
-            w.stopping() || (w.generation == rollout.generation && w.state == super::State::Ready)
+        let done = self.pool.table.workers.iter().all(|w| {
+            w.stopping() || (w.generation == rollout.generation && w.state() == super::State::Ready)
         });
         if done {
             log::info!(
                 "generation {} serves on all {} workers (rolled out in {}ms)",
                 rollout.generation,
-                self.target,
+                self.pool.target,
                 rollout.started.elapsed().as_millis()
             );
-            self.rollout = None;
+            self.generations.rollout = None;
         }
     }
 }

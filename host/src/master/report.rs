@@ -5,10 +5,13 @@
 //! A [`Report`] is a plain snapshot, gathered by the master from its worker
 //! table and the scoreboard (`status`), so rendering is pure and tested
 //! here without processes. Latency percentiles are estimates from the
-//! histogram buckets of `sys::stats` (linear within a bucket), not exact
+//! histogram buckets of `board::stats` (linear within a bucket), not exact
 //! order statistics; the buckets themselves are exported to Prometheus.
 
-use crate::sys::stats::{Totals, BOUNDS_US, CLASSES};
+use crate::board::stats::{Totals, BOUNDS_US, CLASSES};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -28,8 +31,8 @@ pub struct Report {
     pub unrouted: Totals,
 }
 
-/// One live worker process.
-#[derive(Debug, Clone)]
+/// One live worker process; serialised as it appears in the JSON report.
+#[derive(Debug, Clone, Serialize)]
 pub struct WorkerRow {
     pub pid: i32,
     pub generation: u64,
@@ -37,61 +40,123 @@ pub struct WorkerRow {
     pub state: &'static str,
     /// Requests it has answered.
     pub requests: u64,
+    #[serde(rename = "uptime_s", serialize_with = "seconds")]
     pub uptime: Duration,
     /// Crashes at its pool position before it.
     pub restarts: u32,
 }
 
 /// The percentiles shown in the JSON report.
-const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
+const PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// The JSON of `/_drupe/status`, field by field in the order shown.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    version: &'static str,
+    master: MasterJson,
+    workers: &'a [WorkerRow],
+    plugins: Vec<PluginJson<'a>>,
+    unrouted: Counts<'a>,
+}
+
+#[derive(Serialize)]
+struct MasterJson {
+    pid: u32,
+    #[serde(serialize_with = "seconds")]
+    uptime_s: Duration,
+    generation: u64,
+    workers_wanted: usize,
+}
+
+#[derive(Serialize)]
+struct PluginJson<'a> {
+    name: &'a str,
+    #[serde(flatten)]
+    counts: Counts<'a>,
+    latency_us: LatencyJson,
+}
+
+/// Handler time in microseconds: the mean and [`PERCENTILES`], one
+/// decimal, `null` without data.
+#[derive(Serialize)]
+struct LatencyJson {
+    mean: Option<Box<RawValue>>,
+    p50: Option<Box<RawValue>>,
+    p90: Option<Box<RawValue>>,
+    p99: Option<Box<RawValue>>,
+}
+
+/// `"requests":N,"errors":N,"status":{"2xx":N,…}`
+struct Counts<'a>(&'a Totals);
+
+impl Serialize for Counts<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Classes<'a>(&'a Totals);
+        impl Serialize for Classes<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(CLASSES.iter().zip(&self.0.classes))
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("requests", &self.0.requests())?;
+        map.serialize_entry("errors", &self.0.errors())?;
+        map.serialize_entry("status", &Classes(self.0))?;
+        map.end()
+    }
+}
+
+/// A number written with a fixed count of decimals (`1.500`), as the
+/// report always showed them; `None` for NaN or infinity.
+fn decimal(value: f64, places: usize) -> Option<Box<RawValue>> {
+    let text = format!("{value:.places$}");
+    value
+        .is_finite()
+        .then(|| RawValue::from_string(text).ok())
+        .flatten()
+}
+
+/// A duration in seconds with millisecond decimals.
+fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    decimal(duration.as_secs_f64(), 3).serialize(serializer)
+}
 
 impl Report {
     /// `GET /_drupe/status`.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(1024);
-        let _ = write!(
-            out,
-            "{{\"version\":{},\"master\":{{\"pid\":{},\"uptime_s\":{:.3},\"generation\":{},\"workers_wanted\":{}}},\"workers\":[",
-            json_string(env!("CARGO_PKG_VERSION")),
-            self.master_pid,
-            self.uptime.as_secs_f64(),
-            self.generation,
-            self.target
-        );
-        for (i, w) in self.workers.iter().enumerate() {
-            let _ = write!(
-                out,
-                "{}{{\"pid\":{},\"generation\":{},\"state\":{},\"requests\":{},\"uptime_s\":{:.3},\"restarts\":{}}}",
-                if i > 0 { "," } else { "" },
-                w.pid,
-                w.generation,
-                json_string(w.state),
-                w.requests,
-                w.uptime.as_secs_f64(),
-                w.restarts
-            );
-        }
-        out.push_str("],\"plugins\":[");
-        for (i, (name, t)) in self.plugins.iter().enumerate() {
-            let _ = write!(
-                out,
-                "{}{{\"name\":{},",
-                if i > 0 { "," } else { "" },
-                json_string(name)
-            );
-            counts_json(&mut out, t);
-            out.push_str(",\"latency_us\":{\"mean\":");
-            let mean = (t.timed() > 0).then(|| t.sum_us as f64 / t.timed() as f64);
-            json_number(&mut out, mean);
-            for (label, q) in PERCENTILES {
-                let _ = write!(out, ",\"{label}\":");
-                json_number(&mut out, t.quantile_us(q));
-            }
-            out.push_str("}}");
-        }
-        out.push_str("],\"unrouted\":{");
-        counts_json(&mut out, &self.unrouted);
-        out.push_str("}}\n");
+        let micros = |value: Option<f64>| value.and_then(|v| decimal(v, 1));
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|(name, t)| {
+                let [p50, p90, p99] = PERCENTILES.map(|q| micros(t.quantile_us(q)));
+                let mean = (t.timed() > 0).then(|| t.sum_us as f64 / t.timed() as f64);
+                PluginJson {
+                    name,
+                    counts: Counts(t),
+                    latency_us: LatencyJson {
+                        mean: micros(mean),
+                        p50,
+                        p90,
+                        p99,
+                    },
+                }
+            })
+            .collect();
+        let status = StatusJson {
+            version: env!("CARGO_PKG_VERSION"),
+            master: MasterJson {
+                pid: self.master_pid,
+                uptime_s: self.uptime,
+                generation: self.generation,
+                workers_wanted: self.target,
+            },
+            workers: &self.workers,
+            plugins,
+            unrouted: Counts(&self.unrouted),
+        };
+        // Serialising plain structs and numbers cannot fail.
+        let mut out = serde_json::to_string(&status).unwrap_or_default();
+        out.push('\n');
         out
     }
 
@@ -200,48 +265,6 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// `"requests":N,"errors":N,"status":{"2xx":N,…}`
-fn counts_json(out: &mut String, t: &Totals) {
-    let _ = write!(
-        out,
-        "\"requests\":{},\"errors\":{},\"status\":{{",
-        t.requests(),
-        t.errors()
-    );
-    for (i, (class, n)) in CLASSES.iter().zip(&t.classes).enumerate() {
-        let _ = write!(out, "{}\"{class}\":{n}", if i > 0 { "," } else { "" });
-    }
-    out.push('}');
-}
-
-fn json_number(out: &mut String, value: Option<f64>) {
-    match value {
-        Some(v) if v.is_finite() => {
-            let _ = write!(out, "{v:.1}");
-        }
-        _ => out.push_str("null"),
-    }
-}
-
-/// A JSON string literal (RFC 8259 §7).
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -253,7 +276,7 @@ fn label(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::sys::stats::BUCKETS;
+    use crate::board::stats::BUCKETS;
 
     fn sample() -> Report {
         let mut hello = Totals {
@@ -351,6 +374,7 @@ mod tests {
 
     #[test]
     fn json_strings_escape_control_characters() {
+        let json_string = |s: &str| serde_json::to_string(s).unwrap();
         assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 }

@@ -13,10 +13,12 @@
 //! | CHLD | (wakes the loop, which reaps after every turn) |
 
 use super::{Master, Stop};
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-const HANDLED: [Signal; 8] = [
+/// The signals the master reads; a forked child gives them back their
+/// default disposition (`spawn`).
+pub(super) const HANDLED: [Signal; 8] = [
     Signal::SIGCHLD,
     Signal::SIGTERM,
     Signal::SIGINT,
@@ -29,11 +31,7 @@ const HANDLED: [Signal; 8] = [
 
 /// Blocks the master's signals and returns a signalfd that reads them.
 pub(super) fn master_signals() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for signal in HANDLED {
-        mask.add(signal);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    let mask = crate::sys::process::set_signal_mask(&HANDLED)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
@@ -56,12 +54,12 @@ impl Master {
             }
             Signal::SIGHUP if self.stop.is_none() => self.reload("SIGHUP"),
             Signal::SIGTTIN if self.stop.is_none() => {
-                self.target += 1;
-                log::info!("SIGTTIN: {} worker processes", self.target);
+                self.pool.target += 1;
+                log::info!("SIGTTIN: {} worker processes", self.pool.target);
             }
-            Signal::SIGTTOU if self.stop.is_none() && self.target > 1 => {
-                self.target -= 1;
-                log::info!("SIGTTOU: {} worker processes", self.target);
+            Signal::SIGTTOU if self.stop.is_none() && self.pool.target > 1 => {
+                self.pool.target -= 1;
+                log::info!("SIGTTOU: {} worker processes", self.pool.target);
             }
             Signal::SIGUSR1 => self.reopen_logs(),
             _ => {}
@@ -83,8 +81,8 @@ impl Master {
             Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
         }
         // Fresh files (made by root just now) must be the workers' user's.
-        super::files::hand_over(&self.current.config);
-        for pid in self.table.pids() {
+        super::files::hand_over(&self.generations.current.config);
+        for pid in self.pool.table.pids() {
             let _ = kill(pid, Signal::SIGUSR1);
         }
     }

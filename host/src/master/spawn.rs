@@ -12,7 +12,7 @@ use crate::plugin::{self, PluginSet};
 use crate::sys::privileges::{self, Identity};
 use crate::sys::process::{self, Forked};
 use crate::worker::{self, link::Link, CallState};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::io::{self, Write};
@@ -128,18 +128,10 @@ fn child_setup(master: Pid, identity: Option<&Identity>) -> Result<(), i32> {
     if process::die_with_parent(Signal::SIGKILL, master).is_err() {
         return Err(worker::exit::ORPHANED);
     }
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGHUP,
-        Signal::SIGCHLD,
-        Signal::SIGUSR1,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-    ] {
+    for signal in super::signals::HANDLED {
         let _ = process::default_signal(signal);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+    process::set_signal_mask(&[])
+        .map(drop)
         .map_err(|_| worker::exit::IO_ERROR)
 }

@@ -18,13 +18,13 @@
 use super::report::{Report, WorkerRow};
 use super::table::State;
 use super::{Master, MasterError};
+use crate::board::scoreboard::{self, Scoreboard};
+use crate::board::stats::Totals;
 use crate::config::Config;
-use crate::sys::scoreboard::{self, Scoreboard};
-use crate::sys::stats::Totals;
 use nix::poll::{PollFd, PollFlags};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -64,18 +64,7 @@ impl StatusServer {
         let listener = match bound.socket_port {
             None => None,
             Some(port) => {
-                let shown = format!("{}:{port}", bound.socket_host);
-                let addrs: Vec<_> = (bound.socket_host.as_str(), port)
-                    .to_socket_addrs()
-                    .map_err(|e| MasterError::Bind(format!("[status] socketHost {shown}: {e}")))?
-                    .collect();
-                let listener = TcpListener::bind(&addrs[..])
-                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .map_err(|e| {
-                        MasterError::Bind(format!(
-                            "cannot listen for status on {shown}: {e}; set [status] socketPort to a free port, or off"
-                        ))
-                    })?;
+                let listener = super::listen::bind("[status]", &bound.socket_host, port, None)?;
                 if let Ok(addr) = listener.local_addr() {
                     log::info!("status on http://{addr}/_drupe/status and /_drupe/metrics");
                 }
@@ -245,13 +234,7 @@ fn parse(input: &[u8]) -> Option<Ask> {
 }
 
 fn response(status: u16, content_type: &str, body: &str, head: bool) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
-    };
+    let reason = crate::http::reason_phrase(status);
     let allow = if status == 405 {
         "Allow: GET, HEAD\r\n"
     } else {
@@ -321,18 +304,21 @@ impl Master {
     fn report(&self) -> Report {
         let now = Instant::now();
         let mut workers: Vec<WorkerRow> = self
+            .pool
             .table
             .workers
             .iter()
             .map(|w| WorkerRow {
                 pid: w.pid.as_raw(),
                 generation: w.generation,
-                state: match w.state {
+                state: match w.state() {
                     State::Starting => "starting",
                     State::Ready => "ready",
                     State::Stopping { .. } => "stopping",
                 },
-                requests: w.board.map_or(0, |slot| self.board.requests_served(slot)),
+                requests: w
+                    .board
+                    .map_or(0, |slot| self.pool.board.requests_served(slot)),
                 uptime: now.duration_since(w.started),
                 restarts: w.restarts,
             })
@@ -340,11 +326,11 @@ impl Master {
         workers.sort_by_key(|w| w.pid);
         let mut unrouted = self.status.retired.clone();
         let mut plugins = self.status.retired_plugins.clone();
-        for slot in self.table.workers.iter().filter_map(|w| w.board) {
-            if self.board.state(slot) == scoreboard::STATE_FREE {
+        for slot in self.pool.table.workers.iter().filter_map(|w| w.board) {
+            if self.pool.board.state(slot) == scoreboard::STATE_FREE {
                 continue;
             }
-            let (u, p) = self.board.stats().worker_totals(slot);
+            let (u, p) = self.pool.board.stats().worker_totals(slot);
             unrouted.add(&u);
             for (name, totals) in p {
                 plugins.entry(name).or_default().add(&totals);
@@ -353,8 +339,8 @@ impl Master {
         Report {
             master_pid: std::process::id(),
             uptime: now.duration_since(self.status.started),
-            generation: self.current.number,
-            target: self.target,
+            generation: self.generations.current.number,
+            target: self.pool.target,
             workers,
             plugins: plugins.into_iter().collect(),
             unrouted,

@@ -1,8 +1,14 @@
 //! The worker table: one row per worker process the master is responsible
 //! for, with its state and history (gunicorn's `WORKERS`, nginx's
 //! `ngx_processes`), and the respawn bookkeeping of each pool position.
+//!
+//! A worker's state is also published in its scoreboard slot, for the
+//! workers' balance and the status page: [`Worker::set_state`] is the one
+//! way to change it, and writes both; [`Pool`] takes and frees the slots.
 
+use crate::board::scoreboard::{self, Scoreboard};
 use nix::unistd::Pid;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a worker is in its life.
@@ -17,13 +23,25 @@ pub enum State {
     Stopping { deadline: Instant },
 }
 
+impl State {
+    /// The same state in the scoreboard's terms.
+    fn published(self) -> u32 {
+        match self {
+            State::Starting => scoreboard::STATE_STARTING,
+            State::Ready => scoreboard::STATE_READY,
+            State::Stopping { .. } => scoreboard::STATE_STOPPING,
+        }
+    }
+}
+
 /// One worker process.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub pid: Pid,
     /// The generation (config and plugin snapshot) it loaded.
     pub generation: u64,
-    pub state: State,
+    /// Read with [`Worker::state`], written with [`Worker::set_state`].
+    state: State,
     pub started: Instant,
     /// Which position of the pool it fills; a replacement inherits it.
     pub position: usize,
@@ -40,6 +58,47 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker just forked: starting.
+    pub fn new(
+        pid: Pid,
+        generation: u64,
+        position: usize,
+        board: Option<usize>,
+        started: Instant,
+    ) -> Worker {
+        Worker {
+            pid,
+            generation,
+            state: State::Starting,
+            started,
+            position,
+            board,
+            retiring: false,
+            max_requests: 0,
+            restarts: 0,
+            killed: false,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Moves the worker to `state`, here and in its scoreboard slot.
+    pub fn set_state(&mut self, state: State, board: &Scoreboard) {
+        self.state = state;
+        if let Some(slot) = self.board {
+            board.set_state(slot, state.published());
+        }
+    }
+
+    /// The same worker in `state` (tests, without a scoreboard).
+    #[cfg(test)]
+    pub fn in_state(mut self, state: State) -> Worker {
+        self.state = state;
+        self
+    }
+
     pub fn stopping(&self) -> bool {
         matches!(self.state, State::Stopping { .. })
     }
@@ -144,6 +203,63 @@ impl Table {
     }
 }
 
+/// The master's part that is its workers: the table, the scoreboard that
+/// mirrors it, and the size and respawn bookkeeping of the pool.
+#[derive(Debug)]
+pub struct Pool {
+    pub table: Table,
+    pub board: Arc<Scoreboard>,
+    /// Number of workers wanted (TTIN / TTOU and reloads change it).
+    pub target: usize,
+    /// Respawn bookkeeping per pool position.
+    pub positions: Vec<Backoff>,
+    /// When the watchdog must look at the scoreboard again.
+    pub next_check: Option<Instant>,
+}
+
+impl Pool {
+    pub fn new(board: Scoreboard, target: usize) -> Pool {
+        Pool {
+            table: Table::default(),
+            board: Arc::new(board),
+            target,
+            positions: Vec::new(),
+            next_check: None,
+        }
+    }
+
+    /// Takes a free scoreboard slot for a worker of `generation` about to
+    /// be forked, reset for it; `None` when the scoreboard is full.
+    pub fn take_slot(&self, generation: u64) -> Option<usize> {
+        let slot = self.table.free_board_slot(self.board.capacity())?;
+        self.board.assign(slot, 0, generation);
+        Some(slot)
+    }
+
+    /// Gives back a slot whose worker could not be forked.
+    pub fn give_back(&self, slot: usize) {
+        self.board.set_state(slot, scoreboard::STATE_FREE);
+    }
+
+    /// Adds a forked worker, and its pid to its slot.
+    pub fn insert(&mut self, worker: Worker) {
+        if let Some(slot) = worker.board {
+            self.board.set_pid(slot, worker.pid.as_raw());
+        }
+        self.table.insert(worker);
+    }
+
+    /// Takes out a worker that exited and frees its slot. Its counts stay
+    /// in the slot until another worker takes it.
+    pub fn remove(&mut self, pid: Pid) -> Option<Worker> {
+        let worker = self.table.remove(pid)?;
+        if let Some(slot) = worker.board {
+            self.give_back(slot);
+        }
+        Some(worker)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -168,18 +284,7 @@ mod tests {
     }
 
     fn worker(pid: i32, position: usize, board: Option<usize>, state: State) -> Worker {
-        Worker {
-            pid: Pid::from_raw(pid),
-            generation: 1,
-            state,
-            started: Instant::now(),
-            position,
-            board,
-            retiring: false,
-            max_requests: 0,
-            restarts: 0,
-            killed: false,
-        }
+        Worker::new(Pid::from_raw(pid), 1, position, board, Instant::now()).in_state(state)
     }
 
     #[test]

@@ -14,8 +14,8 @@
 
 use super::table::{State, Worker};
 use super::Master;
+use crate::board::scoreboard::{self, Scoreboard};
 use crate::config::Server;
-use crate::sys::scoreboard::{self, Scoreboard};
 use nix::sys::signal::{kill, Signal};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn judge(
     if worker.killed {
         return Verdict::Fine;
     }
-    match worker.state {
+    match worker.state() {
         State::Stopping { deadline } if now >= deadline => {
             return Verdict::Kill(format!(
                 "did not finish its requests within gracefulTimeout ({}s)",
@@ -98,7 +98,7 @@ fn judge(
             *next = Some(next.map_or(due, |n| n.min(due)));
         }
     }
-    if worker.max_requests > 0 && worker.state == State::Ready && !worker.retiring {
+    if worker.max_requests > 0 && worker.state() == State::Ready && !worker.retiring {
         let served = board.requests_served(slot);
         if served >= worker.max_requests {
             return Verdict::Retire(served);
@@ -108,13 +108,17 @@ fn judge(
 }
 
 impl Master {
-    pub(super) fn watchdog(&mut self) {
+    /// Kills the workers that ran a request too long, stopped too slowly
+    /// or never booted, and marks those past `maxRequests` for replacement
+    /// (gunicorn's `murder_workers`).
+    pub(super) fn murder_workers(&mut self) {
         let now = Instant::now();
         let now_ms = scoreboard::now_ms();
-        let server = self.current.config.server.clone();
+        let server = &self.generations.current.config.server;
+        let board = &self.pool.board;
         let mut next = None;
-        for worker in &mut self.table.workers {
-            match judge(worker, &self.board, &server, now, now_ms, &mut next) {
+        for worker in &mut self.pool.table.workers {
+            match judge(worker, board, server, now, now_ms, &mut next) {
                 Verdict::Fine => {}
                 Verdict::Kill(why) => {
                     log::error!(
@@ -124,9 +128,9 @@ impl Master {
                     );
                     let _ = kill(worker.pid, Signal::SIGKILL);
                     worker.killed = true;
-                    if worker.state != State::Starting {
+                    if worker.state() != State::Starting {
                         // Replaced at once; its death is no crash.
-                        worker.state = State::Stopping { deadline: now };
+                        worker.set_state(State::Stopping { deadline: now }, board);
                     }
                 }
                 Verdict::Retire(served) => {
@@ -139,7 +143,7 @@ impl Master {
                 }
             }
         }
-        self.next_check = next;
+        self.pool.next_check = next;
     }
 }
 
@@ -156,18 +160,9 @@ mod tests {
     }
 
     fn worker(state: State, max_requests: u64) -> Worker {
-        Worker {
-            pid: Pid::from_raw(1234),
-            generation: 1,
-            state,
-            started: Instant::now(),
-            position: 0,
-            board: Some(0),
-            retiring: false,
-            max_requests,
-            restarts: 0,
-            killed: false,
-        }
+        let mut w = Worker::new(Pid::from_raw(1234), 1, 0, Some(0), Instant::now()).in_state(state);
+        w.max_requests = max_requests;
+        w
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Everything on it comes from plugins and the config (names, versions,
 //! mounts, patterns), so every piece is HTML-escaped.
 
+use super::routes::shown_path;
 use super::PluginSet;
 
 /// The page's HTML.
@@ -18,24 +19,15 @@ pub fn render(set: &PluginSet) -> Vec<u8> {
     }
     let endpoints = set.router.endpoints();
     for (index, plugin) in set.plugins.iter().enumerate() {
-        let mount = if plugin.mount.is_empty() {
-            "/"
-        } else {
-            &plugin.mount
-        };
         out.push_str(&format!(
             "<h2>{} <small>{}</small></h2>\n<p>mounted at <code>{}</code></p>\n<ul>\n",
             escape(&plugin.decl.name),
             escape(&plugin.decl.version),
-            escape(mount)
+            escape(shown_path(&plugin.mount))
         ));
         for e in endpoints.iter().filter(|e| e.target.plugin == index) {
-            let method = if e.method == "*" { "ANY" } else { &e.method };
-            let path = if e.pattern.is_empty() {
-                "/"
-            } else {
-                &e.pattern
-            };
+            let method = e.shown_method();
+            let path = shown_path(&e.pattern);
             let shown = format!("<code>{} {}</code>", escape(method), escape(path));
             // A link where following it is a plain GET of a concrete path.
             if matches!(method, "GET" | "ANY") && !path.contains('{') {

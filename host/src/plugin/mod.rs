@@ -104,12 +104,12 @@ pub fn load(files: &[(PathBuf, PathBuf)], config: &Config) -> Result<PluginSet, 
                     ));
                     continue;
                 }
-                let section = config.plugin.get(&decl.name);
-                let mount = section
-                    .and_then(|s| s.mount.clone())
-                    .unwrap_or_else(|| format!("/{}", decl.name));
-                let mount = mount.trim_end_matches('/').to_owned();
-                let settings = section.map(|s| s.settings.clone()).unwrap_or_default();
+                let mount = routes::stored_mount(&config.mount_of(&decl.name)).to_owned();
+                let settings = config
+                    .plugin
+                    .get(&decl.name)
+                    .map(|s| s.settings.clone())
+                    .unwrap_or_default();
                 set.plugins.push(Plugin {
                     entry,
                     decl,
@@ -197,18 +197,14 @@ impl PluginSet {
                 p.decl.abi.0,
                 p.decl.abi.1,
                 p.file.display(),
-                if p.mount.is_empty() { "/" } else { &p.mount }
+                routes::shown_path(&p.mount)
             ));
         }
         for e in self.router.endpoints() {
-            let method = if e.method == "*" { "ANY" } else { &e.method };
-            let pattern = if e.pattern.is_empty() {
-                "/"
-            } else {
-                &e.pattern
-            };
             out.push_str(&format!(
-                "  {method:<7} {pattern}  -> {}\n",
+                "  {:<7} {}  -> {}\n",
+                e.shown_method(),
+                routes::shown_path(&e.pattern),
                 self.plugins[e.target.plugin].decl.name
             ));
         }

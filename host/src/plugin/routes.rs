@@ -11,6 +11,7 @@
 //! Two routes with the same shape (the same literals, parameters in the same
 //! places) and an overlapping method are a startup error naming both.
 
+use drupe_sdk::hex_digit;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -53,6 +54,34 @@ pub struct Endpoint {
     pub params: Vec<String>,
     /// Who registered it, for conflict messages.
     pub owner: String,
+}
+
+impl Endpoint {
+    /// The method as `--check` and the index page show it: `ANY` for `*`.
+    pub fn shown_method(&self) -> &str {
+        if self.method == "*" {
+            "ANY"
+        } else {
+            &self.method
+        }
+    }
+}
+
+/// A mount as the router keeps it: no trailing `/`, so the root mount `/`
+/// is `` and mount + path below it is the request path (WSGI's
+/// `script_name` + `path_info`).
+pub fn stored_mount(mount: &str) -> &str {
+    mount.trim_end_matches('/')
+}
+
+/// A mount (or a full route path) as people read it: the root mount,
+/// stored as ``, shows as `/`.
+pub fn shown_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
 }
 
 /// Why a route cannot be registered.
@@ -172,9 +201,9 @@ impl Router {
                 "{owner}: `{method}` is not a method (use GET, POST, … or ANY)"
             )));
         }
-        let mount = mount.trim_end_matches('/');
+        let mount = stored_mount(mount);
         let relative = parse_pattern(pattern).map_err(|e| RouteError(format!("{owner}: {e}")))?;
-        let mount_segments = parse_pattern(if mount.is_empty() { "/" } else { mount })
+        let mount_segments = parse_pattern(shown_path(mount))
             .map_err(|e| RouteError(format!("{owner}: mount `{mount}`: {e}")))?;
         if mount_segments
             .iter()
@@ -389,9 +418,8 @@ pub fn percent_decode(input: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
+            if let (Some(h), Some(l)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2])) {
+                out.push(h << 4 | l);
                 i += 3;
                 continue;
             }
@@ -453,6 +481,17 @@ mod tests {
     fn backtracks_out_of_a_dead_literal_branch() {
         let r = router(&[("/a", "GET", "/x/y"), ("/a", "GET", "/{p}/z")]);
         assert_eq!(found(&r, "GET", "/a/x/z"), (1, vec!["x".into()]));
+    }
+
+    #[test]
+    fn root_mount_is_stored_empty_and_shown_as_slash() {
+        assert_eq!(stored_mount("/"), "");
+        assert_eq!(stored_mount("/hello/"), "/hello");
+        assert_eq!(shown_path(stored_mount("/")), "/");
+        assert_eq!(shown_path("/hello"), "/hello");
+        let r = router(&[("/", "*", "/x")]);
+        let e = r.endpoints()[0];
+        assert_eq!((e.mount.as_str(), e.shown_method()), ("", "ANY"));
     }
 
     #[test]

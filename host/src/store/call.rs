@@ -4,7 +4,7 @@
 //! The worker fills a [`CallStore`] before each `handle` ([`CallStore::begin`])
 //! with the plugin's name and the request's `Cookie` headers; every store or
 //! session call the plugin makes during that `handle` arrives here as an
-//! [`Op`]. The namespace comes from which plugin the host is calling, never
+//! [`Op`], the operation type the SDK defines. The namespace comes from which plugin the host is calling, never
 //! from plugin input, so a key is always `keyPrefix + plugin + ":" + key`
 //! and one plugin cannot reach another's keys.
 //!
@@ -15,41 +15,8 @@
 //! a write, and a cookie is trusted only if its session is live.
 
 use super::session::SessionId;
-use super::{with_store, Fields, Store, StoreError};
+use super::{with_store, Op, Reply, Store, StoreError};
 use std::time::Duration;
-
-/// A store or session call from a plugin; the slices are the plugin's own
-/// key, field and value, borrowed for the call.
-#[derive(Debug)]
-pub enum Op<'a> {
-    Get(&'a [u8]),
-    /// `None`: no TTL.
-    Set(&'a [u8], &'a [u8], Option<Duration>),
-    Delete(&'a [u8]),
-    Exists(&'a [u8]),
-    Expire(&'a [u8], Duration),
-    Incr(&'a [u8], i64),
-    HGet(&'a [u8], &'a [u8]),
-    HSet(&'a [u8], &'a [u8], &'a [u8]),
-    HDel(&'a [u8], &'a [u8]),
-    HGetAll(&'a [u8]),
-    SessionGet(&'a [u8]),
-    SessionSet(&'a [u8], &'a [u8]),
-    SessionRemove(&'a [u8]),
-    SessionIncr(&'a [u8], i64),
-}
-
-/// The answer to an [`Op`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// Done; or "yes" for delete, exists, expire, hdel, session remove.
-    Done,
-    /// No such key or field; or "no" for those.
-    NotFound,
-    Bytes(Vec<u8>),
-    Int(i64),
-    Pairs(Fields),
-}
 
 fn found(yes: bool) -> Reply {
     if yes {

@@ -8,7 +8,7 @@
 //! shared across a fork or between threads. [`configure`] only records the
 //! settings; it opens nothing.
 //!
-//! Errors come in two kinds that plugins see: [`StoreError::Unavailable`]
+//! Errors come in the kinds that plugins see: [`StoreError::Unavailable`]
 //! (the store could not be reached within `[store] timeout`; the request
 //! answers 503 and the next call tries again) and [`StoreError::Other`]
 //! (a wrong type, an overflow: retrying will not help).
@@ -23,34 +23,17 @@ pub mod sqlite;
 mod tests;
 
 use std::cell::RefCell;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config;
 
-pub use call::{CallStore, Op, Reply};
-
-/// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
-    /// Not reachable in time: connection refused or lost, a timeout, the
-    /// SQLite file locked for too long. The plugin answers 503.
-    Unavailable(String),
-    /// Anything else: wrong type, not an integer, overflow.
-    Other(String),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Unavailable(m) | StoreError::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
+pub use call::CallStore;
+/// The operations, their answers and their errors are the SDK's, so that
+/// plugin and host share one definition of each.
+pub use drupe_sdk::store_op::{Fields, Op, Reply};
+pub use drupe_sdk::StoreError;
 
 /// The message for a value of the other kind (a hash where a string was
 /// expected or the reverse), worded as Redis words it.
@@ -59,9 +42,6 @@ pub(crate) fn wrong_type() -> StoreError {
         "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
     )
 }
-
-/// A hash's fields and values, sorted by field.
-pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Key/value operations with TTLs, on full (already namespaced) keys.
 ///

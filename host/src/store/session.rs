@@ -43,7 +43,7 @@ impl SessionId {
         }
         let mut bytes = [0u8; 16];
         for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+            *byte = (drupe_sdk::hex_digit(pair[0])? << 4) | drupe_sdk::hex_digit(pair[1])?;
         }
         Some(SessionId(bytes))
     }
@@ -54,15 +54,6 @@ impl SessionId {
     /// store's idle timeout decides how long the session lives.
     pub fn set_cookie(&self) -> String {
         format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", self.hex())
-    }
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use super::call::{CallStore, Op, Reply};
+use super::call::CallStore;
 use super::redis::RedisStore;
 use super::sqlite::SqliteStore;
+use super::{Op, Reply};
 use super::{Store, StoreError};
 use drupe_tests::redis::RedisServer;
 use std::time::{Duration, Instant};

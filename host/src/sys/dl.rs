@@ -231,7 +231,8 @@ pub trait CallSink {
     /// Returns false (and adds nothing) if the header is not allowed.
     fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool;
     fn append_body(&mut self, data: &[u8]);
-    /// One store or session call (`HostApi::store_*`, `session_*`).
+    /// One store or session call (`HostApi::store_call`, or a function of
+    /// ABI 1.1).
     fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError>;
 }
 
@@ -308,29 +309,12 @@ pub(super) fn abort_on_panic<T>(result: std::thread::Result<T>) -> T {
 struct Api<S>(std::marker::PhantomData<S>);
 
 impl<S: CallSink> Api<S> {
-    const TABLE: HostApi = HostApi {
-        size: std::mem::size_of::<HostApi>(),
-        abi_major: abi::ABI_MAJOR,
-        abi_minor: abi::ABI_MINOR,
-        log: host_log,
-        set_status: set_status::<S>,
-        add_header: add_header::<S>,
-        append_body: append_body::<S>,
-        store_get: Some(store_api::store_get::<S>),
-        store_set: Some(store_api::store_set::<S>),
-        store_delete: Some(store_api::store_delete::<S>),
-        store_exists: Some(store_api::store_exists::<S>),
-        store_expire: Some(store_api::store_expire::<S>),
-        store_incr: Some(store_api::store_incr::<S>),
-        store_hget: Some(store_api::store_hget::<S>),
-        store_hset: Some(store_api::store_hset::<S>),
-        store_hdel: Some(store_api::store_hdel::<S>),
-        store_hget_all: Some(store_api::store_hget_all::<S>),
-        session_get: Some(store_api::session_get::<S>),
-        session_set: Some(store_api::session_set::<S>),
-        session_remove: Some(store_api::session_remove::<S>),
-        session_incr: Some(store_api::session_incr::<S>),
-    };
+    const TABLE: HostApi = store_api::with_store::<S>(HostApi::new(
+        host_log,
+        set_status::<S>,
+        add_header::<S>,
+        append_body::<S>,
+    ));
 }
 
 /// The callback table for plugins whose calls are served by sink type `S`.

@@ -1,6 +1,6 @@
 //! Process primitives: fork, death signal, exit.
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{ForkResult, Pid};
 use std::io;
 
@@ -62,6 +62,20 @@ pub fn ignore_signal(signal: Signal) -> nix::Result<()> {
 pub fn default_signal(signal: Signal) -> nix::Result<()> {
     // SAFETY: SIG_DFL runs no handler code.
     unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }.map(drop)
+}
+
+/// Makes `blocked` the calling thread's signal mask — exactly those
+/// signals blocked, every other one delivered — and returns it as a set,
+/// for a signalfd that reads them. The master blocks what it reads from
+/// its signalfd; a forked child starts again from an empty mask, and a
+/// worker blocks what its own signalfd reads.
+pub fn set_signal_mask(blocked: &[Signal]) -> nix::Result<SigSet> {
+    let mut mask = SigSet::empty();
+    for &signal in blocked {
+        mask.add(signal);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+    Ok(mask)
 }
 
 /// Returns free memory at the top of the heap and in glibc's arenas to the

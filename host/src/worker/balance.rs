@@ -9,7 +9,7 @@
 //! does — but only while some sibling can take the connections instead (a
 //! sibling whose threads are all inside handlers cannot).
 
-use crate::sys::scoreboard::{Scoreboard, STATE_READY};
+use crate::board::scoreboard::{Scoreboard, STATE_READY};
 use std::sync::Arc;
 
 /// Connections above the even share a worker may hold before it pauses:
@@ -102,7 +102,7 @@ mod tests {
         let board = board(2);
         let me = Balance::new(Some((Arc::clone(&board), 0)));
         board.set_connections(0, 50);
-        board.set_state(1, crate::sys::scoreboard::STATE_STOPPING);
+        board.set_state(1, crate::board::scoreboard::STATE_STOPPING);
         assert!(!me.over_share());
         assert!(!Balance::new(None).over_share());
     }
@@ -121,5 +121,43 @@ mod tests {
         assert!(!me.over_share());
         board.thread(1, 0).unwrap().end();
         assert!(me.over_share());
+    }
+
+    #[test]
+    fn the_share_is_rounded_up_over_ready_workers_only() {
+        let board = board(3);
+        let me = Balance::new(Some((Arc::clone(&board), 0)));
+        board.set_connections(1, 10);
+        board.set_connections(2, 10);
+        board.set_connections(0, 13); // 33 over 3: share 11, limit 13
+        assert!(!me.over_share());
+        board.set_connections(0, 14); // 34: share 12, limit 14
+        assert!(!me.over_share());
+        board.set_connections(0, 15); // 35: share 12, limit 14
+        assert!(me.over_share());
+        // A sibling that is not ready counts neither its connections nor
+        // itself: 15 + 10 over 2 is a share of 13, limit 15.
+        board.set_state(2, crate::board::scoreboard::STATE_STOPPING);
+        assert!(!me.over_share());
+    }
+
+    #[test]
+    fn the_nudge_goes_to_the_least_loaded_ready_sibling_with_a_free_thread() {
+        let board = board(4);
+        let me = Balance::new(Some((Arc::clone(&board), 0)));
+        for (worker, open) in [(0, 0), (1, 9), (2, 3), (3, 5)] {
+            board.set_connections(worker, open);
+        }
+        assert_eq!(me.least_loaded_sibling(), Some(102), "never itself");
+        // Worker 2 has every thread inside a handler: it could not accept.
+        for t in 0..2 {
+            board.thread(2, t).unwrap().begin(b"GET", b"/slow");
+        }
+        assert_eq!(me.least_loaded_sibling(), Some(103));
+        board.set_state(3, crate::board::scoreboard::STATE_STOPPING);
+        assert_eq!(me.least_loaded_sibling(), Some(101));
+        board.set_state(1, crate::board::scoreboard::STATE_STOPPING);
+        assert_eq!(me.least_loaded_sibling(), None);
+        assert_eq!(Balance::new(None).least_loaded_sibling(), None);
     }
 }

@@ -276,115 +276,149 @@ impl Conn {
     /// Answers every complete request in the buffer, in order.
     fn serve(&mut self, shared: &Shared) {
         while !self.closing && self.start < self.end {
-            let buf = &self.inbuf[self.start..self.end];
             let head_len = match self.head_len {
                 Some(len) => len,
-                None => match self.head.parse(buf, &shared.head_limits) {
-                    Ok(Some(len)) => {
-                        self.head_len = Some(len);
-                        self.deadline = Instant::now() + shared.limits.body_timeout;
-                        if let Err(e) = self.check_body_size(shared) {
-                            return self.reject(&e);
-                        }
-                        len
-                    }
+                None => match self.parse_head(shared) {
+                    Ok(Some(len)) => len,
                     Ok(None) => return,
                     Err(e) => return self.reject(&e),
                 },
             };
-            // Where the body is, once complete: a range of the input buffer
-            // (Content-Length: no copy) or the de-chunked `self.body`.
-            let body_range = match self.head.body {
-                BodyKind::None => Some((head_len, head_len)),
-                BodyKind::Length(n) => {
-                    let n = n as usize; // checked against maxBodyBytes above
-                    (buf.len() - head_len >= n).then_some((head_len, head_len + n))
-                }
-                BodyKind::Chunked => {
-                    let from = head_len + self.chunk_pos;
-                    match self.chunked.decode(
-                        &buf[from..],
-                        &mut self.body,
-                        shared.limits.max_body_bytes,
-                    ) {
-                        Ok(d) if d.done => {
-                            self.chunk_pos += d.consumed;
-                            let end = head_len + self.chunk_pos;
-                            Some((end, end))
-                        }
-                        Ok(_) => {
-                            // The decoder took all the input and copied the
-                            // data out: drop the raw chunks, keeping only
-                            // the head. Otherwise framing overhead (1-byte
-                            // chunks, long extensions) would fill the buffer
-                            // long before maxBodyBytes of body.
-                            self.end = self.start + head_len;
-                            self.chunk_pos = 0;
-                            None
-                        }
-                        Err(e) => return self.reject(&e),
-                    }
-                }
-            };
-            let Some((body_start, request_end)) = body_range else {
-                self.send_continue();
-                return;
-            };
+            let (body_start, request_end) =
+                match self.complete_body(head_len, shared.limits.max_body_bytes) {
+                    Ok(Some(range)) => range,
+                    Ok(None) => return self.send_continue(),
+                    Err(e) => return self.reject(&e),
+                };
             self.served += 1;
             let keep_alive = self.head.keep_alive
                 && !shared.stopping()
                 && (shared.limits.max_keep_alive_requests == 0
                     || self.served < shared.limits.max_keep_alive_requests);
-            let body = match self.head.body {
-                BodyKind::Chunked => &self.body[..],
-                _ => &buf[body_start..request_end],
-            };
-            let exchange = Exchange {
-                buf,
-                head: &self.head,
-                body,
-                peer: &self.peer,
-                keep_alive,
-            };
-            let started = shared.access.as_ref().map(|_| Instant::now());
-            let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
-            if let (Some(log), Some(started)) = (&shared.access, started) {
-                access::record(
-                    log,
-                    &access::Entry {
-                        peer: &self.peer,
-                        head: &self.head,
-                        buf,
-                        status: sent.status,
-                        body_bytes: sent.body_bytes,
-                        elapsed: started.elapsed(),
-                    },
-                );
-            }
-            self.start += request_end;
-            self.head_len = None;
-            self.chunked.reset();
-            self.chunk_pos = 0;
-            self.body.clear();
-            self.continue_sent = false;
-            if !keep_alive {
-                self.closing = true;
-                // Close at once only when the client said this was its last
-                // request and sent nothing after it.
-                self.linger = self.head.keep_alive || self.start < self.end;
-            }
-            self.phase = if self.start == self.end {
-                Phase::Idle
-            } else {
-                Phase::Receiving
-            };
-            self.deadline = Instant::now()
-                + if self.phase == Phase::Idle {
-                    shared.limits.keep_alive_timeout
-                } else {
-                    shared.limits.header_timeout
-                };
+            self.respond(shared, body_start, request_end, keep_alive);
+            self.finish_request(shared, request_end, keep_alive);
         }
+    }
+
+    /// Parses the head of the current request; once it is complete, the
+    /// body's deadline starts and its declared size is checked.
+    /// `Ok(Some(head length))` when complete, `Ok(None)` to read more.
+    #[inline]
+    fn parse_head(&mut self, shared: &Shared) -> Result<Option<usize>, HttpError> {
+        let buf = &self.inbuf[self.start..self.end];
+        let Some(len) = self.head.parse(buf, &shared.head_limits)? else {
+            return Ok(None);
+        };
+        self.head_len = Some(len);
+        self.deadline = Instant::now() + shared.limits.body_timeout;
+        self.check_body_size(shared)?;
+        Ok(Some(len))
+    }
+
+    /// Where the body of the current request is, once it is all here:
+    /// `(body start, request end)` relative to `start`. The body is that
+    /// range of the input buffer (Content-Length: no copy) or, chunked, the
+    /// de-chunked `self.body`. `Ok(None)` to read more.
+    #[inline]
+    fn complete_body(
+        &mut self,
+        head_len: usize,
+        max_body: usize,
+    ) -> Result<Option<(usize, usize)>, HttpError> {
+        let buf = &self.inbuf[self.start..self.end];
+        match self.head.body {
+            BodyKind::None => Ok(Some((head_len, head_len))),
+            BodyKind::Length(n) => {
+                let n = n as usize; // checked against maxBodyBytes in `parse_head`
+                Ok((buf.len() - head_len >= n).then_some((head_len, head_len + n)))
+            }
+            BodyKind::Chunked => {
+                let from = head_len + self.chunk_pos;
+                let decoded = self
+                    .chunked
+                    .decode(&buf[from..], &mut self.body, max_body)?;
+                if decoded.done {
+                    self.chunk_pos += decoded.consumed;
+                    let end = head_len + self.chunk_pos;
+                    return Ok(Some((end, end)));
+                }
+                // The decoder took all the input and copied the data out:
+                // drop the raw chunks, keeping only the head. Otherwise
+                // framing overhead (1-byte chunks, long extensions) would
+                // fill the buffer long before maxBodyBytes of body.
+                self.end = self.start + head_len;
+                self.chunk_pos = 0;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Has the complete current request answered into `out`, and logs it.
+    #[inline]
+    fn respond(
+        &mut self,
+        shared: &Shared,
+        body_start: usize,
+        request_end: usize,
+        keep_alive: bool,
+    ) {
+        let buf = &self.inbuf[self.start..self.end];
+        let body = match self.head.body {
+            BodyKind::Chunked => &self.body[..],
+            _ => &buf[body_start..request_end],
+        };
+        let exchange = Exchange {
+            buf,
+            head: &self.head,
+            body,
+            peer: &self.peer,
+            keep_alive,
+        };
+        let started = shared.access.as_ref().map(|_| Instant::now());
+        let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+        if let (Some(log), Some(started)) = (&shared.access, started) {
+            access::record(
+                log,
+                &access::Entry {
+                    peer: &self.peer,
+                    head: &self.head,
+                    buf,
+                    status: sent.status,
+                    body_bytes: sent.body_bytes,
+                    elapsed: started.elapsed(),
+                },
+            );
+        }
+    }
+
+    /// The current request is answered: forget it, decide whether the
+    /// connection closes, and start the next deadline (keep-alive if the
+    /// buffer is empty, else the next request's header timeout).
+    #[inline]
+    fn finish_request(&mut self, shared: &Shared, request_end: usize, keep_alive: bool) {
+        self.start += request_end;
+        self.head_len = None;
+        self.chunked.reset();
+        self.chunk_pos = 0;
+        self.body.clear();
+        self.continue_sent = false;
+        if !keep_alive {
+            self.closing = true;
+            // Close at once only when the client said this was its last
+            // request and sent nothing after it.
+            self.linger = self.head.keep_alive || self.start < self.end;
+        }
+        self.phase = if self.start == self.end {
+            Phase::Idle
+        } else {
+            Phase::Receiving
+        };
+        self.deadline = Instant::now()
+            + if self.phase == Phase::Idle {
+                shared.limits.keep_alive_timeout
+            } else {
+                shared.limits.header_timeout
+            };
     }
 
     fn check_body_size(&self, shared: &Shared) -> Result<(), HttpError> {

@@ -1,11 +1,10 @@
-//! From a parsed request to response bytes: route lookup, the plugin call,
-//! and the 404 / 405 / 500 answers the host gives itself. Paths under
-//! `/_drupe/` are the host's own and never reach a plugin ([`reserved`]).
+//! From a parsed request to response bytes: the routing decision, then
+//! either an answer the host gives itself ([`answer`]: 400, `OPTIONS *`,
+//! 404 or the index page, 405; [`reserved`]: paths under `/_drupe/`, which
+//! never reach a plugin) or the plugin call.
 //!
+//! [`answer`]: super::answer
 //! [`reserved`]: super::reserved
-//!
-//! When no route matches `GET /` and `[server] showIndex` is on, the
-//! answer is the index page (`plugin::index`), built at load time.
 //!
 //! The response a plugin builds arrives through the host callbacks into a
 //! per-thread [`CallState`], whose buffers are reused from request to
@@ -17,15 +16,17 @@
 //! slot ([`attach`]), so the master can kill a worker whose handler runs
 //! past `requestTimeout`, and it counts every request for `maxRequests`
 //! and, by plugin, status class and handler time, for the status listener
-//! (`sys::stats`: plain stores to this thread's own counters).
+//! (`board::stats`: plain stores to this thread's own counters).
 
+use super::answer::{self, Sent};
+use super::reserved;
+use crate::board::scoreboard;
+use crate::board::stats;
 use crate::http::{self, Head, WriteOpts};
-use crate::plugin::routes::Lookup;
+use crate::plugin::routes::{Endpoint, Lookup};
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
-use crate::sys::scoreboard;
-use crate::sys::stats;
 use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::{OnceCell, RefCell};
@@ -150,14 +151,11 @@ pub struct Exchange<'a> {
     pub keep_alive: bool,
 }
 
-/// What was answered, for the access log.
-#[derive(Debug, Clone, Copy)]
-pub struct Sent {
-    pub status: u16,
-    pub body_bytes: usize,
-}
-
-/// Serves one request and appends the complete response to `out`.
+/// Serves one request and appends the complete response to `out`: a page
+/// the host answers itself ([`answer`], [`reserved`]) or the plugin call.
+///
+/// [`answer`]: super::answer
+/// [`reserved`]: super::reserved
 pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sent {
     track(|t| t.slot().count());
     let opts = WriteOpts {
@@ -169,178 +167,183 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
         std::str::from_utf8(ex.head.method(ex.buf)),
         std::str::from_utf8(ex.head.path(ex.buf)),
     ) else {
-        let sent = simple(out, 400, b"", b"Bad Request: the path is not UTF-8\n", opts);
-        return unrouted(sent);
+        return unrouted(answer::bad_encoding(out, opts));
     };
-    if super::reserved::claims(path) {
-        return unrouted(super::reserved::answer(
-            method,
-            path,
-            host_draining(),
+    if reserved::claims(path) {
+        return unrouted(reserved::answer(method, path, host_draining(), out, opts));
+    }
+    if path == "*" {
+        return unrouted(answer::server_options(
+            &plugins.router.server_allow(),
             out,
             opts,
         ));
     }
-    // asterisk-form: the parser allows it only for OPTIONS (RFC 9112
-    // §3.2.4). Asking about the server as a whole is answered by the host:
-    // the methods some route takes (RFC 9110 §9.3.7).
-    if path == "*" {
-        let allow = plugins.router.server_allow();
-        let mut header = Vec::with_capacity(allow.len() + 9);
-        header.extend_from_slice(b"Allow: ");
-        header.extend_from_slice(allow.as_bytes());
-        header.extend_from_slice(b"\r\n");
-        http::write_head(out, 200, &header, 0, opts);
-        return unrouted(Sent {
-            status: 200,
-            body_bytes: 0,
-        });
-    }
     match plugins.router.lookup(method, path) {
-        Lookup::NotFound => unrouted(match &plugins.index_page {
-            Some(page) if path == "/" && matches!(method, "GET" | "HEAD") => {
-                http::write_head(
-                    out,
-                    200,
-                    b"Content-Type: text/html; charset=utf-8\r\n",
-                    page.len(),
-                    opts,
-                );
-                if !opts.head_request {
-                    out.extend_from_slice(page);
-                }
-                Sent {
-                    status: 200,
-                    body_bytes: page.len(),
-                }
-            }
-            _ => simple(out, 404, b"", b"Not Found\n", opts),
-        }),
+        Lookup::Found { endpoint, values } => {
+            let routed = Routed {
+                ex,
+                method,
+                path,
+                opts,
+            };
+            call_plugin(plugins, endpoint, &values, &routed, out)
+        }
+        Lookup::NotFound => unrouted(answer::not_found(
+            plugins.index_page.as_deref(),
+            method,
+            path,
+            out,
+            opts,
+        )),
         Lookup::Refused(why) => {
             log::debug!("{}: 400 {why}", ex.peer);
-            unrouted(simple(
-                out,
-                400,
-                b"",
-                b"Bad Request: invalid path parameter\n",
-                opts,
-            ))
+            unrouted(answer::refused(out, opts))
         }
-        Lookup::MethodNotAllowed(allow) => {
-            let mut header = Vec::with_capacity(allow.len() + 9);
-            header.extend_from_slice(b"Allow: ");
-            header.extend_from_slice(allow.as_bytes());
-            header.extend_from_slice(b"\r\n");
-            unrouted(simple(out, 405, &header, b"Method Not Allowed\n", opts))
-        }
-        Lookup::Found { endpoint, values } => {
-            let plugin = &plugins.plugins[endpoint.target.plugin];
-            let path_info = &path[endpoint.mount.len().min(path.len())..];
-            SCRATCH.with(|scratch| {
-                let scratch = &mut *scratch.borrow_mut();
-                scratch.call.reset();
-                scratch.headers.clear();
-                scratch
-                    .headers
-                    .extend(ex.head.headers(ex.buf).map(|(k, v)| KeyValue {
-                        key: Bytes::new(k),
-                        value: Bytes::new(v),
-                    }));
-                scratch.params.clear();
-                scratch
-                    .params
-                    .extend(endpoint.params.iter().zip(&values).map(|(k, v)| KeyValue {
-                        key: Bytes::from_str(k),
-                        value: Bytes::from_str(v),
-                    }));
-                let request = abi::Request {
-                    size: std::mem::size_of::<abi::Request>(),
-                    method: Bytes::from_str(method),
-                    target: Bytes::new(ex.head.target(ex.buf)),
-                    script_name: Bytes::from_str(&endpoint.mount),
-                    path_info: Bytes::from_str(path_info),
-                    query: Bytes::new(ex.head.query(ex.buf)),
-                    http_minor: ex.head.http_minor,
-                    headers: scratch.headers.as_ptr(),
-                    header_count: scratch.headers.len(),
-                    params: scratch.params.as_ptr(),
-                    param_count: scratch.params.len(),
-                    body: Bytes::new(ex.body),
-                    remote_addr: Bytes::from_str(ex.peer),
-                };
-                scratch
-                    .call
-                    .store
-                    .begin(&plugin.decl.name, ex.head.headers(ex.buf));
-                let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes()));
-                let outcome =
-                    plugin
-                        .entry
-                        .handle(endpoint.target.route, &request, &mut scratch.call);
-                let handler_us = track(|t| {
-                    t.slot().end();
-                    scoreboard::now_us().saturating_sub(began.unwrap_or(0))
-                });
-                let call = &scratch.call;
-                let failure = match outcome {
-                    abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,
-                    abi::OUTCOME_OK => Some(format!(
-                        "answered with status {}, which is not a final status",
-                        call.status
-                    )),
-                    abi::OUTCOME_PANICKED => Some("panicked".to_owned()),
-                    _ => Some(match &call.refused {
-                        Some(header) => {
-                            format!("tried to send an invalid or host-managed header {header}")
-                        }
-                        None => format!("failed (outcome {outcome})"),
-                    }),
-                };
-                let sent = match failure {
-                    None => {
-                        http::write_head(out, call.status, &call.headers, call.body.len(), opts);
-                        if http::body_allowed(call.status, opts.head_request) {
-                            out.extend_from_slice(&call.body);
-                        }
-                        Sent {
-                            status: call.status,
-                            body_bytes: call.body.len(),
-                        }
-                    }
-                    Some(why) => {
-                        log::error!(
-                            "plugin `{}` {why} on {method} {}; answered 500",
-                            plugin.decl.name,
-                            String::from_utf8_lossy(ex.head.target(ex.buf))
-                        );
-                        simple(out, 500, b"", b"Internal Server Error\n", opts)
-                    }
-                };
-                let entry = 1 + endpoint.target.plugin;
-                track(|t| t.stats().record(entry, sent.status, handler_us));
-                sent
-            })
-        }
+        Lookup::MethodNotAllowed(allow) => unrouted(answer::method_not_allowed(&allow, out, opts)),
     }
 }
 
-/// A response the host makes itself, `text/plain`.
-pub(super) fn simple(
-    out: &mut Vec<u8>,
-    status: u16,
-    extra_headers: &[u8],
-    body: &[u8],
+/// A request on its way to a plugin: method and path are UTF-8.
+struct Routed<'a> {
+    ex: &'a Exchange<'a>,
+    method: &'a str,
+    path: &'a str,
     opts: WriteOpts,
+}
+
+/// Calls the plugin behind `endpoint` and writes its response (or a 500 if
+/// it failed), counting the call for the scoreboard and the statistics.
+// Inlined: one call site, on every request a plugin answers.
+#[inline]
+fn call_plugin(
+    plugins: &PluginSet,
+    endpoint: &Endpoint,
+    values: &[String],
+    req: &Routed<'_>,
+    out: &mut Vec<u8>,
 ) -> Sent {
-    let mut headers = Vec::with_capacity(extra_headers.len() + 48);
-    headers.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
-    headers.extend_from_slice(extra_headers);
-    http::write_head(out, status, &headers, body.len(), opts);
-    if http::body_allowed(status, opts.head_request) {
-        out.extend_from_slice(body);
+    let Routed {
+        ex,
+        method,
+        path,
+        opts,
+    } = *req;
+    let plugin = &plugins.plugins[endpoint.target.plugin];
+    let path_info = &path[endpoint.mount.len().min(path.len())..];
+    SCRATCH.with(|scratch| {
+        let scratch = &mut *scratch.borrow_mut();
+        scratch.call.reset();
+        scratch.headers.clear();
+        scratch
+            .headers
+            .extend(ex.head.headers(ex.buf).map(|(k, v)| KeyValue {
+                key: Bytes::new(k),
+                value: Bytes::new(v),
+            }));
+        scratch.params.clear();
+        scratch
+            .params
+            .extend(endpoint.params.iter().zip(values).map(|(k, v)| KeyValue {
+                key: Bytes::from_str(k),
+                value: Bytes::from_str(v),
+            }));
+        let request = abi::Request {
+            size: std::mem::size_of::<abi::Request>(),
+            method: Bytes::from_str(method),
+            target: Bytes::new(ex.head.target(ex.buf)),
+            script_name: Bytes::from_str(&endpoint.mount),
+            path_info: Bytes::from_str(path_info),
+            query: Bytes::new(ex.head.query(ex.buf)),
+            http_minor: ex.head.http_minor,
+            headers: scratch.headers.as_ptr(),
+            header_count: scratch.headers.len(),
+            params: scratch.params.as_ptr(),
+            param_count: scratch.params.len(),
+            body: Bytes::new(ex.body),
+            remote_addr: Bytes::from_str(ex.peer),
+        };
+        scratch
+            .call
+            .store
+            .begin(&plugin.decl.name, ex.head.headers(ex.buf));
+        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes()));
+        let outcome = plugin
+            .entry
+            .handle(endpoint.target.route, &request, &mut scratch.call);
+        let handler_us = track(|t| {
+            t.slot().end();
+            scoreboard::now_us().saturating_sub(began.unwrap_or(0))
+        });
+        let call = &scratch.call;
+        let sent = match failure(outcome, call) {
+            None => {
+                http::write_head(out, call.status, &call.headers, call.body.len(), opts);
+                if http::body_allowed(call.status, opts.head_request) {
+                    out.extend_from_slice(&call.body);
+                }
+                Sent {
+                    status: call.status,
+                    body_bytes: call.body.len(),
+                }
+            }
+            Some(why) => {
+                log::error!(
+                    "plugin `{}` {why} on {method} {}; answered 500",
+                    plugin.decl.name,
+                    String::from_utf8_lossy(ex.head.target(ex.buf))
+                );
+                answer::plugin_failed(out, opts)
+            }
+        };
+        let entry = 1 + endpoint.target.plugin;
+        track(|t| t.stats().record(entry, sent.status, handler_us));
+        sent
+    })
+}
+
+/// Why a plugin call's result cannot be sent, if it cannot: the plugin
+/// failed or panicked, refused a header, or set no final status.
+fn failure(outcome: abi::Outcome, call: &CallState) -> Option<String> {
+    match outcome {
+        abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,
+        abi::OUTCOME_OK => Some(format!(
+            "answered with status {}, which is not a final status",
+            call.status
+        )),
+        abi::OUTCOME_PANICKED => Some("panicked".to_owned()),
+        _ => Some(match &call.refused {
+            Some(header) => format!("tried to send an invalid or host-managed header {header}"),
+            None => format!("failed (outcome {outcome})"),
+        }),
     }
-    Sent {
-        status,
-        body_bytes: body.len(),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(status: u16, refused: Option<&str>) -> CallState {
+        CallState {
+            status,
+            refused: refused.map(str::to_owned),
+            ..CallState::default()
+        }
+    }
+
+    #[test]
+    fn a_call_is_sent_only_with_a_final_status() {
+        assert_eq!(failure(abi::OUTCOME_OK, &call(200, None)), None);
+        assert_eq!(failure(abi::OUTCOME_OK, &call(999, None)), None);
+        let why = failure(abi::OUTCOME_OK, &call(101, None)).unwrap_or_default();
+        assert!(why.contains("status 101"), "{why}");
+        assert_eq!(
+            failure(abi::OUTCOME_PANICKED, &call(200, None)).as_deref(),
+            Some("panicked")
+        );
+        let why = failure(abi::OUTCOME_ERROR, &call(200, Some("\"X\": \"y\""))).unwrap_or_default();
+        assert!(why.contains("host-managed header \"X\""), "{why}");
+        let why = failure(abi::OUTCOME_ERROR, &call(200, None)).unwrap_or_default();
+        assert!(why.starts_with("failed (outcome"), "{why}");
     }
 }

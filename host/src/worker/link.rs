@@ -10,8 +10,8 @@
 //! request statistics; the worker publishes its plugins' names beside them
 //! ([`Link::publish_plugins`]) so the master can add them up by name.
 
-use crate::sys::scoreboard::{Scoreboard, ThreadSlot};
-use crate::sys::stats::{self, ThreadStats};
+use crate::board::scoreboard::{Scoreboard, ThreadSlot};
+use crate::board::stats::{self, ThreadStats};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 

@@ -1,26 +1,105 @@
-//! One worker process: load the plugins, then serve on the inherited
-//! listening socket.
+//! One worker process: load the plugins, then serve HTTP on the listening
+//! socket inherited from the master.
 //!
-//! The epoll set holds the listener (`EPOLLEXCLUSIVE`, so one worker wakes
-//! per new connection), a signalfd, and every connection, registered once,
-//! edge-triggered, for reading and writing — no `epoll_ctl` per request.
-//! The thread that takes a connection's event locks its slot, reads, runs
-//! the plugin inline and writes: no handoff between threads. An event for a
-//! connection another thread holds is flagged, not lost (`serve`). Which
-//! thread waits on the set is the business of [`pool`]: one leader at a
-//! time, with standbys that take over when a handler blocks.
+//! # Where things are
 //!
-//! Connections live in a fixed table of slots; the epoll token is the slot
-//! index plus a generation, so a stale event for a closed connection whose
-//! slot was reused is recognised and dropped.
+//! - this file: the worker's shared state, its event loop ([`lead`]),
+//!   accepting, signals, the stop, the deadline sweep;
+//! - [`pool`]: which thread runs the event loop (leader / standby);
+//! - [`slots`]: the connection table and the edge-triggered hand-off;
+//! - [`gate`] and [`balance`]: whether this worker takes new connections;
+//! - [`conn`]: one connection's bytes; [`dispatch`], [`answer`],
+//!   [`reserved`]: one request's response; [`access`]: the access log;
+//!   [`link`]: the line to the master.
 //!
-//! Supervision ([`link`]): once serving, the worker says so on the master's
-//! pipe; SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1
-//! reopens the log files. A stopping worker takes nothing new from the
-//! shared listener except what was already queued when it stopped (so no
-//! connection waits for a wake-up that went to it).
+//! # How it serves
+//!
+//! One epoll set per worker holds the listener (`EPOLLEXCLUSIVE`: the
+//! kernel wakes one waiting worker per new connection), a signalfd, and
+//! every connection, registered once, edge-triggered, for reading and
+//! writing: no `epoll_ctl` per request, and a keep-alive request costs two
+//! system calls (one read, one write). The thread that takes an event does
+//! all the work inline — accept, read, parse, run the plugin, write — with
+//! no hand-off between threads (DESIGN "Worker I/O" says why). Five
+//! mechanisms keep that fast and fair; each is simple, their interplay is
+//! not.
+//!
+//! 1. **Leader and standbys** ([`pool`]). One thread at a time, the leader,
+//!    waits on the set and works through the batch of events it got. The
+//!    other threads stand by on a condition variable. A monitor thread
+//!    samples the leader every 2 ms; if the same handler call is still
+//!    running and the thread sleeps in the kernel (a store call, a sleep),
+//!    or has computed for 50 ms, it bumps the *epoch*: a standby becomes
+//!    leader and carries on with the rest of the same batch. The old leader
+//!    finishes its request, sees the epoch moved, and stands by.
+//!
+//!    ```text
+//!                lead()                 batch empty
+//!    standby ──────────▶ leader ──────────────────────▶ epoll_wait
+//!       ▲                 │  ▲ ◀─────── new batch ──────────┘
+//!       │      connection │  │ handler returns,
+//!       │           event ▼  │ same epoch
+//!       └─────────────── in handler
+//!        handler returns,   the monitor finds it blocked, or computing
+//!        epoch moved        for 50 ms: epoch + 1, a standby leads
+//!    ```
+//!
+//! 2. **Pending flags** ([`slots`]). A hand-over leaves a connection's slot
+//!    locked by the old leader while the new one may get the next edge for
+//!    it. Edge-triggered, that edge is the only news: the new leader sets
+//!    the slot's `pending` flag and moves on; the holder looks at the flag
+//!    before it unlocks and serves the news itself. No edge is lost and no
+//!    thread waits for a slot.
+//!
+//! 3. **The gate** ([`gate`]). The listener is in the set only while this
+//!    worker may accept: a slot is free, and it is within its share (4).
+//!    Otherwise it takes the listener out instead of accepting and
+//!    dropping; connections wait in the backlog or go to a sibling. A close,
+//!    the sweep, and (while paused) every 5 ms the event loop put it back
+//!    once allowed. Stopping takes it out for good.
+//!
+//!    ```text
+//!            no free slot, over share, accept fails
+//!    open ─────────────────────────────────────────▶ paused
+//!         ◀───── close / sweep / recheck: allowed ─────
+//!    open, paused ─── SIGTERM ───▶ stopped (never back in)
+//!    ```
+//!
+//! 4. **Balance** ([`balance`]). `EPOLLEXCLUSIVE` wakes the first idle
+//!    waiter, so one worker can collect most connections. Each worker
+//!    publishes its open connections in the scoreboard; one that holds more
+//!    than the even share + 2 pauses its gate — but only while a ready
+//!    sibling has a free thread (a sibling whose threads are all inside
+//!    handlers could not take the connections). After each wake-up on the
+//!    listener a worker also moves itself to the back of the listener's
+//!    wait queue (`Gate::rotate`).
+//!
+//! 5. **The SIGUSR2 nudge**. The connection that woke a worker that then
+//!    pauses for balance is still queued, and the kernel told no one else:
+//!    the worker sends SIGUSR2 to the least loaded ready sibling with a
+//!    free thread, whose signalfd reads it as "look at the listener" and
+//!    accepts. (Workers use USR2 only among themselves.)
+//!
+//! How they meet: when every thread is inside a handler, nobody waits on
+//! the set, so the kernel's exclusive wake-ups go to siblings (1); the
+//! scoreboard's busy marks, set around each plugin call, tell balance
+//! which siblings can take work (4, 5); the gate is the one place the
+//! listener enters or leaves the set (3), whether for room, for balance or
+//! for the stop; and the pending flags (2) are what make a hand-over (1)
+//! safe with edge-triggered connections.
+//!
+//! # Supervision and stopping
+//!
+//! Once serving, the worker says so on the master's pipe ([`link`]);
+//! SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1 reopens
+//! the log files. A stopping worker takes nothing new from the shared
+//! listener except what was already queued when it stopped (so no
+//! connection waits for a wake-up that went to it), closes idle
+//! connections after a short linger, and lets requests under way finish
+//! within `gracefulTimeout`.
 
 mod access;
+mod answer;
 mod balance;
 mod conn;
 mod dispatch;
@@ -28,17 +107,19 @@ mod gate;
 pub mod link;
 mod pool;
 mod reserved;
+mod slots;
 
+use crate::board::scoreboard::Scoreboard;
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
-use crate::sys::scoreboard::Scoreboard;
-use conn::{Conn, Next};
+use conn::Conn;
 use link::Link;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pool::{Pool, Step};
+use slots::{close, release, serve, token, SlotCell};
 use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -107,24 +188,6 @@ pub struct Shared {
     served_since_trim: AtomicBool,
     /// This worker's connection count in the scoreboard (see `balance`).
     balance: balance::Balance,
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    generation: u32,
-    conn: Option<Box<Conn>>,
-}
-
-/// A slot and the flag that keeps an edge-triggered event from being lost
-/// while another thread holds the slot (see `serve`).
-#[derive(Debug, Default)]
-struct SlotCell {
-    slot: Mutex<Slot>,
-    pending: AtomicBool,
-}
-
-fn token(index: u32, generation: u32) -> u64 {
-    (u64::from(generation) << 32) | u64::from(index)
 }
 
 impl Shared {
@@ -208,12 +271,12 @@ fn worker_signals() -> nix::Result<SignalFd> {
     ] {
         crate::sys::process::ignore_signal(ignored)?;
     }
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGQUIT);
-    mask.add(Signal::SIGUSR1);
-    mask.add(Signal::SIGUSR2);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+    let mask = crate::sys::process::set_signal_mask(&[
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ])?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
@@ -235,11 +298,7 @@ impl Shared {
         Ok(Shared {
             plugins,
             limits: config.limits.clone(),
-            head_limits: HeadLimits {
-                max_request_line: config.limits.max_request_line,
-                max_header_bytes: config.limits.max_header_bytes,
-                max_headers: config.limits.max_headers,
-            },
+            head_limits: HeadLimits::from(&config.limits),
             epoll,
             listener,
             slots: (0..capacity).map(|_| SlotCell::default()).collect(),
@@ -432,60 +491,6 @@ fn accept_upto(shared: &Shared, max: usize) {
 /// woken per new connection instead of all of them.
 fn listener_event() -> EpollEvent {
     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER)
-}
-
-fn release(shared: &Shared, index: u32) {
-    if let Ok(mut free) = shared.free.lock() {
-        free.push(index);
-    }
-}
-
-/// Closes the connection in `slot` (the caller holds its lock).
-fn close(shared: &Shared, index: u32, slot: &mut Slot) {
-    if slot.conn.take().is_some() {
-        slot.generation = slot.generation.wrapping_add(1);
-        let open = shared.open.fetch_sub(1, Ordering::AcqRel) - 1;
-        shared.balance.publish(open);
-        release(shared, index);
-        shared.gate.resume(shared);
-    }
-}
-
-fn serve(shared: &Shared, token: u64) {
-    let index = (token & 0xffff_ffff) as u32;
-    let generation = (token >> 32) as u32;
-    let Some(cell) = shared.slots.get(index as usize) else {
-        return;
-    };
-    // The connection is registered edge-triggered, so this event may be the
-    // only news of what just arrived. Another thread may hold the slot (a
-    // standby finishing a handler that blocked): flag the news, and whoever
-    // holds the slot looks at the flag again before it lets go. A short
-    // read in `on_ready` means the socket was drained at that moment; what
-    // arrives later raises a new edge.
-    cell.pending.store(true, Ordering::SeqCst);
-    loop {
-        let Ok(mut slot) = cell.slot.try_lock() else {
-            return; // the holder will see `pending`
-        };
-        if !cell.pending.swap(false, Ordering::SeqCst) {
-            return; // someone else already handled it
-        }
-        if slot.generation != generation {
-            return; // stale event for a connection closed meanwhile
-        }
-        let Some(conn) = slot.conn.as_mut() else {
-            return;
-        };
-        // Read or Write: nothing to do but wait for the next edge.
-        if conn.on_ready(shared) == Next::Close {
-            return close(shared, index, &mut slot);
-        }
-        drop(slot);
-        if !cell.pending.load(Ordering::SeqCst) {
-            return;
-        }
-    }
 }
 
 fn sweep_if_due(shared: &Shared) {

@@ -207,34 +207,24 @@ impl Pool {
 
     /// The monitor thread's body: sample the leader every [`TICK`].
     pub fn monitor(&self) {
-        let mut last_seq = u64::MAX;
-        let mut last_refills = u64::MAX;
-        let mut stalled_ticks = 0u32;
-        let mut idle_ticks = 0u32;
-        let cpu_stall_ticks = (CPU_STALL.as_millis() / TICK.as_millis()).max(1) as u32;
+        let mut watch = Watch::new();
         loop {
             std::thread::sleep(TICK);
             let busy = self.busy.load(Ordering::Acquire);
             let seq = self.seq.load(Ordering::Relaxed);
-            if busy != 0 && seq == last_seq {
-                // The same handler call is still running since last tick.
-                stalled_ticks += 1;
-                let blocked = !running(self.leader_tid.load(Ordering::Relaxed));
-                if (blocked || stalled_ticks >= cpu_stall_ticks) && self.promote(busy) {
-                    stalled_ticks = 0;
+            let stalled = watch.stalled(busy, seq, || {
+                !crate::sys::proc::thread_running(self.leader_tid.load(Ordering::Relaxed))
+            });
+            if let Some(epoch) = stalled {
+                if self.promote(epoch) {
+                    watch.handed_over();
                 }
-            } else {
-                stalled_ticks = 0;
             }
-            last_seq = seq;
             let mut state = self.lock();
             if state.done {
                 return;
             }
-            let quiet = busy == 0 && state.refills == last_refills;
-            last_refills = state.refills;
-            idle_ticks = if quiet { idle_ticks + 1 } else { 0 };
-            if idle_ticks >= IDLE_TICKS {
+            if watch.idle(busy, state.refills) {
                 self.monitor_parked.store(true, Ordering::Relaxed);
                 while self.monitor_parked.load(Ordering::Relaxed) && !state.done {
                     state = self
@@ -242,20 +232,216 @@ impl Pool {
                         .wait(state)
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
-                idle_ticks = 0;
+                watch.woken();
             }
         }
     }
 }
 
-/// Whether thread `tid` of this process is on a CPU or ready to run (state
-/// `R` in `/proc`), as opposed to asleep in a system call.
-fn running(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state is the first field after the parenthesised command name.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        == Some("R")
+/// The monitor's decisions, from one sample of the leader per [`TICK`].
+#[derive(Debug)]
+struct Watch {
+    /// `Pool::seq` at the last sample: unchanged means the same call.
+    last_seq: u64,
+    /// `State::refills` at the last sample.
+    last_refills: u64,
+    /// Samples in a row that found the same handler call running.
+    stalled_ticks: u32,
+    /// Samples in a row with no handler running and no new batch.
+    idle_ticks: u32,
+    /// [`CPU_STALL`] in samples.
+    cpu_stall_ticks: u32,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch {
+            last_seq: u64::MAX,
+            last_refills: u64::MAX,
+            stalled_ticks: 0,
+            idle_ticks: 0,
+            cpu_stall_ticks: (CPU_STALL.as_millis() / TICK.as_millis()).max(1) as u32,
+        }
+    }
+
+    /// The epoch whose leader should hand over, given the leader's `busy`
+    /// epoch (0: not in a handler) and call `seq`: the same call as at the
+    /// last sample, and either asleep in the kernel (`blocked`, asked only
+    /// then: it reads `/proc`) or computing for [`CPU_STALL`].
+    fn stalled(&mut self, busy: u64, seq: u64, blocked: impl FnOnce() -> bool) -> Option<u64> {
+        let verdict = if busy != 0 && seq == self.last_seq {
+            self.stalled_ticks += 1;
+            (blocked() || self.stalled_ticks >= self.cpu_stall_ticks).then_some(busy)
+        } else {
+            self.stalled_ticks = 0;
+            None
+        };
+        self.last_seq = seq;
+        verdict
+    }
+
+    /// Leadership was handed over: the count starts again for the new
+    /// leader. (If the hand-over failed — leadership already moved, or the
+    /// worker is done — the count goes on.)
+    fn handed_over(&mut self) {
+        self.stalled_ticks = 0;
+    }
+
+    /// Whether to stop sampling until the next batch: [`IDLE_TICKS`]
+    /// samples in a row with no handler running and no batch published.
+    fn idle(&mut self, busy: u64, refills: u64) -> bool {
+        let quiet = busy == 0 && refills == self.last_refills;
+        self.last_refills = refills;
+        self.idle_ticks = if quiet { self.idle_ticks + 1 } else { 0 };
+        self.idle_ticks >= IDLE_TICKS
+    }
+
+    /// Woken from parking by a new batch (or the end).
+    fn woken(&mut self) {
+        self.idle_ticks = 0;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::EpollFlags;
+    use std::sync::Arc;
+
+    fn events(tokens: &[u64]) -> Vec<EpollEvent> {
+        tokens
+            .iter()
+            .map(|&t| EpollEvent::new(EpollFlags::EPOLLIN, t))
+            .collect()
+    }
+
+    /// The token of an `Event` step; `None` for `Refill`, panics on `Resign`.
+    fn token(step: Step) -> Option<u64> {
+        match step {
+            Step::Event(event) => Some(event.data()),
+            Step::Refill => None,
+            Step::Resign => panic!("resigned"),
+        }
+    }
+
+    fn resigns(step: Step) -> bool {
+        matches!(step, Step::Resign)
+    }
+
+    #[test]
+    fn the_leader_works_through_its_batch_then_refills() {
+        let pool = Pool::new();
+        let epoch = pool.lead().unwrap();
+        assert_eq!(token(pool.next(epoch)), None, "no batch yet");
+        pool.refill(epoch, &events(&[7, 8]));
+        assert_eq!(token(pool.next(epoch)), Some(7));
+        assert_eq!(token(pool.next(epoch)), Some(8));
+        assert_eq!(token(pool.next(epoch)), None);
+    }
+
+    #[test]
+    fn a_hand_over_passes_the_rest_of_the_batch_to_the_new_leader() {
+        let pool = Pool::new();
+        let old = pool.lead().unwrap();
+        pool.refill(old, &events(&[1, 2, 3]));
+        assert_eq!(token(pool.next(old)), Some(1));
+        pool.enter(old); // event 1's handler blocks
+        assert!(pool.promote(old));
+        // A standby (here the same thread) leads the next epoch and picks
+        // up events 2 and 3; the old leader resigns after its handler.
+        let new = pool.lead().unwrap();
+        assert_ne!(new, old);
+        assert_eq!(token(pool.next(new)), Some(2));
+        pool.enter(new);
+        pool.leave(old); // the old leader's mark is gone already
+        assert_eq!(pool.busy.load(Ordering::Relaxed), new);
+        assert!(resigns(pool.next(old)));
+        pool.leave(new);
+        assert_eq!(pool.busy.load(Ordering::Relaxed), 0);
+        assert_eq!(token(pool.next(new)), Some(3));
+        assert_eq!(token(pool.next(new)), None);
+    }
+
+    #[test]
+    fn only_the_current_leader_can_be_replaced() {
+        let pool = Pool::new();
+        let old = pool.lead().unwrap();
+        assert!(pool.promote(old));
+        assert!(!pool.promote(old), "a second verdict on the same stall");
+        let new = pool.lead().unwrap();
+        pool.finish();
+        assert!(!pool.promote(new), "the worker is done");
+    }
+
+    #[test]
+    fn a_standby_waits_for_leadership_and_finish_releases_everyone() {
+        let pool = Arc::new(Pool::new());
+        let first = pool.lead().unwrap();
+        let standby = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let epoch = pool.lead();
+                (epoch, pool.lead())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!standby.is_finished(), "one leader at a time");
+        assert!(pool.promote(first));
+        // The standby leads the next epoch, then (as a thread that lost
+        // the lead would) waits again until the worker is done.
+        while !pool.lock().led {
+            std::thread::yield_now();
+        }
+        pool.finish();
+        assert_eq!(standby.join().unwrap(), (Some(first + 1), None));
+        assert!(pool.lead().is_none());
+        assert!(resigns(pool.next(first + 1)));
+    }
+
+    #[test]
+    fn a_blocked_handler_is_handed_over_on_the_second_sample() {
+        let mut watch = Watch::new();
+        assert_eq!(watch.stalled(3, 10, || panic!("first sight")), None);
+        assert_eq!(watch.stalled(3, 10, || true), Some(3));
+        // A new call since the last sample: not stalled, whatever it does.
+        assert_eq!(watch.stalled(3, 11, || true), None);
+        // Not in a handler: nothing to hand over, and /proc is not read.
+        assert_eq!(watch.stalled(0, 11, || panic!("not busy")), None);
+        assert_eq!(watch.stalled(0, 11, || panic!("not busy")), None);
+    }
+
+    #[test]
+    fn a_computing_handler_is_handed_over_after_cpu_stall() {
+        let mut watch = Watch::new();
+        let ticks = (CPU_STALL.as_millis() / TICK.as_millis()) as u32;
+        assert_eq!(watch.stalled(5, 1, || false), None);
+        for _ in 1..ticks {
+            assert_eq!(watch.stalled(5, 1, || false), None);
+        }
+        assert_eq!(watch.stalled(5, 1, || false), Some(5));
+        // If the hand-over failed, the verdict stands on the next sample;
+        // after one, the new leader's count starts from zero.
+        assert_eq!(watch.stalled(5, 1, || false), Some(5));
+        watch.handed_over();
+        assert_eq!(watch.stalled(6, 1, || false), None);
+    }
+
+    #[test]
+    fn the_monitor_parks_after_idle_ticks_without_work() {
+        let mut watch = Watch::new();
+        assert!(!watch.idle(0, 0), "the first sample sees a 'new' count");
+        for _ in 1..IDLE_TICKS {
+            assert!(!watch.idle(0, 0));
+        }
+        assert!(watch.idle(0, 0));
+        watch.woken();
+        // A batch or a running handler restarts the count.
+        for _ in 0..IDLE_TICKS - 1 {
+            assert!(!watch.idle(0, 0));
+        }
+        assert!(!watch.idle(0, 1));
+        assert!(!watch.idle(4, 1));
+        assert!(!watch.idle(0, 1));
+    }
 }

@@ -10,7 +10,7 @@
 //! and no client sees an error. The master says "stopping" through the
 //! scoreboard, which every worker shares (`worker::link`).
 
-use super::dispatch::{simple, Sent};
+use super::answer::{simple, Sent};
 use crate::http::WriteOpts;
 
 /// The prefix, without its trailing slash (`/_drupe` itself is reserved too).

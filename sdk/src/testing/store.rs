@@ -8,14 +8,19 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::store::{Op, Reply, StoreError};
+use crate::store::op::{Op, Reply};
+use crate::store::StoreError;
 
 /// The session cookie's name, as the host sends it.
 pub(crate) const SESSION_COOKIE: &str = "drupe_session";
 
-/// How long an unused session lives, in ms: the host's default
-/// `sessionTimeout`.
-const SESSION_TIMEOUT_MS: u64 = 1_800_000;
+/// How long an unused session lives: the host's default `sessionTimeout`.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// The key of session `id`'s hash, as on the host.
+fn session_key(id: &str) -> Vec<u8> {
+    format!("@session:{id}").into_bytes()
+}
 
 /// A store for unit tests: an in-memory map shared by every request that
 /// is given it, so a test can make several requests and see what the
@@ -56,7 +61,7 @@ impl fmt::Debug for TestStore {
 
 #[derive(Default)]
 struct Memory {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Vec<u8>, Entry>,
     unavailable: bool,
     sessions_created: u64,
 }
@@ -68,7 +73,7 @@ struct Entry {
 
 enum Data {
     Bytes(Vec<u8>),
-    Hash(BTreeMap<String, Vec<u8>>),
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
 }
 
 impl TestStore {
@@ -106,14 +111,16 @@ impl TestStore {
     }
 }
 
-fn wrong_type(key: &str) -> StoreError {
+fn wrong_type(key: &[u8]) -> StoreError {
     StoreError::Other(format!(
-        "WRONGTYPE `{key}` holds another kind of value (a hash or a string)"
+        "WRONGTYPE `{}` holds another kind of value (a hash or a string)",
+        String::from_utf8_lossy(key)
     ))
 }
 
 /// `current` (decimal text; missing is 0) plus `by`, as Redis' `INCRBY`.
-fn add(key: &str, current: Option<&[u8]>, by: i64) -> Result<i64, StoreError> {
+fn add(key: &[u8], current: Option<&[u8]>, by: i64) -> Result<i64, StoreError> {
+    let key = String::from_utf8_lossy(key);
     let current = match current {
         None => 0,
         Some(text) => std::str::from_utf8(text)
@@ -126,15 +133,15 @@ fn add(key: &str, current: Option<&[u8]>, by: i64) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Other(format!("incrementing `{key}` would overflow")))
 }
 
-fn ttl(ms: u64) -> Instant {
+fn expiry(ttl: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(Duration::from_millis(ms))
+    now.checked_add(ttl)
         .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 impl Memory {
     /// The live entry at `key`, dropping it if it has expired.
-    fn live(&mut self, key: &str) -> Option<&mut Entry> {
+    fn live(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = Instant::now();
         if self
             .entries
@@ -146,10 +153,10 @@ impl Memory {
         self.entries.get_mut(key)
     }
 
-    fn hash(&mut self, key: &str) -> Result<&mut BTreeMap<String, Vec<u8>>, StoreError> {
+    fn hash(&mut self, key: &[u8]) -> Result<&mut BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
         if self.live(key).is_none() {
             self.entries.insert(
-                key.to_owned(),
+                key.to_vec(),
                 Entry {
                     data: Data::Hash(BTreeMap::new()),
                     expires: None,
@@ -162,7 +169,7 @@ impl Memory {
         }
     }
 
-    fn incr(&mut self, key: &str, by: i64) -> Result<i64, StoreError> {
+    fn incr(&mut self, key: &[u8], by: i64) -> Result<i64, StoreError> {
         let (current, expires) = match self.live(key) {
             None => (None, None),
             Some(Entry {
@@ -173,11 +180,11 @@ impl Memory {
         };
         let new = add(key, current, by)?;
         let data = Data::Bytes(new.to_string().into_bytes());
-        self.entries.insert(key.to_owned(), Entry { data, expires });
+        self.entries.insert(key.to_vec(), Entry { data, expires });
         Ok(new)
     }
 
-    fn hincr(&mut self, key: &str, field: String, by: i64) -> Result<i64, StoreError> {
+    fn hincr(&mut self, key: &[u8], field: Vec<u8>, by: i64) -> Result<i64, StoreError> {
         let map = self.hash(key)?;
         let new = add(&field, map.get(&field).map(Vec::as_slice), by)?;
         map.insert(field, new.to_string().into_bytes());
@@ -185,7 +192,7 @@ impl Memory {
     }
 
     /// One plugin-level operation on fully namespaced keys.
-    fn exec(&mut self, key: &str, op: &Op<'_>) -> Result<Reply, StoreError> {
+    fn exec(&mut self, key: &[u8], op: &Op<'_>) -> Result<Reply, StoreError> {
         let found = |yes: bool| if yes { Reply::Done } else { Reply::NotFound };
         Ok(match *op {
             Op::Get(_) => match self.live(key).map(|e| &e.data) {
@@ -193,17 +200,17 @@ impl Memory {
                 Some(Data::Bytes(b)) => Reply::Bytes(b.clone()),
                 Some(Data::Hash(_)) => return Err(wrong_type(key)),
             },
-            Op::Set(_, value, ms) => {
-                let expires = (ms > 0).then(|| ttl(ms));
+            Op::Set(_, value, ttl) => {
+                let expires = ttl.map(expiry);
                 let data = Data::Bytes(value.to_vec());
-                self.entries.insert(key.to_owned(), Entry { data, expires });
+                self.entries.insert(key.to_vec(), Entry { data, expires });
                 Reply::Done
             }
             Op::Delete(_) => found(self.live(key).is_some() && self.entries.remove(key).is_some()),
             Op::Exists(_) => found(self.live(key).is_some()),
-            Op::Expire(_, ms) => match self.live(key) {
+            Op::Expire(_, ttl) => match self.live(key) {
                 Some(entry) => {
-                    entry.expires = Some(ttl(ms));
+                    entry.expires = Some(expiry(ttl));
                     Reply::Done
                 }
                 None => Reply::NotFound,
@@ -218,7 +225,7 @@ impl Memory {
                 Some(Data::Bytes(_)) => return Err(wrong_type(key)),
             },
             Op::HSet(_, field, value) => {
-                self.hash(key)?.insert(field.to_owned(), value.to_vec());
+                self.hash(key)?.insert(field.to_vec(), value.to_vec());
                 Reply::Done
             }
             Op::HDel(_, field) => match self.live(key).map(|e| &mut e.data) {
@@ -234,11 +241,9 @@ impl Memory {
             },
             Op::HGetAll(_) => match self.live(key).map(|e| &e.data) {
                 None => Reply::Pairs(Vec::new()),
-                Some(Data::Hash(map)) => Reply::Pairs(
-                    map.iter()
-                        .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
-                        .collect(),
-                ),
+                Some(Data::Hash(map)) => {
+                    Reply::Pairs(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
                 Some(Data::Bytes(_)) => return Err(wrong_type(key)),
             },
             // Sessions are handled by `TestCall`, which maps them onto the
@@ -259,7 +264,7 @@ impl Memory {
 pub(crate) struct TestCall {
     store: TestStore,
     /// `plugin name + ":"`.
-    namespace: String,
+    namespace: Vec<u8>,
     /// The id from the request's `drupe_session` cookie.
     cookie: Option<String>,
     /// The live session of this request, once looked up or created.
@@ -272,7 +277,7 @@ impl TestCall {
     pub(crate) fn new(store: TestStore, plugin: &str, cookie: Option<String>) -> TestCall {
         TestCall {
             store,
-            namespace: format!("{plugin}:"),
+            namespace: format!("{plugin}:").into_bytes(),
             cookie,
             session: RefCell::new(None),
             created: RefCell::new(None),
@@ -299,7 +304,7 @@ impl TestCall {
             Op::SessionGet(f) | Op::SessionRemove(f) => (f, false),
             Op::SessionSet(f, _) | Op::SessionIncr(f, _) => (f, true),
             _ => {
-                let key = format!("{}{}", self.namespace, op.key().unwrap_or_default());
+                let key = [&self.namespace, op.key().unwrap_or_default()].concat();
                 return memory.exec(&key, &op);
             }
         };
@@ -307,18 +312,18 @@ impl TestCall {
             return Ok(Reply::NotFound);
         };
         // As on the host: one hash per session, one field per plugin field.
-        let key = format!("@session:{id}");
-        let field = format!("{}{field}", self.namespace);
+        let key = session_key(&id);
+        let field = [&self.namespace, field].concat();
         let reply = match op {
-            Op::SessionGet(_) => memory.exec(&key, &Op::HGet("", &field))?,
-            Op::SessionSet(_, value) => memory.exec(&key, &Op::HSet("", &field, value))?,
-            Op::SessionRemove(_) => memory.exec(&key, &Op::HDel("", &field))?,
+            Op::SessionGet(_) => memory.exec(&key, &Op::HGet(b"", &field))?,
+            Op::SessionSet(_, value) => memory.exec(&key, &Op::HSet(b"", &field, value))?,
+            Op::SessionRemove(_) => memory.exec(&key, &Op::HDel(b"", &field))?,
             Op::SessionIncr(_, by) => Reply::Int(memory.hincr(&key, field, by)?),
             _ => Reply::NotFound,
         };
         // Use keeps a session alive, as on the host.
         if let Some(entry) = memory.live(&key) {
-            entry.expires = Some(ttl(SESSION_TIMEOUT_MS));
+            entry.expires = Some(expiry(SESSION_TIMEOUT));
         }
         Ok(reply)
     }
@@ -332,7 +337,7 @@ impl TestCall {
             let live = self
                 .cookie
                 .clone()
-                .filter(|id| memory.live(&format!("@session:{id}")).is_some());
+                .filter(|id| memory.live(&session_key(id)).is_some());
             *session = Some(live);
         }
         if let Some(Some(id)) = session.as_ref() {

@@ -14,10 +14,11 @@
 //!
 //! The request statistics of the status listener (per plugin counts and
 //! latency buckets) live beside it, in [`StatsArea`], made and cleared
-//! with the table.
+//! with the table. Both are a [`Grid`] of `sys::shm`, which holds the
+//! only `unsafe` they need.
 
-use super::shm::SharedPages;
 use super::stats::StatsArea;
+use crate::sys::shm::Grid;
 use std::io;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -29,16 +30,18 @@ const ROUTE_WORDS: usize = ROUTE_BYTES / 8;
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct WorkerSlot {
-    pid: AtomicI32,
+    // Fields are `pub(crate)` only so that `sys::shm` can check they are
+    // all atomics; everyone else goes through `Scoreboard`.
+    pub(crate) pid: AtomicI32,
     /// One of the `STATE_*` values, written by the master.
-    state: AtomicU32,
-    generation: AtomicU64,
+    pub(crate) state: AtomicU32,
+    pub(crate) generation: AtomicU64,
     /// Open client connections, written by the worker on every accept and
     /// close; siblings read it to share new connections out evenly.
-    connections: AtomicU32,
+    pub(crate) connections: AtomicU32,
     /// 1 once the master stops the host: the worker serves on but answers
     /// `/_drupe/health` with 503, so load balancers move traffic away.
-    draining: AtomicU32,
+    pub(crate) draining: AtomicU32,
 }
 
 /// `WorkerSlot::state`: the slot is unused.
@@ -56,14 +59,14 @@ pub const STATE_STOPPING: u32 = 3;
 #[derive(Debug)]
 pub struct ThreadSlot {
     /// Odd while the thread rewrites `busy_since` and `route`.
-    seq: AtomicU64,
+    pub(crate) seq: AtomicU64,
     /// Monotonic milliseconds ([`now_ms`]) when the current plugin call
     /// began; 0 while idle.
-    busy_since: AtomicU64,
+    pub(crate) busy_since: AtomicU64,
     /// Requests this thread has answered.
-    served: AtomicU64,
+    pub(crate) served: AtomicU64,
     /// "METHOD /path" of the current call, NUL-padded.
-    route: [AtomicU64; ROUTE_WORDS],
+    pub(crate) route: [AtomicU64; ROUTE_WORDS],
 }
 
 /// A busy thread as the master sees it.
@@ -169,9 +172,7 @@ impl ThreadSlot {
 /// master and the processes it forks.
 #[derive(Debug)]
 pub struct Scoreboard {
-    pages: SharedPages,
-    workers: usize,
-    threads: usize,
+    grid: Grid<WorkerSlot, ThreadSlot>,
     stats: StatsArea,
 }
 
@@ -181,55 +182,33 @@ impl Scoreboard {
     pub fn new(workers: usize, threads: usize) -> io::Result<Scoreboard> {
         let workers = workers.max(1);
         let threads = threads.max(1);
-        let len = Self::threads_offset(workers)
-            + workers
-                .checked_mul(threads)
-                .and_then(|n| n.checked_mul(size_of::<ThreadSlot>()))
-                .ok_or_else(|| io::Error::other("scoreboard too large"))?;
-        let pages = SharedPages::new(len, "scoreboard")?;
         Ok(Scoreboard {
-            pages,
-            workers,
-            threads,
+            grid: Grid::new(workers, threads, "scoreboard")?,
             stats: StatsArea::new(workers, threads)?,
         })
     }
 
-    fn threads_offset(workers: usize) -> usize {
-        // ThreadSlot's alignment (128) is a multiple of WorkerSlot's size.
-        (workers * size_of::<WorkerSlot>()).next_multiple_of(align_of::<ThreadSlot>())
-    }
-
     /// Number of worker slots.
     pub fn capacity(&self) -> usize {
-        self.workers
+        self.grid.workers()
     }
 
     /// Thread slots per worker.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.grid.threads()
     }
 
     fn worker(&self, index: usize) -> &WorkerSlot {
-        assert!(index < self.workers, "worker slot {index} out of range");
-        // SAFETY: `index` is in range, so the slot lies inside the mapping
-        // (see `new`), which is aligned to a page and lives as long as
-        // `self`; WorkerSlot is made only of atomics, valid for any bits.
-        unsafe { &*self.pages.base().as_ptr().cast::<WorkerSlot>().add(index) }
+        self.grid
+            .header(index)
+            .unwrap_or_else(|| panic!("worker slot {index} out of range"))
     }
 
     /// Thread `thread` of worker slot `worker`, or `None` past the table's
     /// width (a reload raised `threadPool`: those threads go untracked).
+    #[inline]
     pub fn thread(&self, worker: usize, thread: usize) -> Option<&ThreadSlot> {
-        if worker >= self.workers || thread >= self.threads {
-            return None;
-        }
-        let offset = Self::threads_offset(self.workers)
-            + (worker * self.threads + thread) * size_of::<ThreadSlot>();
-        // SAFETY: both indices are in range, so the slot lies inside the
-        // mapping; `offset` is a multiple of ThreadSlot's alignment from a
-        // page-aligned base; ThreadSlot is made only of atomics.
-        Some(unsafe { &*self.pages.base().as_ptr().add(offset).cast::<ThreadSlot>() })
+        self.grid.cell(worker, thread)
     }
 
     /// The request statistics, laid out like the table.
@@ -241,10 +220,8 @@ impl Scoreboard {
     /// before forking that worker, while no live process writes the slot.
     pub fn assign(&self, index: usize, pid: i32, generation: u64) {
         self.stats.clear(index);
-        for thread in 0..self.threads {
-            if let Some(t) = self.thread(index, thread) {
-                t.clear();
-            }
+        for t in self.grid.row(index) {
+            t.clear();
         }
         let slot = self.worker(index);
         slot.pid.store(pid, Ordering::Relaxed);
@@ -298,24 +275,22 @@ impl Scoreboard {
     /// not inside a plugin call; a worker with none cannot take new
     /// connections right now.
     pub fn has_free_thread(&self, index: usize) -> bool {
-        (0..self.threads)
-            .filter_map(|t| self.thread(index, t))
+        self.grid
+            .row(index)
             .any(|t| t.busy_since.load(Ordering::Relaxed) == 0)
     }
 
     /// Requests worker slot `index` has answered, over all its threads.
     pub fn requests_served(&self, index: usize) -> u64 {
-        (0..self.threads)
-            .filter_map(|t| self.thread(index, t))
+        self.grid
+            .row(index)
             .map(|t| t.served.load(Ordering::Relaxed))
             .sum()
     }
 
     /// The calls running in worker slot `index` now.
     pub fn busy(&self, index: usize) -> impl Iterator<Item = Busy> + '_ {
-        (0..self.threads)
-            .filter_map(move |t| self.thread(index, t))
-            .filter_map(ThreadSlot::busy)
+        self.grid.row(index).filter_map(ThreadSlot::busy)
     }
 }
 

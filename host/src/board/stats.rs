@@ -21,7 +21,7 @@
 //!
 //! [scoreboard]: super::scoreboard
 
-use super::shm::SharedPages;
+use crate::sys::shm::Grid;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -53,18 +53,20 @@ const SERVER_ERROR: usize = 3;
 /// The counters of one plugin on one thread.
 #[repr(C, align(64))]
 #[derive(Debug)]
-struct Counters {
-    classes: [AtomicU64; CLASSES.len()],
+pub struct Counters {
+    // Fields are `pub(crate)` only so that `sys::shm` can check they are
+    // all atomics; everyone else goes through `ThreadStats` and `Totals`.
+    pub(crate) classes: [AtomicU64; CLASSES.len()],
     /// Microseconds spent in the handler, all requests together.
-    sum_us: AtomicU64,
-    buckets: [AtomicU64; BUCKETS],
+    pub(crate) sum_us: AtomicU64,
+    pub(crate) buckets: [AtomicU64; BUCKETS],
 }
 
 /// One handler thread's counters, written only by that thread.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ThreadStats {
-    entries: [Counters; ENTRIES],
+    pub(crate) entries: [Counters; ENTRIES],
 }
 
 /// The names of a worker's plugins, written once by the worker before it
@@ -73,8 +75,8 @@ pub struct ThreadStats {
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct PluginNames {
-    count: AtomicU32,
-    names: [[AtomicU64; NAME_WORDS]; MAX_PLUGINS],
+    pub(crate) count: AtomicU32,
+    pub(crate) names: [[AtomicU64; NAME_WORDS]; MAX_PLUGINS],
 }
 
 /// Adds `by` to a counter that only the calling thread writes.
@@ -197,71 +199,38 @@ impl Totals {
 /// anonymous mapping, made before any fork.
 #[derive(Debug)]
 pub struct StatsArea {
-    pages: SharedPages,
-    workers: usize,
-    threads: usize,
+    grid: Grid<PluginNames, ThreadStats>,
 }
 
 impl StatsArea {
     /// Maps a zeroed region for `workers` slots of `threads` threads.
     pub fn new(workers: usize, threads: usize) -> io::Result<StatsArea> {
-        let len = Self::threads_offset(workers)
-            + workers
-                .checked_mul(threads)
-                .and_then(|n| n.checked_mul(size_of::<ThreadStats>()))
-                .ok_or_else(|| io::Error::other("statistics area too large"))?;
-        let pages = SharedPages::new(len, "statistics area")?;
         Ok(StatsArea {
-            pages,
-            workers,
-            threads,
+            grid: Grid::new(workers, threads, "statistics area")?,
         })
-    }
-
-    fn threads_offset(workers: usize) -> usize {
-        (workers * size_of::<PluginNames>()).next_multiple_of(align_of::<ThreadStats>())
-    }
-
-    fn names(&self, worker: usize) -> Option<&PluginNames> {
-        if worker >= self.workers {
-            return None;
-        }
-        // SAFETY: `worker` is in range, so the entry lies inside the
-        // mapping, at a multiple of its alignment from a page-aligned base;
-        // PluginNames is made only of atomics, valid for any bits.
-        Some(unsafe { &*self.pages.base().as_ptr().cast::<PluginNames>().add(worker) })
     }
 
     /// The counters of thread `thread` of worker slot `worker`, or `None`
     /// past the table.
+    #[inline]
     pub fn thread(&self, worker: usize, thread: usize) -> Option<&ThreadStats> {
-        if worker >= self.workers || thread >= self.threads {
-            return None;
-        }
-        let offset = Self::threads_offset(self.workers)
-            + (worker * self.threads + thread) * size_of::<ThreadStats>();
-        // SAFETY: both indices are in range, so the entry lies inside the
-        // mapping, aligned (offset is a multiple of ThreadStats' alignment
-        // from a page-aligned base); it is made only of atomics.
-        Some(unsafe { &*self.pages.base().as_ptr().add(offset).cast::<ThreadStats>() })
+        self.grid.cell(worker, thread)
     }
 
     /// Zeroes worker slot `worker` for a new worker (master, before fork).
     pub fn clear(&self, worker: usize) {
-        if let Some(names) = self.names(worker) {
+        if let Some(names) = self.grid.header(worker) {
             names.count.store(0, Ordering::Release);
         }
-        for thread in 0..self.threads {
-            if let Some(stats) = self.thread(worker, thread) {
-                stats.clear();
-            }
+        for stats in self.grid.row(worker) {
+            stats.clear();
         }
     }
 
     /// Records the names of worker slot `worker`'s plugins, in load order
     /// (the worker, once, before it serves). Returns how many fit.
     pub fn publish_names<'a>(&self, worker: usize, names: impl Iterator<Item = &'a str>) -> usize {
-        let Some(table) = self.names(worker) else {
+        let Some(table) = self.grid.header(worker) else {
             return 0;
         };
         let mut count = 0;
@@ -285,14 +254,12 @@ impl StatsArea {
     pub fn worker_totals(&self, worker: usize) -> (Totals, Vec<(String, Totals)>) {
         let sum = |entry: usize| {
             let mut t = Totals::default();
-            for thread in 0..self.threads {
-                if let Some(stats) = self.thread(worker, thread) {
-                    t.add(&Totals::read(&stats.entries[entry]));
-                }
+            for stats in self.grid.row(worker) {
+                t.add(&Totals::read(&stats.entries[entry]));
             }
             t
         };
-        let Some(table) = self.names(worker) else {
+        let Some(table) = self.grid.header(worker) else {
             return (Totals::default(), Vec::new());
         };
         let count = (table.count.load(Ordering::Acquire) as usize).min(MAX_PLUGINS);

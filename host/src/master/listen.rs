@@ -1,0 +1,78 @@
+//! The sockets the master binds, once, before it forks: the public
+//! listener that every worker inherits (`[server]`) and the status
+//! listener it serves itself (`[status]`).
+
+use super::MasterError;
+use nix::sys::socket::Backlog;
+use std::io::ErrorKind;
+use std::net::{TcpListener, ToSocketAddrs};
+
+/// Binds `host:port` non-blocking, with a listen queue of `backlog` if
+/// given (std's bind picks its own). `section` names the INI section of
+/// the setting in errors, which say what to change.
+pub(super) fn bind(
+    section: &str,
+    host: &str,
+    port: u16,
+    backlog: Option<u32>,
+) -> Result<TcpListener, MasterError> {
+    let shown = format!("{host}:{port}");
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| MasterError::Bind(format!("{section} socketHost {shown}: {e}")))?
+        .collect();
+    let listener = TcpListener::bind(&addrs[..]).map_err(|e| {
+        let hint = match e.kind() {
+            ErrorKind::AddrInUse => {
+                format!("; another server is using it: stop it or set {section} socketPort")
+            }
+            ErrorKind::PermissionDenied => {
+                "; ports below 1024 need root (or CAP_NET_BIND_SERVICE)".to_owned()
+            }
+            _ => String::new(),
+        };
+        MasterError::Bind(format!("cannot listen on {shown}: {e}{hint}"))
+    })?;
+    if let Some(backlog) = backlog {
+        let backlog = Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN);
+        nix::sys::socket::listen(&listener, backlog)
+            .map_err(|e| MasterError::Bind(format!("listen on {shown}: {e}")))?;
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| MasterError::Bind(e.to_string()))?;
+    Ok(listener)
+}
+
+/// The master's part that is its public socket: bound once, inherited by
+/// every worker, and announced once the first workers serve.
+#[derive(Debug)]
+pub(super) struct Listener {
+    pub socket: TcpListener,
+    pub address: std::net::SocketAddr,
+    /// `[server]` as the socket was bound: what a reload cannot change.
+    pub bound: crate::config::Server,
+    /// The "listening" line was logged (once every first worker is ready).
+    pub announced: bool,
+}
+
+impl Listener {
+    /// Binds `[server]`.
+    pub fn bind(server: &crate::config::Server) -> Result<Listener, MasterError> {
+        let socket = bind(
+            "[server]",
+            &server.socket_host,
+            server.socket_port,
+            Some(server.socket_queue_size),
+        )?;
+        let address = socket
+            .local_addr()
+            .map_err(|e| MasterError::Io(e.to_string()))?;
+        Ok(Listener {
+            socket,
+            address,
+            bound: server.clone(),
+            announced: false,
+        })
+    }
+}
