@@ -50,8 +50,12 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--config FILE is required (see config/drupe.ini)".into());
     };
     let config = Config::load(config_path)?;
-    crate::logging::init(&config)?;
     if cli.check {
+        // What is wrong goes to the terminal that asked, whatever
+        // `errorLog` says: the operator is looking there.
+        let mut terminal = config.clone();
+        terminal.log.error_log = crate::config::LogTarget::Stderr;
+        crate::logging::init(&terminal)?;
         println!(
             "{}: OK; would listen on {}:{} with {} worker processes of {} threads",
             config_path.display(),
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         master::check(&config)?;
         return Ok(());
     }
+    crate::logging::init(&config)?;
     master::run(config)?;
     Ok(())
 }

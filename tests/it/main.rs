@@ -13,6 +13,7 @@ mod health;
 mod hosts;
 mod lifecycle;
 mod limits;
+mod load_errors;
 mod logs;
 mod ops;
 mod privileges;

@@ -11,7 +11,8 @@
 //! `init` (in a probe or a worker) appends a byte to FILE, and every call
 //! after the N-th fails. With `identityLog = FILE`, each `init` appends
 //! the `Uid:` and `Gid:` lines of `/proc/self/status`: who the probe and the
-//! workers run as when they load plugins.
+//! workers run as when they load plugins. With `abortInInit = true`,
+//! `init` aborts the process (SIGABRT): a probe killed by a signal.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ const MAX_MS: u64 = 600_000;
 /// Counts this `init` call in `initCounter` and fails past `failInitAfter`;
 /// records who runs it in `identityLog`.
 pub fn init(settings: &Settings) -> std::result::Result<(), String> {
+    if settings.get("abortInInit") == Some("true") {
+        std::process::abort();
+    }
     if let Some(file) = settings.get("identityLog") {
         let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
         let ids: String = status
