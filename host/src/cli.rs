@@ -38,11 +38,13 @@ pub enum Command {
 /// for `main` to print.
 pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::New { name, dir }) = &cli.command {
-        let dir = crate::scaffold::new_plugin(name, dir.as_deref())?;
+        let created = crate::scaffold::new_plugin(name, dir.as_deref())?;
+        let joined = created.workspace.map_or_else(String::new, |w| {
+            format!(" (a member of the workspace in {})", w.display())
+        });
         println!(
-            "created plugin `{name}` in {0}\n\n  cd {0} && cargo build --release\n  cp target/release/lib{1}.so <plugin directory>/\n\nand drupe serves it at /{name}",
-            dir.display(),
-            name.replace('-', "_")
+            "created plugin `{name}` in {0}{joined}\n\n  cd {0} && drupe dev\n\nbuilds it, serves it at http://127.0.0.1:8080/{name} and rebuilds it on every save",
+            created.dir.display(),
         );
         return Ok(());
     }
