@@ -18,6 +18,15 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
+    /// `drupe dev`'s master: serve the plugins of this folder with the dev
+    /// settings (`config::Dev`). Set by `drupe dev` only.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub dev_dir: Option<PathBuf>,
+
+    /// `drupe dev`'s master: the port (with `--dev-dir`).
+    #[arg(long, hide = true, default_value_t = 8080)]
+    pub dev_port: u16,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -31,6 +40,21 @@ pub enum Command {
         name: String,
         /// Where to create it (default: ./NAME).
         dir: Option<PathBuf>,
+    },
+    /// Build plugin crates, serve them with one worker, and rebuild and
+    /// reload on every saved change. A failed build or load makes every
+    /// page an error page that says why.
+    Dev {
+        /// The plugin crates (default: the current directory).
+        #[arg(value_name = "CRATE_DIR")]
+        crates: Vec<PathBuf>,
+        /// Serve on 127.0.0.1:PORT.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Take every other setting ([plugin.NAME], [store], [limits], …)
+        /// from this INI file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -48,10 +72,24 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
+    if let Some(Command::Dev {
+        crates,
+        port,
+        config,
+    }) = &cli.command
+    {
+        return crate::dev::run(crates, *port, config.as_deref());
+    }
     let Some(config_path) = &cli.config else {
         return Err("--config FILE is required (see config/drupe.ini)".into());
     };
-    let config = Config::load(config_path)?;
+    let mut config = Config::load(config_path)?;
+    if let Some(dir) = &cli.dev_dir {
+        config.apply_dev(crate::dev::master_settings(dir, cli.dev_port));
+        // Gone with `drupe dev`, however it ends.
+        let parent = nix::unistd::getppid();
+        crate::sys::process::die_with_parent(nix::sys::signal::Signal::SIGTERM, parent)?;
+    }
     if cli.check {
         // What is wrong goes to the terminal that asked, whatever
         // `errorLog` says: the operator is looking there.

@@ -100,8 +100,7 @@ impl Master {
             self.cancel_probe();
         }
         let serving = self.generations.current.number;
-        let source = self.generations.current.config.source.clone();
-        let config = match Config::load(&source) {
+        let config = match self.generations.current.config.reread() {
             Ok(config) => config,
             Err(e) => {
                 log::error!("{why}: reload failed: {e}; generation {serving} keeps serving");

@@ -35,6 +35,9 @@ pub struct PluginSet {
     pub router: Router,
     /// The index page for `GET /`, when `[server] showIndex` is on.
     pub index_page: Option<Vec<u8>>,
+    /// `drupe dev` only: while this file exists, it is the answer (500)
+    /// to every request outside `/_drupe/` (see `config::Dev`).
+    pub dev_error_page: Option<PathBuf>,
 }
 
 /// Problems found while loading, all of them (not just the first), so that
@@ -159,6 +162,7 @@ pub fn load(
         }
     }
     if errors.is_empty() {
+        set.dev_error_page = config.dev.as_ref().map(|dev| dev.error_page.clone());
         if config.server.show_index {
             set.index_page = Some(index::render(&set));
         }
