@@ -213,6 +213,13 @@ fn join_workspace(manifest: &Path, dir: &Path) -> Result<(), ScaffoldError> {
     let trailing = members.trailing().as_str().unwrap_or_default().to_owned();
     members.push(member.as_str());
     let Some(prefix) = prefix else {
+        // The first member: one per line if the brackets are on two lines.
+        if trailing.contains('\n') {
+            members.set_trailing_comma(true);
+            if let Some(added) = members.iter_mut().last() {
+                added.decor_mut().set_prefix("\n    ");
+            }
+        }
         return write_manifest(manifest, &doc);
     };
     let prefix = match (trailing.rfind('\n'), prefix.rfind('\n')) {
@@ -342,6 +349,13 @@ mod tests {
         let own = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(!own.contains("\n[workspace]"), "{own}");
         assert!(own.contains("drupe-sdk = { path = \""), "{own}");
+        // The first member of an empty list, one per line.
+        std::fs::write(&manifest, "[workspace]\nmembers = [\n]\n").unwrap();
+        new_plugin("blog", Some(&root.path().join("blog"))).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&manifest).unwrap(),
+            "[workspace]\nmembers = [\n    \"blog\",\n]\n"
+        );
         // A second plugin in a folder a pattern covers is left alone.
         std::fs::write(&manifest, "[workspace]\nmembers = [\"plugins/*\"]\n").unwrap();
         new_plugin("cart", Some(&root.path().join("plugins/cart"))).unwrap();

@@ -8,6 +8,7 @@ mod support;
 
 mod check;
 mod corpus;
+mod dev;
 mod faults;
 mod health;
 mod hosts;
