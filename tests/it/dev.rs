@@ -329,3 +329,35 @@ fn dev_outside_a_crate_says_what_to_do() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_plugin_that_fails_to_load_shows_why_on_every_page_until_one_loads() {
+    let mut dev = Dev::start();
+    let text = std::fs::read_to_string(&dev.lib).expect("read lib.rs");
+    let text = text.replace(
+        "drupe_sdk::plugin! {\n    name: \"greeter\",\n",
+        "fn refuse(_: &Settings) -> std::result::Result<(), String> {\n    \
+         Err(\"no <database> configured\".into())\n}\n\n\
+         drupe_sdk::plugin! {\n    name: \"greeter\",\n    init: refuse,\n",
+    );
+    assert!(
+        text.contains("init: refuse"),
+        "the scaffold changed:\n{text}"
+    );
+    std::fs::write(&dev.lib, text).expect("save lib.rs");
+    dev.wait_for("did not load", 1, BUILD);
+    let page = dev.poll("/greeter", Duration::from_secs(5), |r| r.status == 500);
+    let html = page.text();
+    assert!(
+        html.contains("The new build of greeter did not load"),
+        "{html}"
+    );
+    assert!(
+        html.contains("plugin `greeter` failed to start: no &lt;database&gt; configured"),
+        "{html}"
+    );
+    dev.edit("    Err(\"no <database> configured\".into())", "    Ok(())");
+    dev.wait_for("ms after the build", 2, BUILD);
+    let fixed = dev.poll("/greeter", Duration::from_secs(5), |r| r.status == 200);
+    assert_eq!(fixed.text(), "Hello from greeter!");
+}
