@@ -4,7 +4,8 @@
 //! ([`master`]) binds the socket and forks workers ([`worker`]), which load
 //! plugins ([`plugin`]), serve HTTP/1.1 ([`http`]) and give plugins the
 //! shared store and sessions ([`store`]); master and workers share a
-//! scoreboard and request statistics in memory ([`board`]). Only [`sys`]
+//! scoreboard and request statistics in memory ([`board`]). `drupe dev`
+//! ([`dev`]) builds plugin crates and runs a master beside. Only [`sys`]
 //! holds `unsafe` code.
 
 // These docs are for drupe's developers, who read them with
@@ -15,6 +16,7 @@
 pub mod board;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod http;
 pub mod master;
 pub mod plugin;

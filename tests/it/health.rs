@@ -15,6 +15,7 @@ fn start(drain_seconds: u64, extra: &str) -> Server {
              drainPeriod = {drain_seconds}\n{extra}"
         ),
     )
+    .with_started_file()
     .start()
 }
 
@@ -72,9 +73,11 @@ fn without_a_drain_the_health_check_fails_during_the_graceful_stop() {
     assert_eq!(kept.roundtrip(get).status, 200);
     let mut slow = server.connect();
     slow.send(b"GET /testkit/sleep/1000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(200));
+    server.site.wait_started(1);
     server.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    eventually(Duration::from_secs(2), "the stop to begin", || {
+        server.log().contains("SIGTERM")
+    });
     // An open connection is still answered during the graceful stop: the
     // host is going away, and says so.
     assert_eq!(kept.roundtrip(get).status, 503);
@@ -93,7 +96,7 @@ fn a_second_term_or_int_during_the_drain_and_quit_stop_at_once() {
         let mut server = start(30, "");
         let mut slow = server.connect();
         slow.send(b"GET /testkit/sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n");
-        std::thread::sleep(Duration::from_millis(200));
+        server.site.wait_started(1);
         server.signal(signals[0]);
         eventually(Duration::from_secs(2), "the drain to begin", || {
             health(&server).0 == 503

@@ -133,3 +133,64 @@ fn a_burst_of_connections_is_served_by_both_workers() {
     }
     assert_eq!(pids.len(), 2, "connections went to {pids:?} only");
 }
+
+/// The plugin snapshot folders (`drupe-PID-*`) in the site's TMPDIR.
+fn snapshot_dirs(server: &crate::support::Server) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.site.dir.path())
+        .expect("site dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("drupe-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_start_removes_the_plugin_copies_a_killed_master_left_behind() {
+    let mut server = Site::new(&["hello"], "").start();
+    let first = server.pid();
+    let left = snapshot_dirs(&server);
+    assert!(
+        left.iter()
+            .any(|n| n.starts_with(&format!("drupe-{first}-"))),
+        "no snapshot folder of the first master: {left:?}"
+    );
+    // One that belongs to a live process (this test) must stay.
+    let live = server
+        .site
+        .path(&format!("drupe-{}-live", std::process::id()));
+    std::fs::create_dir(&live).expect("mkdir");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(first), Signal::SIGKILL)
+        .expect("kill the group");
+    let _ = server.wait_exit(Duration::from_secs(5));
+    server.restart();
+    let now = snapshot_dirs(&server);
+    assert!(
+        !now.iter()
+            .any(|n| n.starts_with(&format!("drupe-{first}-"))),
+        "the dead master's copies are still there: {now:?}"
+    );
+    assert!(live.is_dir(), "removed a live process's folder: {now:?}");
+    assert!(
+        server.log().contains(&format!("drupe-{first}-")),
+        "not logged:\n{}",
+        server.log()
+    );
+    assert_eq!(server.get("/hello").status, 200);
+}
+
+#[test]
+fn workers_run_with_the_open_files_limit_raised_to_the_hard_limit() {
+    let server = Site::new(&["hello"], "").start();
+    for pid in server.worker_pids() {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("Max open files");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
+    }
+    assert!(server.log().contains("open files"), "{}", server.log());
+}

@@ -225,3 +225,123 @@ fn at_max_connections_a_worker_leaves_new_ones_in_the_backlog() {
     assert!(!server.log().contains("closing a new connection"));
     drop(b);
 }
+
+/// Reads `stream` to its end in `chunk`-byte reads with `pause` between
+/// them; the number of bytes read before EOF or an error.
+fn read_slowly(mut stream: &TcpStream, chunk: usize, pause: Duration) -> usize {
+    let mut buf = vec![0u8; chunk];
+    let mut total = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => total += n,
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// A small receive buffer, so the server's writes stall as soon as the
+/// client stops reading (loopback buffers are otherwise megabytes).
+fn small_buffer_stream(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(server.addr()).expect("connect");
+    nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::RcvBuf, &4096)
+        .expect("SO_RCVBUF");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream
+}
+
+#[test]
+fn send_timeout_is_time_without_progress_so_a_steady_slow_reader_gets_everything() {
+    let server =
+        single_thread_site("sendTimeout = 1\nkeepAliveTimeout = 1\nmaxBodyBytes = 8388608\n");
+    let body = vec![b'x'; 3 << 20];
+    let mut stream = small_buffer_stream(&server);
+    let head = format!(
+        "POST /testkit/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&body).expect("body");
+    let started = Instant::now();
+    // ~64 KiB every 20 ms: far longer than sendTimeout in all, but never
+    // a second without progress.
+    let read = read_slowly(&stream, 64 << 10, Duration::from_millis(20));
+    eprintln!(
+        "slow reader: {read} bytes in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "not slow enough to test"
+    );
+    assert!(read > body.len(), "cut after {read} bytes");
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_at_send_timeout_and_delays_no_one() {
+    let server =
+        single_thread_site("sendTimeout = 1\nkeepAliveTimeout = 30\nmaxBodyBytes = 8388608\n");
+    let body = vec![b'x'; 4 << 20];
+    let mut stream = small_buffer_stream(&server);
+    let head = format!(
+        "POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&body).expect("body");
+    let sent = Instant::now();
+    // Meanwhile another client is served by the same (only) thread.
+    assert_eq!(server.get("/hello").text(), "Hello, World!");
+    // Not reading for well over sendTimeout: the server gives up on us.
+    std::thread::sleep(Duration::from_millis(2500));
+    let read = read_slowly(&stream, 1 << 20, Duration::ZERO);
+    eprintln!(
+        "never-reading client: cut after {read} bytes, {} ms",
+        sent.elapsed().as_millis()
+    );
+    assert!(read < body.len(), "the whole response was delivered");
+    assert!(sent.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_request_and_its_fin_in_one_burst_are_answered_and_closed_at_once() {
+    let server = single_thread_site("keepAliveTimeout = 10\n");
+    for trial in 0..50 {
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        stream.shutdown(std::net::Shutdown::Write).expect("FIN");
+        let sent = Instant::now();
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.ends_with("Hello, World!"), "trial {trial}: {text:?}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "trial {trial}: closed only after {:?}",
+            sent.elapsed()
+        );
+    }
+}
+
+#[test]
+fn the_largest_max_body_bytes_still_accepts_ordinary_bodies() {
+    let server = single_thread_site("maxBodyBytes = 18446744073709551615\n");
+    let body = vec![b'y'; 100_000];
+    let mut client = server.connect();
+    let head = format!(
+        "POST /testkit/echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    client.send(head.as_bytes());
+    client.send(&body);
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), body.len());
+}

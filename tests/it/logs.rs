@@ -61,3 +61,60 @@ fn usr1_after_a_rename_reopens_the_access_log_and_every_request_is_logged_once()
     );
     assert!(new[40..].iter().all(|&c| c == 1), "after USR1: {new:?}");
 }
+
+#[test]
+fn requests_the_http_layer_refuses_are_access_logged_and_counted() {
+    let server = Site::new(
+        &["hello"],
+        "[log]\naccessLog = access.log\n[status]\nsocketPort = 0\n\
+         [limits]\nmaxRequestLine = 256\n",
+    )
+    .start();
+    let refused: [(&str, u16); 3] = [
+        ("GARBAGE\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("GET /hello HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    ];
+    for (raw, status) in refused {
+        let resp = crate::support::request(server.addr(), raw);
+        assert_eq!(resp.status, status, "{raw:?}");
+    }
+    let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(400));
+    assert_eq!(crate::support::request(server.addr(), &long).status, 414);
+    let log = server.site.path("access.log");
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(
+        Duration::from_secs(5),
+        "four refused requests logged",
+        || {
+            let text = lines();
+            text.matches("\" 400 ").count() == 2
+                && text.matches("\" 505 ").count() == 1
+                && text.matches("\" 414 ").count() == 1
+        },
+    );
+    let status_addr: std::net::SocketAddr = server
+        .log()
+        .split("status on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("status address in the log");
+    let metrics = crate::support::request(
+        status_addr,
+        "GET /_drupe/metrics HTTP/1.1\r\nHost: s\r\n\r\n",
+    )
+    .text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "drupe_unrouted_requests_total{class=\"4xx\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "drupe_unrouted_requests_total{class=\"5xx\"} 1"),
+        "{metrics}"
+    );
+}

@@ -46,11 +46,9 @@ fn open_up(dir: &Path) {
 }
 
 #[test]
+#[ignore = "needs root: `cargo xtask test` runs it when it is root"]
 fn as_root_with_user_nobody_workers_and_probe_run_as_nobody_and_everything_still_works() {
-    if !root() {
-        eprintln!("skipped: switching users needs root (CI runs as root)");
-        return;
-    }
+    assert!(root(), "this test switches users: run it as root");
     let (uid, gid) = nobody();
     let dir = tempfile::tempdir().expect("temp dir");
     open_up(dir.path());
@@ -136,11 +134,9 @@ fn as_root_with_user_nobody_workers_and_probe_run_as_nobody_and_everything_still
 }
 
 #[test]
+#[ignore = "needs root: `cargo xtask test` runs it when it is root"]
 fn started_as_root_without_user_warns_once() {
-    if !root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    assert!(root(), "this test switches users: run it as root");
     let server = Site::new(&["hello"], "").start();
     server.signal(Signal::SIGHUP);
     eventually(Duration::from_secs(10), "the reload", || {
@@ -164,10 +160,12 @@ fn a_user_drupe_cannot_become_is_an_error_that_says_what_to_do() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no such user; create it"), "{stderr}");
+}
 
-    if !root() {
-        return;
-    }
+#[test]
+#[ignore = "needs root: `cargo xtask test` runs it when it is root"]
+fn started_as_nobody_drupe_cannot_become_another_user_and_says_so() {
+    assert!(root(), "this test starts drupe as nobody: run it as root");
     // Started as nobody, drupe cannot become daemon.
     let site = Site::new(&["hello"], "[server]\nsocketPort = 0\nuser = daemon\n");
     open_up(site.dir.path());

@@ -146,3 +146,18 @@ fn access_log_has_one_combined_format_line_per_request() {
         lines[1]
     );
 }
+
+#[test]
+fn a_handler_status_outside_100_to_599_is_a_500_and_logged() {
+    let server = Site::new(&["testkit"], "").start();
+    for code in ["999", "99", "600", "0"] {
+        let resp = server.get(&format!("/testkit/status/{code}"));
+        assert_eq!(
+            resp.status, 500,
+            "status {code} was sent as {}",
+            resp.status
+        );
+    }
+    let log = server.log();
+    assert!(log.contains("999"), "the bad status is not logged:\n{log}");
+}

@@ -233,7 +233,7 @@ fn overwriting_a_loaded_plugin_in_place_under_load_crashes_no_worker() {
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_then_exits_0_leaving_nothing() {
-    let mut server = Site::new(&["testkit"], "").start();
+    let mut server = Site::new(&["testkit"], "").with_started_file().start();
     let master = server.pid();
     let workers = server.worker_pids();
     let mut idle = server.connect();
@@ -241,7 +241,7 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0_leaving_nothing() {
     assert_eq!(hello.status, 200);
     let mut slow = server.connect();
     slow.send(b"GET /testkit/sleep/2000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(300));
+    server.site.wait_started(1);
     let term = Instant::now();
     server.signal(Signal::SIGTERM);
     assert!(idle.closed(), "an idle keep-alive connection is closed");
@@ -284,10 +284,10 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0_leaving_nothing() {
 #[test]
 fn sigquit_stops_at_once_and_a_second_sigint_too() {
     for signals in [&[Signal::SIGQUIT][..], &[Signal::SIGINT, Signal::SIGINT]] {
-        let mut server = Site::new(&["testkit"], "").start();
+        let mut server = Site::new(&["testkit"], "").with_started_file().start();
         let mut slow = server.connect();
         slow.send(b"GET /testkit/sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n");
-        std::thread::sleep(Duration::from_millis(300));
+        server.site.wait_started(1);
         let start = Instant::now();
         for (i, &signal) in signals.iter().enumerate() {
             if i > 0 {

@@ -112,6 +112,33 @@ impl Site {
         self
     }
 
+    /// Appends `text` to the INI file.
+    pub fn with_ini(mut self, text: &str) -> Site {
+        self.ini.push_str(text);
+        self
+    }
+
+    /// Adds `[plugin.testkit] startedFile = started.txt` (in the site
+    /// folder): testkit's sleeping handlers announce themselves there, for
+    /// [`wait_started`].
+    pub fn with_started_file(mut self) -> Site {
+        let line = format!("startedFile = {}\n", self.path("started.txt").display());
+        // Into the section if `extra` has it already (a section may appear
+        // only once).
+        let section = "[plugin.testkit]\n";
+        match self.ini.find(section) {
+            Some(at) => self.ini.insert_str(at + section.len(), &line),
+            None => self.ini.push_str(&format!("{section}{line}")),
+        }
+        self
+    }
+
+    /// Waits until `n` testkit handlers have announced themselves (see
+    /// [`Site::with_started_file`]).
+    pub fn wait_started(&self, n: usize) -> Vec<String> {
+        wait_started(&self.path("started.txt"), n)
+    }
+
     /// Sets an environment variable for the server (`Site::start`).
     pub fn with_env(mut self, key: &str, value: &str) -> Site {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -473,4 +500,24 @@ pub fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> b
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The lines of a testkit `startedFile` once it holds at least `n`: each is
+/// `LABEL PID` from a handler that has started running. Tests wait on this
+/// event rather than sleeping.
+pub fn wait_started(file: &Path, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    eventually(
+        Duration::from_secs(10),
+        &format!("{n} handlers to announce themselves in {}", file.display()),
+        || {
+            lines = std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            lines.len() >= n
+        },
+    );
+    lines
 }

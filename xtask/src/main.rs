@@ -121,7 +121,24 @@ fn test(cargo_test_args: &[String]) -> Result<(), String> {
     status(build)?;
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(cargo_test_args);
+    // The tests that switch users are `#[ignore = "needs root"]`: run them
+    // too when we are root (as CI is), and say so when we are not.
+    if is_root() {
+        if !cargo_test_args.iter().any(|a| a == "--") {
+            test.arg("--");
+        }
+        test.arg("--include-ignored");
+    } else {
+        eprintln!("xtask: not root, so the tests marked \"needs root\" are left out (ignored)");
+    }
     status(test)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 fn bench(bench_args: &[String]) -> Result<(), String> {
@@ -169,10 +186,7 @@ fn ensure_installed(programs: &[&str]) -> Result<(), String> {
         "xtask: installing {} (needed by the tests)",
         packages.join(" ")
     );
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let root_user = is_root();
     let apt = |args: &[&str]| {
         let mut command = if root_user {
             Command::new("apt-get")

@@ -37,6 +37,22 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub status: Status,
+    /// Set by `drupe dev` only, never by the INI file: see [`Dev`].
+    pub dev: Option<Dev>,
+}
+
+/// What `drupe dev` overrides in the INI file's settings: it serves with
+/// one worker on `127.0.0.1:port`, logs errors to the terminal, loads the
+/// plugins it builds from its own folder, and makes every page its error
+/// page while a build or a probe failed. Kept in the [`Config`] so that a
+/// reload, which reads the INI file again, keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dev {
+    pub port: u16,
+    pub plugin_dir: PathBuf,
+    /// While this file exists, workers answer every request outside
+    /// `/_drupe/` with it, as a 500.
+    pub error_page: PathBuf,
 }
 
 /// `[server]`
@@ -207,6 +223,28 @@ impl Config {
         Self::parse(std::io::empty(), source)
     }
 
+    /// Reads the INI file again (a reload), keeping `drupe dev`'s overrides.
+    pub fn reread(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(&self.source)?;
+        if let Some(dev) = &self.dev {
+            config.apply_dev(dev.clone());
+        }
+        Ok(config)
+    }
+
+    /// Applies `drupe dev`'s overrides (see [`Dev`]).
+    pub fn apply_dev(&mut self, dev: Dev) {
+        self.server.socket_host = "127.0.0.1".to_owned();
+        self.server.socket_port = dev.port;
+        self.server.processes = 1;
+        // The dev supervisor swaps a plugin in and sends HUP at once; a
+        // watch would reload a second time.
+        self.plugins.directory = dev.plugin_dir.clone();
+        self.plugins.watch = false;
+        self.log.error_log = LogTarget::Stderr;
+        self.dev = Some(dev);
+    }
+
     /// The mount of plugin `name`: its `mount` setting, or `/<name>`.
     pub fn mount_of(&self, name: &str) -> String {
         self.plugin
@@ -277,6 +315,7 @@ impl Config {
                 socket_host: String::new(),
                 socket_port: None,
             },
+            dev: None,
         }
     }
 }

@@ -11,7 +11,7 @@
 //! says why.
 
 use super::generation::Generation;
-use super::spawn::{self, ProbeMode};
+use super::spawn::{self, ProbeFailure, ProbeMode, Progress};
 use super::table::ExitStatus;
 use super::watch::Watch;
 use super::Master;
@@ -29,6 +29,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(super) struct Probe {
     pub pid: Pid,
+    /// What the probe was doing, to blame a file if it dies.
+    progress: Progress,
     generation: Generation,
     why: String,
     started: Instant,
@@ -98,8 +100,7 @@ impl Master {
             self.cancel_probe();
         }
         let serving = self.generations.current.number;
-        let source = self.generations.current.config.source.clone();
-        let config = match Config::load(&source) {
+        let config = match self.generations.current.config.reread() {
             Ok(config) => config,
             Err(e) => {
                 log::error!("{why}: reload failed: {e}; generation {serving} keeps serving");
@@ -133,13 +134,14 @@ impl Master {
             }
         };
         match spawn::probe_start(&generation.config, &generation.files, ProbeMode::Quiet) {
-            Ok(pid) => {
+            Ok((pid, progress)) => {
                 log::info!(
                     "{why}: reloading {}; probing generation {number} in process {pid}",
                     generation.config.source.display()
                 );
                 self.generations.probe = Some(Probe {
                     pid,
+                    progress,
                     generation,
                     why: why.to_owned(),
                     started: Instant::now(),
@@ -159,9 +161,13 @@ impl Master {
             return;
         };
         let serving = self.generations.current.number;
-        if status != ExitStatus::Code(0) {
+        if let Some(failure) = probe.progress.failure(status) {
+            let why = match failure {
+                ProbeFailure::Logged => "(see the errors above)".to_owned(),
+                ProbeFailure::Died(how) => format!("because the plugin probe {how}"),
+            };
             log::error!(
-                "{}: generation {} failed its probe (see the errors above); generation {serving} keeps serving",
+                "{}: generation {} failed its probe {why}; generation {serving} keeps serving",
                 probe.why,
                 probe.generation.number
             );

@@ -5,6 +5,7 @@
 //! library's code); the master only copies files. Every error names the
 //! file as the operator knows it (`plugins.d/x.so`), not the snapshot copy.
 
+mod elf;
 pub mod index;
 pub mod routes;
 
@@ -34,6 +35,9 @@ pub struct PluginSet {
     pub router: Router,
     /// The index page for `GET /`, when `[server] showIndex` is on.
     pub index_page: Option<Vec<u8>>,
+    /// `drupe dev` only: while this file exists, it is the answer (500)
+    /// to every request outside `/_drupe/` (see `config::Dev`).
+    pub dev_error_page: Option<PathBuf>,
 }
 
 /// Problems found while loading, all of them (not just the first), so that
@@ -88,11 +92,24 @@ pub fn snapshot(dir: &Path, dest: &Path) -> io::Result<Vec<(PathBuf, PathBuf)>> 
 }
 
 /// Loads every `(original, copy)` file, checks names and routes, and builds
-/// the route table. Does not call `init`.
-pub fn load(files: &[(PathBuf, PathBuf)], config: &Config) -> Result<PluginSet, LoadErrors> {
+/// the route table. Does not call `init`. `step` hears "loading FILE"
+/// before each file is mapped: a probe reports it, so that a library that
+/// kills the process can be named.
+pub fn load(
+    files: &[(PathBuf, PathBuf)],
+    config: &Config,
+    mut step: impl FnMut(&str),
+) -> Result<PluginSet, LoadErrors> {
     let mut errors = Vec::new();
     let mut set = PluginSet::default();
     for (file, copy) in files {
+        step(&format!("loading {}", file.display()));
+        // A cut-off library would be mapped and then fault (SIGBUS) when
+        // the loader touches a page past its end: say so instead.
+        if let Err(why) = elf::check_complete(copy) {
+            errors.push(format!("{}: {why}", file.display()));
+            continue;
+        }
         match dl::open(copy, file) {
             Ok((entry, decl)) => {
                 if let Some(other) = set.plugins.iter().find(|p| p.decl.name == decl.name) {
@@ -145,6 +162,7 @@ pub fn load(files: &[(PathBuf, PathBuf)], config: &Config) -> Result<PluginSet, 
         }
     }
     if errors.is_empty() {
+        set.dev_error_page = config.dev.as_ref().map(|dev| dev.error_page.clone());
         if config.server.show_index {
             set.index_page = Some(index::render(&set));
         }
@@ -158,10 +176,20 @@ impl PluginSet {
     /// Calls every plugin's `init` with its settings; `S` is the type that
     /// will receive responses in `handle` calls.
     pub fn init<S: CallSink>(&self) -> Result<(), LoadErrors> {
+        self.init_with::<S>(|_| {})
+    }
+
+    /// [`PluginSet::init`], calling `before` ahead of each plugin's `init`
+    /// (the probe reports it, as for [`load`]).
+    pub fn init_with<S: CallSink>(
+        &self,
+        mut before: impl FnMut(&Plugin),
+    ) -> Result<(), LoadErrors> {
         let errors: Vec<String> = self
             .plugins
             .iter()
             .filter_map(|p| {
+                before(p);
                 p.entry.init::<S>(&p.settings).err().map(|e| {
                     format!(
                         "{}: plugin `{}` failed to start: {e}",

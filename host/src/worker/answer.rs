@@ -44,22 +44,37 @@ pub fn not_found(
 ) -> Sent {
     match index_page {
         Some(page) if path == "/" && matches!(method, "GET" | "HEAD") => {
-            http::write_head(
-                out,
-                200,
-                b"Content-Type: text/html; charset=utf-8\r\n",
-                page.len(),
-                opts,
-            );
-            if !opts.head_request {
-                out.extend_from_slice(page);
-            }
-            Sent {
-                status: 200,
-                body_bytes: page.len(),
-            }
+            html(out, 200, b"", page, opts)
         }
         _ => simple(out, 404, b"", b"Not Found\n", opts),
+    }
+}
+
+/// `drupe dev`: the 500 page the dev supervisor wrote about a failed
+/// build or probe, if it exists (read per request: there is one worker,
+/// and the page comes and goes with the builds).
+pub fn dev_error_page(page: &std::path::Path, out: &mut Vec<u8>, opts: WriteOpts) -> Option<Sent> {
+    let page = std::fs::read(page).ok()?;
+    Some(html(out, 500, b"Cache-Control: no-store\r\n", &page, opts))
+}
+
+/// An HTML page the host made.
+fn html(
+    out: &mut Vec<u8>,
+    status: u16,
+    extra_headers: &[u8],
+    page: &[u8],
+    opts: WriteOpts,
+) -> Sent {
+    let mut headers = b"Content-Type: text/html; charset=utf-8\r\n".to_vec();
+    headers.extend_from_slice(extra_headers);
+    http::write_head(out, status, &headers, page.len(), opts);
+    if !opts.head_request {
+        out.extend_from_slice(page);
+    }
+    Sent {
+        status,
+        body_bytes: page.len(),
     }
 }
 

@@ -172,6 +172,11 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
     if reserved::claims(path) {
         return unrouted(reserved::answer(method, path, host_draining(), out, opts));
     }
+    if let Some(page) = &plugins.dev_error_page {
+        if let Some(sent) = answer::dev_error_page(page, out, opts) {
+            return unrouted(sent);
+        }
+    }
     if path == "*" {
         return unrouted(answer::server_options(
             &plugins.router.server_allow(),

@@ -11,7 +11,8 @@
 //! `init` (in a probe or a worker) appends a byte to FILE, and every call
 //! after the N-th fails. With `identityLog = FILE`, each `init` appends
 //! the `Uid:` and `Gid:` lines of `/proc/self/status`: who the probe and the
-//! workers run as when they load plugins.
+//! workers run as when they load plugins. With `abortInInit = true`,
+//! `init` aborts the process (SIGABRT): a probe killed by a signal.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ const MAX_MS: u64 = 600_000;
 /// Counts this `init` call in `initCounter` and fails past `failInitAfter`;
 /// records who runs it in `identityLog`.
 pub fn init(settings: &Settings) -> std::result::Result<(), String> {
+    if settings.get("abortInInit") == Some("true") {
+        std::process::abort();
+    }
     if let Some(file) = settings.get("identityLog") {
         let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
         let ids: String = status
@@ -91,9 +95,27 @@ fn millis(req: &Request) -> Result<Duration> {
     Ok(Duration::from_millis(ms))
 }
 
+/// With `[plugin.testkit] startedFile = FILE`, appends `LABEL PID\n` to
+/// FILE (one `O_APPEND` write): the event a test waits for to know that a
+/// handler is running, instead of sleeping and hoping.
+fn announce(ctx: &Context, label: &str) -> Result<()> {
+    let Some(file) = ctx.setting("startedFile") else {
+        return Ok(());
+    };
+    let line = format!("{label} {}\n", std::process::id());
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+        .map_err(|e| Error::internal(format!("startedFile {file}: {e}")))
+}
+
 /// `GET /sleep/{ms}`: blocks this handler thread, then 200 `slept {ms}`.
-pub fn sleep(req: &Request, _ctx: &mut Context) -> Result<Response> {
+/// Announces itself first (see [`announce`]).
+pub fn sleep(req: &Request, ctx: &mut Context) -> Result<Response> {
     let d = millis(req)?;
+    announce(ctx, &format!("sleep/{}", d.as_millis()))?;
     std::thread::sleep(d);
     Ok(Response::text(format!("slept {}", d.as_millis())))
 }
@@ -106,6 +128,13 @@ pub fn spin(req: &Request, _ctx: &mut Context) -> Result<Response> {
         std::hint::spin_loop();
     }
     Ok(Response::text(format!("spun {}", d.as_millis())))
+}
+
+/// `GET /session-peek`: reads the session field `seen` without writing
+/// anything: `none` or its value. Must never create a session.
+pub fn session_peek(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    let seen = ctx.session().get_string("seen")?;
+    Ok(Response::text(seen.unwrap_or_else(|| "none".to_owned())))
 }
 
 /// `GET /pid`: the serving worker's pid as decimal text.
@@ -185,6 +214,7 @@ drupe_sdk::plugin! {
         GET "/sleep/{ms}" => sleep,
         GET "/spin/{ms}" => spin,
         GET "/pid" => pid,
+        GET "/session-peek" => session_peek,
         GET "/headers" => headers,
         GET "/bad-header" => bad_header,
         GET "/store/{key}" => store_get,
