@@ -121,6 +121,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     )
     .map_err(|e| MasterError::Io(format!("cannot map the scoreboard: {e}")))?;
     let watch = reload::watch_for(&config, None);
+    Snapshots::remove_left_behind();
     let snapshots = Snapshots::create()?;
     let current = Generation::snapshot(config, 1, &snapshots)?;
     match spawn::probe(&current.config, &current.files, ProbeMode::Quiet) {

@@ -122,3 +122,13 @@ pub fn raise_open_files_limit() -> io::Result<OpenFiles> {
         now: wanted.max(soft),
     })
 }
+
+/// Whether a process with this pid exists (in this pid namespace), whoever
+/// owns it: `kill(pid, 0)` fails with `ESRCH` only when there is none.
+pub fn exists(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
