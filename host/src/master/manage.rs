@@ -80,6 +80,10 @@ impl Master {
     /// Forks a worker of the current generation for `position`.
     fn spawn_worker(&mut self, position: usize, now: Instant) {
         let generation = &self.generations.current;
+        // Closed only when the host stops, and then nothing is spawned.
+        let Some(listener) = &self.listener.socket else {
+            return;
+        };
         let slot = self.pool.take_slot(generation.number);
         if slot.is_none() {
             log::warn!(
@@ -92,7 +96,7 @@ impl Master {
             board: slot.map(|slot| (std::sync::Arc::clone(&self.pool.board), slot)),
         };
         let config = &generation.config;
-        match spawn::worker(config, &self.listener.socket, &generation.files, link) {
+        match spawn::worker(config, listener, &generation.files, link) {
             Ok(pid) => {
                 let mut worker = Worker::new(pid, generation.number, position, slot, now);
                 worker.max_requests = watchdog::draw_max_requests(&config.server);

@@ -172,9 +172,10 @@ pub struct Shared {
     started: Instant,
     /// Read by whichever thread leads when a signal arrives.
     signals: SignalFd,
-    /// At most this many queued connections are taken when stopping: the
-    /// listen backlog can hold no more than that.
-    drain_limit: usize,
+    /// Slots kept for the stop, beyond `maxConnectionsPerProcess`: the
+    /// connections still queued then were accepted by the kernel already,
+    /// and are served rather than reset. The listen queue holds no more.
+    reserve: usize,
     pool: Pool,
     /// `None` when `[log] accessLog = off`.
     access: Option<access::AccessLog>,
@@ -295,20 +296,23 @@ impl Shared {
             EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
         )?;
         let capacity = config.limits.max_connections_per_process;
+        let reserve = config.server.socket_queue_size as usize;
         Ok(Shared {
             plugins,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
             epoll,
             listener,
-            slots: (0..capacity).map(|_| SlotCell::default()).collect(),
+            slots: (0..capacity + reserve)
+                .map(|_| SlotCell::default())
+                .collect(),
             free: Mutex::new((0..capacity as u32).rev().collect()),
             open: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             last_sweep: AtomicU64::new(0),
             started: Instant::now(),
             signals,
-            drain_limit: config.server.socket_queue_size as usize,
+            reserve,
             pool: Pool::new(),
             access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
@@ -404,12 +408,29 @@ fn begin_stop(shared: &Shared) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
+    // Out of the epoll set first: the set holds the socket's file, which
+    // every process shares, so closing this descriptor alone would leave
+    // it there, still reporting new connections.
     shared.gate.stop(shared);
-    // With EPOLLEXCLUSIVE the kernel woke only this worker for connections
-    // that are queued now; if it left them, they would wait in the shared
-    // backlog until some later connection woke a sibling. Take them and
-    // serve them (once: anything queued after the delete wakes a sibling).
-    accept_upto(shared, shared.drain_limit);
+    // Everything the kernel has queued was accepted already, from the
+    // client's point of view: take it all, past maxConnectionsPerProcess
+    // if need be (the reserve slots), and serve it. Then close this
+    // process's copy of the socket: once the master and every sibling have
+    // closed theirs too (a whole-host stop), new connections are refused
+    // at once instead of waiting in a queue nobody reads; in a worker that
+    // stops alone (reload, maxRequests, requestTimeout), the others go on
+    // taking them.
+    if let Ok(mut free) = shared.free.lock() {
+        let first = shared.slots.len() - shared.reserve;
+        free.extend((first..shared.slots.len()).rev().map(|i| i as u32));
+    }
+    accept_upto(shared, usize::MAX);
+    if let Err(e) = crate::sys::net::close_listener(&shared.listener) {
+        log::error!(
+            "worker {}: cannot close the listening socket: {e}",
+            std::process::id()
+        );
+    }
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
