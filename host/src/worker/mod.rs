@@ -103,6 +103,7 @@ mod answer;
 mod balance;
 mod conn;
 mod dispatch;
+mod expiry;
 mod gate;
 pub mod link;
 mod pool;
@@ -189,6 +190,8 @@ pub struct Shared {
     served_since_trim: AtomicBool,
     /// This worker's connection count in the scoreboard (see `balance`).
     balance: balance::Balance,
+    /// Requests past `requestTimeout` (see `expiry`).
+    expiry: expiry::Expiry,
 }
 
 impl Shared {
@@ -320,7 +323,8 @@ impl Shared {
             linger_until: Mutex::new(None),
             gate: gate::Gate::default(),
             served_since_trim: AtomicBool::new(false),
-            balance: balance::Balance::new(board),
+            balance: balance::Balance::new(board.clone()),
+            expiry: expiry::Expiry::new(board),
         })
     }
 }
@@ -352,9 +356,15 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                 }
             },
             Step::Refill => {
-                if shared.stopping() && shared.open.load(Ordering::Acquire) == 0 {
-                    shared.pool.finish();
-                    return;
+                if shared.stopping() {
+                    let open = shared.open.load(Ordering::Acquire);
+                    if open == 0 {
+                        shared.pool.finish();
+                        return;
+                    }
+                    if open <= shared.expiry.given_up() {
+                        exit_with_handlers_stuck(shared);
+                    }
                 }
                 sweep_if_due(shared);
                 if let Some(log) = &shared.access {
@@ -388,7 +398,12 @@ fn on_signal(shared: &Shared) {
     while let Ok(Some(info)) = shared.signals.read_signal() {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
-            Ok(Signal::SIGTERM) => begin_stop(shared),
+            // From the master: a stop, and maybe requests past
+            // requestTimeout to answer (see `expiry`).
+            Ok(Signal::SIGTERM) => {
+                shared.expiry.answer_expired();
+                begin_stop(shared);
+            }
             // A sibling left queued connections to us (see `balance`):
             // take what we may, and re-register the listener so that what
             // is still queued is reported to us.
@@ -437,6 +452,23 @@ fn begin_stop(shared: &Shared) {
     if let Ok(mut linger) = shared.linger_until.lock() {
         *linger = Some(Instant::now() + STOP_LINGER);
     }
+}
+
+/// A stopping worker whose only connections left are held by handlers
+/// past `requestTimeout`, answered already: those threads may never
+/// return, so neither joining them nor the plugins' `shutdown` (which
+/// could wait for them) can be done. The process ends here.
+fn exit_with_handlers_stuck(shared: &Shared) -> ! {
+    if let Some(log) = &shared.access {
+        access::flush(log);
+    }
+    log::info!(
+        "worker {} stopped after {:?}, leaving {} handler(s) past requestTimeout behind",
+        std::process::id(),
+        shared.started.elapsed(),
+        shared.expiry.given_up()
+    );
+    crate::sys::process::exit_now(exit::OK)
 }
 
 fn accept(shared: &Shared) {
