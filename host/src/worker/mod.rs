@@ -242,7 +242,7 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Lin
         threads.push(
             std::thread::Builder::new()
                 .name("drupe-monitor".into())
-                .spawn(move || shared.pool.monitor()),
+                .spawn(move || shared.pool.monitor(|| on_signal(&shared))),
         );
     }
     dispatch::attach(link.tracker(0));
