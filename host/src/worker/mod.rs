@@ -92,11 +92,14 @@
 //!
 //! Once serving, the worker says so on the master's pipe ([`link`]);
 //! SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1 reopens
-//! the log files. A stopping worker takes nothing new from the shared
-//! listener except what was already queued when it stopped (so no
-//! connection waits for a wake-up that went to it), closes idle
-//! connections after a short linger, and lets requests under way finish
-//! within `gracefulTimeout`.
+//! the log files. A stopping worker takes the listener out of its set,
+//! accepts everything already queued (so no connection waits for a
+//! wake-up that went to it, nor is reset) and closes its copy of the
+//! socket; it closes idle connections after a short linger, and lets
+//! requests under way finish within `gracefulTimeout`. A request the
+//! master gave up on (past `requestTimeout`) is answered 504 first
+//! ([`expiry`]). If every thread is inside a handler, the monitor thread
+//! reads the signals.
 
 mod access;
 mod answer;
