@@ -85,17 +85,7 @@ fn a_graceful_stop_refuses_new_connections_at_once_and_serves_the_queued_ones() 
     let term = Instant::now();
     server.signal(Signal::SIGTERM);
     // New connections are refused promptly, not left hanging.
-    let mut refused_after = None;
-    while term.elapsed() < Duration::from_secs(5) {
-        match TcpStream::connect_timeout(&server.addr(), Duration::from_millis(200)) {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                refused_after = Some(term.elapsed());
-                break;
-            }
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let refused_after = refused_after.expect("a new connection was never refused");
+    let refused_after = refused_after(&server, term);
     eprintln!(
         "graceful stop: new connections refused {} ms after TERM",
         refused_after.as_millis()
@@ -110,6 +100,47 @@ fn a_graceful_stop_refuses_new_connections_at_once_and_serves_the_queued_ones() 
             .try_read_response(false)
             .expect("a connection queued before TERM was dropped");
         assert_eq!(resp.status, 200);
+    }
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// Waits up to 5 s for a new connection to be refused; returns how long
+/// after `since` that happened.
+fn refused_after(server: &crate::support::Server, since: Instant) -> Duration {
+    while since.elapsed() < Duration::from_secs(5) {
+        match TcpStream::connect_timeout(&server.addr(), Duration::from_millis(200)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return since.elapsed();
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    panic!("a new connection was never refused")
+}
+
+#[test]
+fn a_graceful_stop_refuses_new_connections_even_with_every_thread_in_a_handler() {
+    // Nobody waits on the epoll set, so the worker's monitor thread must
+    // hear the TERM.
+    let mut server = site(1, 2, "gracefulTimeout = 10\n").start();
+    let mut slow: Vec<Client> = (0..2)
+        .map(|_| {
+            let mut c = server.connect();
+            c.send(b"GET /testkit/sleep/1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+            c
+        })
+        .collect();
+    server.site.wait_started(2);
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let refused = refused_after(&server, term);
+    eprintln!(
+        "graceful stop, every thread busy: refused {} ms after TERM",
+        refused.as_millis()
+    );
+    assert!(refused < Duration::from_millis(1000), "{refused:?}");
+    for c in &mut slow {
+        assert_eq!(c.read_response(false).text(), "slept 1500");
     }
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }

@@ -12,6 +12,14 @@
 //! atomic, so a reader in another process can never see a torn value, only
 //! a stale one, which the sequence number detects.
 //!
+//! One exception, a call past `requestTimeout`: the master marks it
+//! [`ThreadSlot::expire`], and another thread of its worker answers it 504
+//! on the connection the slot names ([`ThreadSlot::answer_expired`]) while
+//! the handler still runs. The mark lives in `busy_since`, changed only by
+//! compare-and-swap, so the handler thread ending its call
+//! ([`ThreadSlot::end`]) and the thread answering for it agree on who
+//! writes the response: exactly one of them.
+//!
 //! The request statistics of the status listener (per plugin counts and
 //! latency buckets) live beside it, in [`StatsArea`], made and cleared
 //! with the table. Both are a [`Grid`] of `sys::shm`, which holds the
@@ -23,7 +31,7 @@ use std::io;
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of "METHOD /path" kept per busy thread; longer ones are cut.
-pub const ROUTE_BYTES: usize = 104;
+pub const ROUTE_BYTES: usize = 96;
 const ROUTE_WORDS: usize = ROUTE_BYTES / 8;
 
 /// What the master knows about one worker, for whoever reads the table.
@@ -67,14 +75,44 @@ pub struct ThreadSlot {
     pub(crate) served: AtomicU64,
     /// "METHOD /path" of the current call, NUL-padded.
     pub(crate) route: [AtomicU64; ROUTE_WORDS],
+    /// The descriptor of the connection the current call answers: valid
+    /// while the call runs, since its thread owns the connection until
+    /// then.
+    pub(crate) conn_fd: AtomicI32,
+}
+
+/// `busy_since` of a call the master gave up on (past `requestTimeout`);
+/// nobody has answered it yet. These marks are far above any clock value.
+const EXPIRED: u64 = u64::MAX;
+/// ... a thread of the worker is writing its 504 on the connection.
+const ANSWERING: u64 = u64::MAX - 1;
+/// ... its 504 is out and the connection shut down.
+const ANSWERED: u64 = u64::MAX - 2;
+
+/// How a call ended, for the thread that made it ([`ThreadSlot::end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// In time: send its response.
+    InTime,
+    /// Past `requestTimeout`, and nobody answered for it: the caller
+    /// answers 504 instead of the handler's response.
+    Expired,
+    /// Past `requestTimeout`, and another thread answered 504 and shut the
+    /// connection down: write nothing more on it.
+    Answered,
 }
 
 /// A busy thread as the master sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Busy {
+    /// The thread's index in its worker's row.
+    pub thread: usize,
     /// [`now_ms`] when the call began.
     pub since_ms: u64,
     pub route: String,
+    /// Past `requestTimeout` and given up ([`ThreadSlot::expire`]); its
+    /// `since_ms` is lost.
+    pub expired: bool,
 }
 
 /// Milliseconds on the monotonic clock, which every process on the
@@ -92,9 +130,9 @@ pub fn now_us() -> u64 {
 }
 
 impl ThreadSlot {
-    /// Marks the thread busy with `method path` from now on; returns now
-    /// ([`now_us`]), from which the caller times the call.
-    pub fn begin(&self, method: &[u8], path: &[u8]) -> u64 {
+    /// Marks the thread busy with `method path` on connection `fd` from now
+    /// on; returns now ([`now_us`]), from which the caller times the call.
+    pub fn begin(&self, method: &[u8], path: &[u8], fd: i32) -> u64 {
         let mut text = [0u8; ROUTE_BYTES];
         let mut n = 0;
         for part in [method, b" ", path] {
@@ -110,6 +148,7 @@ impl ThreadSlot {
             b.copy_from_slice(bytes);
             word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
         }
+        self.conn_fd.store(fd, Ordering::Relaxed);
         let now = now_us();
         self.busy_since
             .store((now / 1000).max(1), Ordering::Relaxed);
@@ -117,9 +156,62 @@ impl ThreadSlot {
         now
     }
 
-    /// The call is over: idle again.
-    pub fn end(&self) {
-        self.busy_since.store(0, Ordering::Release);
+    /// The call is over: idle again. Says whether its response may be
+    /// sent (see [`Ended`]).
+    pub fn end(&self) -> Ended {
+        loop {
+            let since = self.busy_since.load(Ordering::Acquire);
+            if since == ANSWERING {
+                // Another thread is writing on this call's connection,
+                // which must stay open (ours) until it is done: a few
+                // microseconds, once in the life of a worker.
+                std::thread::yield_now();
+                continue;
+            }
+            if self
+                .busy_since
+                .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return match since {
+                    EXPIRED => Ended::Expired,
+                    ANSWERED => Ended::Answered,
+                    _ => Ended::InTime,
+                };
+            }
+        }
+    }
+
+    /// The master gives up on the call that began at `since_ms`, if it
+    /// still runs; returns whether it did.
+    pub fn expire(&self, since_ms: u64) -> bool {
+        self.busy_since
+            .compare_exchange(since_ms, EXPIRED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// If the current call was given up ([`ThreadSlot::expire`]) and still
+    /// runs, calls `answer` with its connection's descriptor, which stays
+    /// open meanwhile (the call cannot end until `answer` returns); from
+    /// then on the call's own response is discarded. Returns whether it
+    /// answered.
+    pub fn answer_expired(&self, answer: impl FnOnce(i32)) -> bool {
+        if self
+            .busy_since
+            .compare_exchange(EXPIRED, ANSWERING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        answer(self.conn_fd.load(Ordering::Relaxed));
+        self.busy_since.store(ANSWERED, Ordering::Release);
+        true
+    }
+
+    /// Whether the current call was given up and answered for: its thread
+    /// may never come back, and its connection is done.
+    pub fn answered(&self) -> bool {
+        self.busy_since.load(Ordering::Acquire) == ANSWERED
     }
 
     /// Counts one request answered.
@@ -130,7 +222,7 @@ impl ThreadSlot {
     /// The current call, if any; `None` while idle. A reader racing with
     /// the thread retries a few times, then reports idle (the next tick
     /// will look again).
-    pub fn busy(&self) -> Option<Busy> {
+    pub fn busy(&self, thread: usize) -> Option<Busy> {
         for _ in 0..4 {
             let before = self.seq.load(Ordering::Acquire);
             if before % 2 == 1 {
@@ -151,8 +243,10 @@ impl ThreadSlot {
             }
             let len = text.iter().position(|&b| b == 0).unwrap_or(ROUTE_BYTES);
             return Some(Busy {
+                thread,
                 since_ms,
                 route: String::from_utf8_lossy(&text[..len]).into_owned(),
+                expired: since_ms >= ANSWERED,
             });
         }
         None
@@ -162,6 +256,7 @@ impl ThreadSlot {
         self.seq.store(0, Ordering::Relaxed);
         self.busy_since.store(0, Ordering::Relaxed);
         self.served.store(0, Ordering::Relaxed);
+        self.conn_fd.store(0, Ordering::Relaxed);
         for word in &self.route {
             word.store(0, Ordering::Relaxed);
         }
@@ -290,7 +385,16 @@ impl Scoreboard {
 
     /// The calls running in worker slot `index` now.
     pub fn busy(&self, index: usize) -> impl Iterator<Item = Busy> + '_ {
-        self.grid.row(index).filter_map(ThreadSlot::busy)
+        self.grid
+            .row(index)
+            .enumerate()
+            .filter_map(|(thread, slot)| slot.busy(thread))
+    }
+
+    /// Handler threads of worker slot `index` whose call was given up and
+    /// answered for (see [`ThreadSlot::answer_expired`]).
+    pub fn answered(&self, index: usize) -> usize {
+        self.grid.row(index).filter(|t| t.answered()).count()
     }
 }
 
@@ -307,8 +411,8 @@ mod tests {
         for w in 0..3 {
             for t in 0..2 {
                 let slot = board.thread(w, t).unwrap();
-                assert_eq!(slot.busy(), None);
-                slot.begin(b"GET", format!("/w{w}/t{t}").as_bytes());
+                assert_eq!(slot.busy(0), None);
+                slot.begin(b"GET", format!("/w{w}/t{t}").as_bytes(), 0);
             }
         }
         for w in 0..3 {
@@ -324,14 +428,14 @@ mod tests {
         let board = Scoreboard::new(1, 1).unwrap();
         let slot = board.thread(0, 0).unwrap();
         let before = now_ms();
-        slot.begin(b"POST", b"/counter/x");
-        let busy = slot.busy().unwrap();
+        slot.begin(b"POST", b"/counter/x", 0);
+        let busy = slot.busy(0).unwrap();
         assert_eq!(busy.route, "POST /counter/x");
         assert!(busy.since_ms >= before);
         slot.end();
         slot.count();
         slot.count();
-        assert_eq!(slot.busy(), None);
+        assert_eq!(slot.busy(0), None);
         assert_eq!(board.requests_served(0), 2);
         board.set_draining(0);
         assert!(board.draining(0));
@@ -346,8 +450,8 @@ mod tests {
         let board = Scoreboard::new(1, 1).unwrap();
         let slot = board.thread(0, 0).unwrap();
         let path = format!("/{}", "x".repeat(300));
-        slot.begin(b"GET", path.as_bytes());
-        let route = slot.busy().unwrap().route;
+        slot.begin(b"GET", path.as_bytes(), 0);
+        let route = slot.busy(0).unwrap().route;
         assert_eq!(route.len(), ROUTE_BYTES);
         assert!(route.starts_with("GET /xxx"));
     }
@@ -360,7 +464,7 @@ mod tests {
         match crate::sys::process::fork().unwrap() {
             crate::sys::process::Forked::Child => {
                 let slot = board.thread(1, 0).unwrap();
-                slot.begin(b"GET", b"/from/child");
+                slot.begin(b"GET", b"/from/child", 0);
                 slot.count();
                 crate::sys::process::exit_now(0);
             }

@@ -7,8 +7,10 @@
 //! every worker "draining" in the shared scoreboard — their health check
 //! answers 503 from then on — and lets them serve as usual for `[server]
 //! drainPeriod`, while the balancer moves traffic to the other hosts. Only
-//! then does the graceful stop begin (the workers stop accepting and finish
-//! what they have). With `drainPeriod = 0` (the default) the graceful stop
+//! then does the graceful stop begin: the listening socket closes, so new
+//! connections are refused at once (a balancer that missed the health
+//! check moves on), and the workers serve what they have, the connections
+//! already queued included. With `drainPeriod = 0` (the default) the graceful stop
 //! begins at once, as it always did; the health check still fails during it.
 //!
 //! A second TERM or INT during the drain stops at once, as a second INT
@@ -31,8 +33,7 @@ impl Master {
         let graceful = server.graceful_timeout.as_secs();
         if server.drain_period.is_zero() {
             log::info!("{signal:?}: graceful stop (gracefulTimeout {graceful}s)");
-            self.stop = Some(Stop::Graceful);
-            self.kill_all(Signal::SIGTERM);
+            self.begin_graceful_stop();
         } else {
             let drain = server.drain_period;
             log::info!(
@@ -72,8 +73,16 @@ impl Master {
                     .graceful_timeout
                     .as_secs()
             );
-            self.stop = Some(Stop::Graceful);
-            self.kill_all(Signal::SIGTERM);
+            self.begin_graceful_stop();
         }
+    }
+
+    /// The graceful stop: the listening socket closes (see
+    /// [`super::listen::Listener::close`]) and every worker finishes what
+    /// it has, the connections already queued included.
+    fn begin_graceful_stop(&mut self) {
+        self.stop = Some(Stop::Graceful);
+        self.listener.close();
+        self.kill_all(Signal::SIGTERM);
     }
 }

@@ -92,6 +92,49 @@ impl Snapshots {
     pub fn root(&self) -> &Path {
         self.root.path()
     }
+
+    /// Removes the snapshot folders in the temporary directory that no
+    /// running master owns: a master killed with SIGKILL cannot remove its
+    /// own. A folder whose pid is alive is left alone, even if that pid
+    /// belongs to some other program now: a copy too many is harmless, a
+    /// live master's plugins pulled from under it are not.
+    pub fn remove_left_behind() {
+        let temp = std::env::temp_dir();
+        let Ok(entries) = std::fs::read_dir(&temp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(owner_pid) else {
+                continue;
+            };
+            // Not through a symlink: only folders a master made.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir || crate::sys::process::exists(pid) {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => log::info!(
+                    "removed {}: plugin copies of master {pid}, which is no longer running",
+                    path.display()
+                ),
+                Err(e) => log::warn!(
+                    "cannot remove {} (plugin copies of master {pid}, no longer running): {e}",
+                    path.display()
+                ),
+            }
+        }
+    }
+}
+
+/// The pid in a snapshot folder's name, `drupe-<pid>-<random>`.
+fn owner_pid(name: &str) -> Option<i32> {
+    let (pid, rest) = name.strip_prefix("drupe-")?.split_once('-')?;
+    if rest.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// One generation; its snapshot is deleted when it is dropped. Workers
@@ -148,4 +191,25 @@ pub(super) struct Generations {
     pub watch: Option<Watch>,
     /// Dropped after every generation (fields drop in order).
     pub snapshots: Snapshots,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_pid;
+
+    #[test]
+    fn only_snapshot_folder_names_have_an_owner() {
+        assert_eq!(owner_pid("drupe-1234-0badcafe"), Some(1234));
+        assert_eq!(owner_pid("drupe-1234-live"), Some(1234));
+        for other in [
+            "drupe-1234",
+            "drupe-1234-",
+            "drupe--x",
+            "drupe-+12-x",
+            "drupe-x1-y",
+            "cargo-1-x",
+        ] {
+            assert_eq!(owner_pid(other), None, "{other}");
+        }
+    }
 }

@@ -48,7 +48,8 @@ pub(super) fn bind(
 /// every worker, and announced once the first workers serve.
 #[derive(Debug)]
 pub(super) struct Listener {
-    pub socket: TcpListener,
+    /// `None` once the host stops: see [`Listener::close`].
+    pub socket: Option<TcpListener>,
     pub address: std::net::SocketAddr,
     /// `[server]` as the socket was bound: what a reload cannot change.
     pub bound: crate::config::Server,
@@ -69,10 +70,23 @@ impl Listener {
             .local_addr()
             .map_err(|e| MasterError::Io(e.to_string()))?;
         Ok(Listener {
-            socket,
+            socket: Some(socket),
             address,
             bound: server.clone(),
             announced: false,
         })
+    }
+
+    /// The whole host stops: the master gives up its copy of the socket
+    /// (it forks no worker from now on), so that the socket closes — and
+    /// new connections are refused rather than left waiting — as soon as
+    /// every worker has taken what was queued and closed its own copy.
+    /// Workers that stop for a reload, `maxRequests` or `requestTimeout`
+    /// close only their own copy: this one keeps the socket open for the
+    /// others.
+    pub fn close(&mut self) {
+        if self.socket.take().is_some() {
+            log::debug!("master closed its copy of the listening socket");
+        }
     }
 }

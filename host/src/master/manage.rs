@@ -80,6 +80,10 @@ impl Master {
     /// Forks a worker of the current generation for `position`.
     fn spawn_worker(&mut self, position: usize, now: Instant) {
         let generation = &self.generations.current;
+        // Closed only when the host stops, and then nothing is spawned.
+        let Some(listener) = &self.listener.socket else {
+            return;
+        };
         let slot = self.pool.take_slot(generation.number);
         if slot.is_none() {
             log::warn!(
@@ -92,7 +96,7 @@ impl Master {
             board: slot.map(|slot| (std::sync::Arc::clone(&self.pool.board), slot)),
         };
         let config = &generation.config;
-        match spawn::worker(config, &self.listener.socket, &generation.files, link) {
+        match spawn::worker(config, listener, &generation.files, link) {
             Ok(pid) => {
                 let mut worker = Worker::new(pid, generation.number, position, slot, now);
                 worker.max_requests = watchdog::draw_max_requests(&config.server);
@@ -104,7 +108,7 @@ impl Master {
                 if let Some(slot) = slot {
                     self.pool.give_back(slot);
                 }
-                self.pool.positions[position].crashed(Duration::ZERO, now);
+                self.pool.positions[position].failed_boot(now);
             }
         }
     }
@@ -151,6 +155,9 @@ impl Master {
             return;
         }
         worker.set_state(State::Ready, board);
+        if let Some(position) = self.pool.positions.get_mut(worker.position) {
+            position.booted();
+        }
         log::debug!(
             "worker {pid} (generation {}) ready after {}ms",
             worker.generation,
@@ -186,6 +193,12 @@ impl Master {
 
     /// Collects every exited child and decides what each exit means.
     pub(super) fn reap_workers(&mut self) {
+        // A worker that said "ready" and died at once (its first request
+        // crashed it) died serving, not booting: read what the pipe holds
+        // before judging the exits.
+        for pid in self.inbox.ready() {
+            self.on_ready(pid);
+        }
         loop {
             let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
@@ -202,14 +215,19 @@ impl Master {
             let Some(worker) = self.pool.remove(pid) else {
                 continue;
             };
+            // Before the slot is reused: its counts, and what it was doing.
+            let mut serving = Vec::new();
             if let Some(slot) = worker.board {
-                self.status.absorb(&self.pool.board, slot); // before the slot is reused
+                self.status.absorb(&self.pool.board, slot);
+                serving.extend(self.pool.board.busy(slot).map(|b| b.route));
             }
-            self.on_exit(worker, status);
+            self.on_exit(worker, status, &serving);
         }
     }
 
-    fn on_exit(&mut self, worker: Worker, status: ExitStatus) {
+    /// `serving`: the requests the worker had under way ("METHOD /path"),
+    /// which name the culprit when a request crashed it.
+    fn on_exit(&mut self, worker: Worker, status: ExitStatus, serving: &[String]) {
         let lived = worker.started.elapsed();
         if self.stop.is_some() || worker.stopping() {
             log::debug!("worker {} exited ({status:?})", worker.pid);
@@ -222,7 +240,14 @@ impl Master {
             }
             return;
         }
-        let delay = self.pool.positions[worker.position].crashed(lived, Instant::now());
+        let booted = worker.state() == State::Ready;
+        let position = &mut self.pool.positions[worker.position];
+        let delay = if booted {
+            position.died_serving();
+            Duration::ZERO
+        } else {
+            position.failed_boot(Instant::now())
+        };
         let how = match status {
             ExitStatus::Code(code) => format!("exited with code {code}"),
             ExitStatus::Signal(signal) => format!(
@@ -232,11 +257,17 @@ impl Master {
                     .unwrap_or("a signal")
             ),
         };
+        let serving = if serving.is_empty() {
+            String::new()
+        } else {
+            format!(" while serving {}", serving.join(", "))
+        };
         log::error!(
-            "worker {} (generation {}) {how} after {:.1}s; respawning{} (restart {} of its position)",
+            "worker {} (generation {}) {how}{serving} after {:.1}s{}; respawning{} (restart {} of its position)",
             worker.pid,
             worker.generation,
             lived.as_secs_f64(),
+            if booted { "" } else { ", before it was ready" },
             if delay.is_zero() {
                 String::new()
             } else {

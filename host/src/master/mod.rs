@@ -109,6 +109,7 @@ fn board_capacity(processes: usize) -> usize {
 /// Runs the server in the foreground until TERM, INT or QUIT.
 pub fn run(config: Config) -> Result<(), MasterError> {
     files::check_privileges(&config)?;
+    raise_open_files_limit();
     let listener = Listener::bind(&config.server)?;
     let status = status::StatusServer::bind(&config)?;
     let signals = signals::master_signals()
@@ -120,6 +121,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     )
     .map_err(|e| MasterError::Io(format!("cannot map the scoreboard: {e}")))?;
     let watch = reload::watch_for(&config, None);
+    Snapshots::remove_left_behind();
     let snapshots = Snapshots::create()?;
     let current = Generation::snapshot(config, 1, &snapshots)?;
     match spawn::probe(&current.config, &current.files, ProbeMode::Quiet) {
@@ -149,6 +151,21 @@ pub fn run(config: Config) -> Result<(), MasterError> {
         failure: None,
     };
     master.supervise(&signals)
+}
+
+/// Raises the open-files limit before any worker is forked (they inherit
+/// it): each connection is a descriptor. Logs the figure, which bounds
+/// connections per worker whatever `maxConnectionsPerProcess` says.
+fn raise_open_files_limit() {
+    match crate::sys::process::raise_open_files_limit() {
+        Ok(limit) if limit.now > limit.was => log::info!(
+            "open files limit raised from {} to {} (the hard limit) for master and workers",
+            limit.was,
+            limit.now
+        ),
+        Ok(limit) => log::info!("open files limit: {} (the hard limit)", limit.now),
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
 }
 
 /// How the master is stopping.

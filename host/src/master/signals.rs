@@ -68,6 +68,7 @@ impl Master {
 
     fn stop_now(&mut self) {
         self.stop = Some(Stop::Immediate);
+        self.listener.close();
         super::notify::send("STOPPING=1");
         self.cancel_probe();
         self.kill_all(Signal::SIGKILL);

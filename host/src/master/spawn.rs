@@ -48,8 +48,12 @@ pub fn worker(
                 let plugins =
                     load(config, snapshot, |_| {}).map_err(|()| worker::exit::BOOT_FAILED)?;
                 link.publish_plugins(plugins.plugins.iter().map(|p| p.decl.name.as_str()));
-                let listener = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
-                Ok(worker::run(config, listener, plugins, link))
+                // The worker's own descriptor, and none other: the one it
+                // inherited is the master's, and a worker that stops closes
+                // the socket for itself with a single close.
+                let own = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
+                crate::sys::net::close_listener(listener).map_err(|_| worker::exit::IO_ERROR)?;
+                Ok(worker::run(config, own, plugins, link))
             });
             std::process::exit(code.unwrap_or_else(|code| code))
         }

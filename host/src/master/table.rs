@@ -112,29 +112,31 @@ pub enum ExitStatus {
 }
 
 /// Respawn bookkeeping for one position of the pool.
+///
+/// Only a worker that dies before it is ready — a boot failure — makes the
+/// next one wait, longer after each failure in a row: respawning it at once
+/// would fail the same way, in a tight loop. A worker that dies after it
+/// served (a request crashed it) is replaced at once, however often that
+/// happens: backing off there would let a stream of crashing requests
+/// empty the pool while the listener stays open.
 #[derive(Debug, Clone, Default)]
 pub struct Backoff {
-    /// Crashes in a row, each within `STABLE` of starting.
+    /// Boot failures in a row at this position.
     pub failures: u32,
     /// Do not respawn before this.
     pub not_before: Option<Instant>,
-    /// Crashes at this position since the master started.
+    /// Deaths at this position since the master started.
     pub restarts: u32,
 }
 
-/// A worker that lived this long counts as healthy; its next crash starts
-/// the backoff from zero again.
-pub const STABLE: Duration = Duration::from_secs(10);
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(10);
 
 impl Backoff {
-    /// Records a crash of a worker that ran for `lived`; returns the delay
-    /// before the next respawn.
-    pub fn crashed(&mut self, lived: Duration, now: Instant) -> Duration {
-        if lived >= STABLE {
-            self.failures = 0;
-        }
+    /// Records a worker that died (or could not be forked) before it was
+    /// ready; returns the delay before the next respawn: none after the
+    /// first failure, then doubling from [`FIRST_DELAY`] to [`MAX_DELAY`].
+    pub fn failed_boot(&mut self, now: Instant) -> Duration {
         let delay = if self.failures == 0 {
             Duration::ZERO
         } else {
@@ -144,6 +146,18 @@ impl Backoff {
         self.restarts = self.restarts.saturating_add(1);
         self.not_before = Some(now + delay);
         delay
+    }
+
+    /// Records a worker that died after it was ready: replaced at once.
+    pub fn died_serving(&mut self) {
+        self.restarts = self.restarts.saturating_add(1);
+        self.not_before = None;
+    }
+
+    /// A worker at this position is ready: a later boot failure starts the
+    /// backoff from zero again.
+    pub fn booted(&mut self) {
+        self.failures = 0;
     }
 
     pub fn ready(&self, now: Instant) -> bool {
@@ -266,21 +280,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_then_resets_after_a_stable_run() {
+    fn only_boot_failures_back_off_and_a_boot_resets_them() {
         let now = Instant::now();
         let mut b = Backoff::default();
-        let quick = Duration::from_millis(5);
-        assert_eq!(b.crashed(quick, now), Duration::ZERO);
-        assert_eq!(b.crashed(quick, now), Duration::from_millis(100));
-        assert_eq!(b.crashed(quick, now), Duration::from_millis(200));
+        assert_eq!(b.failed_boot(now), Duration::ZERO);
+        assert_eq!(b.failed_boot(now), Duration::from_millis(100));
+        assert_eq!(b.failed_boot(now), Duration::from_millis(200));
         for _ in 0..20 {
-            b.crashed(quick, now);
+            b.failed_boot(now);
         }
-        assert_eq!(b.crashed(quick, now), MAX_DELAY);
+        assert_eq!(b.failed_boot(now), MAX_DELAY);
         assert!(!b.ready(now));
-        assert_eq!(b.crashed(STABLE, now), Duration::ZERO);
+        b.booted();
+        assert_eq!(b.failed_boot(now), Duration::ZERO);
         assert!(b.ready(now));
         assert_eq!(b.restarts, 25);
+    }
+
+    #[test]
+    fn a_worker_that_served_is_replaced_at_once_however_often_it_dies() {
+        let now = Instant::now();
+        let mut b = Backoff::default();
+        b.failed_boot(now);
+        b.failed_boot(now);
+        assert!(!b.ready(now), "waiting after two boot failures");
+        b.booted();
+        for _ in 0..100 {
+            b.died_serving();
+            assert!(b.ready(now));
+        }
+        assert_eq!(b.restarts, 102);
     }
 
     fn worker(pid: i32, position: usize, board: Option<usize>, state: State) -> Worker {

@@ -2,10 +2,14 @@
 //! and the shared-memory scoreboard:
 //!
 //! - a request running past `requestTimeout` (gunicorn's `timeout`,
-//!   uWSGI's harakiri): its worker is killed and replaced at once. Plugin
-//!   code cannot be interrupted safely from outside, and a handler that
-//!   never returns holds its thread forever, so the process goes; the log
-//!   names the route and the pid.
+//!   uWSGI's harakiri): plugin code cannot be interrupted safely, and a
+//!   handler that never returns holds its thread forever, so its worker
+//!   must go — but without cutting its other requests. The master marks
+//!   the call given up in the scoreboard and stops the worker gracefully;
+//!   the worker answers the stuck client 504 and finishes the rest
+//!   (`worker::expiry`), while a replacement starts at once (a stopping
+//!   worker does not hold its pool position). The log names the route and
+//!   the pid.
 //! - a worker past its `maxRequests`: it is marked retiring, and
 //!   `manage_workers` replaces it like a reload does (replacement first).
 //! - a stopping worker past its `gracefulTimeout`: killed.
@@ -47,6 +51,9 @@ enum Verdict {
     Fine,
     /// Kill it now; the text says why, for the log.
     Kill(String),
+    /// Calls past `requestTimeout`, as `(thread, since_ms)`; the text
+    /// names them, for the log.
+    TimedOut(String, Vec<(usize, u64)>),
     /// It reached `maxRequests`.
     Retire(u64),
 }
@@ -84,18 +91,26 @@ fn judge(
     };
     let timeout_ms = server.request_timeout.as_millis() as u64;
     if timeout_ms > 0 {
-        for busy in board.busy(slot) {
+        let mut why = Vec::new();
+        let mut calls = Vec::new();
+        // Calls given up already are the worker's to answer.
+        for busy in board.busy(slot).filter(|b| !b.expired) {
             let ran = now_ms.saturating_sub(busy.since_ms);
             if ran >= timeout_ms {
-                return Verdict::Kill(format!(
-                    "has run {} for {:.1}s, past requestTimeout ({}s)",
-                    busy.route,
-                    ran as f64 / 1000.0,
-                    server.request_timeout.as_secs()
-                ));
+                why.push(format!("{} for {:.1}s", busy.route, ran as f64 / 1000.0));
+                calls.push((busy.thread, busy.since_ms));
+                continue;
             }
             let due = now + Duration::from_millis(timeout_ms - ran);
             *next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        if !calls.is_empty() {
+            let why = format!(
+                "has run {}, past requestTimeout ({}s)",
+                why.join(", "),
+                server.request_timeout.as_secs()
+            );
+            return Verdict::TimedOut(why, calls);
         }
     }
     if worker.max_requests > 0 && worker.state() == State::Ready && !worker.retiring {
@@ -108,13 +123,15 @@ fn judge(
 }
 
 impl Master {
-    /// Kills the workers that ran a request too long, stopped too slowly
-    /// or never booted, and marks those past `maxRequests` for replacement
-    /// (gunicorn's `murder_workers`).
+    /// Kills the workers that stopped too slowly or never booted, gives up
+    /// on requests past `requestTimeout` (stopping their worker), and marks
+    /// workers past `maxRequests` for replacement (gunicorn's
+    /// `murder_workers`).
     pub(super) fn murder_workers(&mut self) {
         let now = Instant::now();
         let now_ms = scoreboard::now_ms();
         let server = &self.generations.current.config.server;
+        let deadline = now + server.graceful_timeout;
         let board = &self.pool.board;
         let mut next = None;
         for worker in &mut self.pool.table.workers {
@@ -132,6 +149,27 @@ impl Master {
                         // Replaced at once; its death is no crash.
                         worker.set_state(State::Stopping { deadline: now }, board);
                     }
+                }
+                Verdict::TimedOut(why, calls) => {
+                    log::error!(
+                        "worker {} (generation {}) {why}; answering 504 and replacing the worker \
+                         (its other requests may finish within gracefulTimeout)",
+                        worker.pid,
+                        worker.generation
+                    );
+                    if let Some(slot) = worker.board {
+                        for (thread, since_ms) in calls {
+                            if let Some(call) = board.thread(slot, thread) {
+                                call.expire(since_ms);
+                            }
+                        }
+                    }
+                    if !worker.stopping() {
+                        worker.set_state(State::Stopping { deadline }, board);
+                    }
+                    // Even if it was stopping already: the signal is what
+                    // makes it answer the given-up calls.
+                    let _ = kill(worker.pid, Signal::SIGTERM);
                 }
                 Verdict::Retire(served) => {
                     log::info!(
@@ -174,16 +212,18 @@ mod tests {
         board
             .thread(0, 1)
             .unwrap()
-            .begin(b"GET", b"/testkit/sleep/5000");
+            .begin(b"GET", b"/testkit/sleep/5000", 7);
         let mut next = None;
         assert_eq!(judge(&w, &board, &s, now, now_ms, &mut next), Verdict::Fine);
         let due = next.expect("a wake-up for the busy thread");
         assert!(due > now + Duration::from_millis(1900) && due <= now + Duration::from_secs(2));
         let later = now_ms + 2500;
+        let since = board.busy(0).next().unwrap().since_ms;
         match judge(&w, &board, &s, now, later, &mut None) {
-            Verdict::Kill(why) => {
+            Verdict::TimedOut(why, calls) => {
                 assert!(why.contains("GET /testkit/sleep/5000"), "{why}");
                 assert!(why.contains("requestTimeout (2s)"), "{why}");
+                assert_eq!(calls, [(1, since)]);
             }
             other => panic!("{other:?}"),
         }
@@ -192,6 +232,45 @@ mod tests {
             judge(&w, &board, &off, now, later, &mut None),
             Verdict::Fine
         );
+    }
+
+    #[test]
+    fn a_given_up_call_is_judged_once_and_answered_by_one_thread() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        let s = server("[server]\nrequestTimeout = 1\n");
+        let w = worker(State::Ready, 0);
+        let call = board.thread(0, 0).unwrap();
+        call.begin(b"GET", b"/stuck", 42);
+        let since = board.busy(0).next().unwrap().since_ms;
+        let later = scoreboard::now_ms() + 1500;
+        assert!(matches!(
+            judge(&w, &board, &s, Instant::now(), later, &mut None),
+            Verdict::TimedOut(..)
+        ));
+        assert!(call.expire(since));
+        assert!(!call.expire(since), "given up once");
+        assert_eq!(
+            judge(&w, &board, &s, Instant::now(), later, &mut None),
+            Verdict::Fine,
+            "the worker answers it now"
+        );
+        let mut fds = Vec::new();
+        assert!(call.answer_expired(|fd| fds.push(fd)));
+        assert!(!call.answer_expired(|fd| fds.push(fd)), "answered once");
+        assert_eq!(fds, [42]);
+        assert_eq!(board.answered(0), 1);
+        assert_eq!(call.end(), scoreboard::Ended::Answered);
+        assert_eq!(board.answered(0), 0);
+        // A call that ends before anyone answered it: its own thread sends
+        // the 504; one that ends in time is not touched.
+        call.begin(b"GET", b"/late", 42);
+        let since = board.busy(0).next().unwrap().since_ms;
+        assert!(call.expire(since));
+        assert_eq!(call.end(), scoreboard::Ended::Expired);
+        assert!(!call.answer_expired(|_| panic!("ended already")));
+        call.begin(b"GET", b"/quick", 42);
+        assert!(!call.expire(since + 1_000_000));
+        assert_eq!(call.end(), scoreboard::Ended::InTime);
     }
 
     #[test]

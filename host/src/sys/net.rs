@@ -51,3 +51,36 @@ fn unsafe_zeroed_storage() -> nix::libc::sockaddr_storage {
     // valid value.
     unsafe { std::mem::zeroed() }
 }
+
+/// Closes this process's descriptor of a listening socket that other
+/// threads may still use: the descriptor number is pointed at a
+/// placeholder (an unconnected Unix socket) in one `dup3`, which closes
+/// the listening socket's file here at the same instant. A late `accept`
+/// or `epoll_ctl` on `listener` then fails cleanly, where after a plain
+/// `close` it could reach whatever connection reused the number. The
+/// socket itself closes — new connections are refused — once every
+/// process that shares it has done this (or exited). The placeholder is
+/// closed with `listener`.
+pub fn close_listener(listener: &TcpListener) -> io::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let placeholder = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: dup3 only works on descriptor numbers: `listener`'s number
+    // stays open and owned by `listener` (now naming the placeholder), and
+    // `placeholder` keeps its own, closed when it drops below.
+    let done = unsafe {
+        nix::libc::dup3(
+            placeholder.as_raw_fd(),
+            listener.as_raw_fd(),
+            nix::libc::O_CLOEXEC,
+        )
+    };
+    if done < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

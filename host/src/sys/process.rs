@@ -87,3 +87,48 @@ pub fn trim_heap() {
         nix::libc::malloc_trim(0);
     }
 }
+
+/// The open-files limit (`RLIMIT_NOFILE`) before and after raising its
+/// soft value to the hard one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFiles {
+    pub was: u64,
+    pub now: u64,
+}
+
+/// Raises this process's soft open-files limit to its hard limit, for it
+/// and every child it forks afterwards: a worker holds a descriptor per
+/// connection, and the usual soft default (1024) is far below what
+/// `maxConnectionsPerProcess` allows, while the hard limit is what the
+/// administrator granted.
+pub fn raise_open_files_limit() -> io::Result<OpenFiles> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    // An unlimited hard limit cannot be the soft one (the kernel caps
+    // descriptors at fs.nr_open and refuses more).
+    let wanted = if hard == RLIM_INFINITY {
+        std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(soft)
+    } else {
+        hard
+    };
+    if wanted > soft {
+        setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).map_err(io::Error::from)?;
+    }
+    Ok(OpenFiles {
+        was: soft,
+        now: wanted.max(soft),
+    })
+}
+
+/// Whether a process with this pid exists (in this pid namespace), whoever
+/// owns it: `kill(pid, 0)` fails with `ESRCH` only when there is none.
+pub fn exists(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}

@@ -52,7 +52,7 @@ macro_rules! zeroable_structs {
 
 zeroable_structs! {
     crate::board::scoreboard::WorkerSlot { pid, state, generation, connections, draining }
-    crate::board::scoreboard::ThreadSlot { seq, busy_since, served, route }
+    crate::board::scoreboard::ThreadSlot { seq, busy_since, served, route, conn_fd }
     crate::board::stats::PluginNames { count, names }
     crate::board::stats::Counters { classes, sum_us, buckets }
     crate::board::stats::ThreadStats { entries }

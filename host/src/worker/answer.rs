@@ -15,6 +15,19 @@ use crate::http::{self, WriteOpts};
 pub struct Sent {
     pub status: u16,
     pub body_bytes: usize,
+    /// The connection ends with this response, whatever the request asked
+    /// ([`timed_out`]).
+    pub closes: bool,
+}
+
+impl Sent {
+    pub fn new(status: u16, body_bytes: usize) -> Sent {
+        Sent {
+            status,
+            body_bytes,
+            closes: false,
+        }
+    }
 }
 
 /// 400: the method or the path is not UTF-8, so no route can match it.
@@ -27,10 +40,7 @@ pub fn bad_encoding(out: &mut Vec<u8>, opts: WriteOpts) -> Sent {
 /// some route takes (RFC 9110 §9.3.7), no body.
 pub fn server_options(allow: &str, out: &mut Vec<u8>, opts: WriteOpts) -> Sent {
     http::write_head(out, 200, &allow_header(allow), 0, opts);
-    Sent {
-        status: 200,
-        body_bytes: 0,
-    }
+    Sent::new(200, 0)
 }
 
 /// No route for the path: the index page for `GET /` or `HEAD /` when
@@ -72,10 +82,7 @@ fn html(
     if !opts.head_request {
         out.extend_from_slice(page);
     }
-    Sent {
-        status,
-        body_bytes: page.len(),
-    }
+    Sent::new(status, page.len())
 }
 
 /// 400: a path parameter would decode to something a plugin must never be
@@ -106,6 +113,22 @@ pub fn plugin_failed(out: &mut Vec<u8>, opts: WriteOpts) -> Sent {
     simple(out, 500, b"", b"Internal Server Error\n", opts)
 }
 
+/// 504: the handler ran past `requestTimeout` and its response, if it
+/// ever comes, is discarded. The connection closes after it: its handler
+/// thread is lost, and with it the connection's state.
+pub fn timed_out(out: &mut Vec<u8>) -> Sent {
+    let opts = WriteOpts {
+        http_minor: 1,
+        keep_alive: false,
+        head_request: false,
+    };
+    let body = b"Gateway Timeout: the handler ran past requestTimeout\n";
+    Sent {
+        closes: true,
+        ..simple(out, 504, b"", body, opts)
+    }
+}
+
 /// A response the host makes itself, `text/plain`.
 pub fn simple(
     out: &mut Vec<u8>,
@@ -121,10 +144,7 @@ pub fn simple(
     if http::body_allowed(status, opts.head_request) {
         out.extend_from_slice(body);
     }
-    Sent {
-        status,
-        body_bytes: body.len(),
-    }
+    Sent::new(status, body.len())
 }
 
 /// The `Allow` header line for a list of methods.
@@ -184,13 +204,7 @@ mod tests {
         assert!(text405.contains("\r\nAllow: GET, HEAD\r\n"), "{text405}");
         assert!(text405.ends_with("Method Not Allowed\n"), "{text405}");
         let (sent, star) = text(|out| server_options("GET, OPTIONS", out, opts(false)));
-        assert_eq!(
-            sent,
-            Sent {
-                status: 200,
-                body_bytes: 0
-            }
-        );
+        assert_eq!(sent, Sent::new(200, 0));
         assert!(star.contains("\r\nAllow: GET, OPTIONS\r\n"), "{star}");
         assert!(!star.contains("Content-Type"), "{star}");
     }
@@ -207,5 +221,21 @@ mod tests {
         let (sent, head) = text(|out| plugin_failed(out, opts(true)));
         assert_eq!(sent.status, 500);
         assert!(head.ends_with("\r\n\r\n"), "{head}");
+    }
+
+    #[test]
+    fn a_timed_out_request_gets_a_complete_504_that_closes() {
+        let (sent, text) = text(timed_out);
+        assert_eq!((sent.status, sent.closes), (504, true));
+        assert!(
+            text.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        assert!(
+            text.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{text}"
+        );
     }
 }

@@ -116,7 +116,7 @@ mod tests {
             board
                 .thread(1, t)
                 .unwrap()
-                .begin(b"GET", b"/testkit/sleep/2000");
+                .begin(b"GET", b"/testkit/sleep/2000", 0);
         }
         assert!(!me.over_share());
         board.thread(1, 0).unwrap().end();
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(me.least_loaded_sibling(), Some(102), "never itself");
         // Worker 2 has every thread inside a handler: it could not accept.
         for t in 0..2 {
-            board.thread(2, t).unwrap().begin(b"GET", b"/slow");
+            board.thread(2, t).unwrap().begin(b"GET", b"/slow", 0);
         }
         assert_eq!(me.least_loaded_sibling(), Some(103));
         board.set_state(3, crate::board::scoreboard::STATE_STOPPING);

@@ -28,6 +28,7 @@ use super::Shared;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// What the owning thread does with the connection next.
@@ -295,8 +296,8 @@ impl Conn {
                 && !shared.stopping()
                 && (shared.limits.max_keep_alive_requests == 0
                     || self.served < shared.limits.max_keep_alive_requests);
-            self.respond(shared, body_start, request_end, keep_alive);
-            self.finish_request(shared, request_end, keep_alive);
+            let closes = self.respond(shared, body_start, request_end, keep_alive);
+            self.finish_request(shared, request_end, keep_alive && !closes);
         }
     }
 
@@ -354,6 +355,8 @@ impl Conn {
     }
 
     /// Has the complete current request answered into `out`, and logs it.
+    /// Returns whether the connection must close after it (a request past
+    /// `requestTimeout`).
     #[inline]
     fn respond(
         &mut self,
@@ -361,7 +364,7 @@ impl Conn {
         body_start: usize,
         request_end: usize,
         keep_alive: bool,
-    ) {
+    ) -> bool {
         let buf = &self.inbuf[self.start..self.end];
         let body = match self.head.body {
             BodyKind::Chunked => &self.body[..],
@@ -373,6 +376,7 @@ impl Conn {
             body,
             peer: &self.peer,
             keep_alive,
+            fd: self.stream.as_raw_fd(),
         };
         let started = shared.access.as_ref().map(|_| Instant::now());
         let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
@@ -389,6 +393,7 @@ impl Conn {
                 },
             );
         }
+        sent.closes
     }
 
     /// The current request is answered: forget it, decide whether the

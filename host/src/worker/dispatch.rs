@@ -20,7 +20,7 @@
 
 use super::answer::{self, Sent};
 use super::reserved;
-use crate::board::scoreboard;
+use crate::board::scoreboard::{self, Ended};
 use crate::board::stats;
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::{Endpoint, Lookup};
@@ -149,6 +149,9 @@ pub struct Exchange<'a> {
     pub peer: &'a str,
     /// Whether the connection stays open after this response.
     pub keep_alive: bool,
+    /// The connection's descriptor, published for the duration of the
+    /// plugin call (see `expiry`).
+    pub fd: i32,
 }
 
 /// Serves one request and appends the complete response to `out`: a page
@@ -272,27 +275,35 @@ fn call_plugin(
             .call
             .store
             .begin(&plugin.decl.name, ex.head.headers(ex.buf));
-        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes()));
+        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), ex.fd));
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);
-        let handler_us = track(|t| {
-            t.slot().end();
-            scoreboard::now_us().saturating_sub(began.unwrap_or(0))
-        });
+        let (ended, handler_us) = track(|t| {
+            let ended = t.slot().end();
+            (
+                ended,
+                scoreboard::now_us().saturating_sub(began.unwrap_or(0)),
+            )
+        })
+        .unzip();
         let call = &scratch.call;
-        let sent = match failure(outcome, call) {
-            None => {
+        let sent = match (ended, failure(outcome, call)) {
+            // Past requestTimeout: the client was promised a 504 and gets
+            // nothing else (see `expiry`).
+            (Some(Ended::Expired), _) => answer::timed_out(out),
+            (Some(Ended::Answered), _) => Sent {
+                closes: true,
+                ..Sent::new(504, 0)
+            },
+            (_, None) => {
                 http::write_head(out, call.status, &call.headers, call.body.len(), opts);
                 if http::body_allowed(call.status, opts.head_request) {
                     out.extend_from_slice(&call.body);
                 }
-                Sent {
-                    status: call.status,
-                    body_bytes: call.body.len(),
-                }
+                Sent::new(call.status, call.body.len())
             }
-            Some(why) => {
+            (_, Some(why)) => {
                 log::error!(
                     "plugin `{}` {why} on {method} {}; answered 500",
                     plugin.decl.name,

@@ -92,17 +92,21 @@
 //!
 //! Once serving, the worker says so on the master's pipe ([`link`]);
 //! SIGTERM is a graceful stop, SIGQUIT an immediate one, SIGUSR1 reopens
-//! the log files. A stopping worker takes nothing new from the shared
-//! listener except what was already queued when it stopped (so no
-//! connection waits for a wake-up that went to it), closes idle
-//! connections after a short linger, and lets requests under way finish
-//! within `gracefulTimeout`.
+//! the log files. A stopping worker takes the listener out of its set,
+//! accepts everything already queued (so no connection waits for a
+//! wake-up that went to it, nor is reset) and closes its copy of the
+//! socket; it closes idle connections after a short linger, and lets
+//! requests under way finish within `gracefulTimeout`. A request the
+//! master gave up on (past `requestTimeout`) is answered 504 first
+//! ([`expiry`]). If every thread is inside a handler, the monitor thread
+//! reads the signals.
 
 mod access;
 mod answer;
 mod balance;
 mod conn;
 mod dispatch;
+mod expiry;
 mod gate;
 pub mod link;
 mod pool;
@@ -172,9 +176,10 @@ pub struct Shared {
     started: Instant,
     /// Read by whichever thread leads when a signal arrives.
     signals: SignalFd,
-    /// At most this many queued connections are taken when stopping: the
-    /// listen backlog can hold no more than that.
-    drain_limit: usize,
+    /// Slots kept for the stop, beyond `maxConnectionsPerProcess`: the
+    /// connections still queued then were accepted by the kernel already,
+    /// and are served rather than reset. The listen queue holds no more.
+    reserve: usize,
     pool: Pool,
     /// `None` when `[log] accessLog = off`.
     access: Option<access::AccessLog>,
@@ -188,6 +193,8 @@ pub struct Shared {
     served_since_trim: AtomicBool,
     /// This worker's connection count in the scoreboard (see `balance`).
     balance: balance::Balance,
+    /// Requests past `requestTimeout` (see `expiry`).
+    expiry: expiry::Expiry,
 }
 
 impl Shared {
@@ -238,7 +245,7 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Lin
         threads.push(
             std::thread::Builder::new()
                 .name("drupe-monitor".into())
-                .spawn(move || shared.pool.monitor()),
+                .spawn(move || shared.pool.monitor(|| on_signal(&shared))),
         );
     }
     dispatch::attach(link.tracker(0));
@@ -295,20 +302,23 @@ impl Shared {
             EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
         )?;
         let capacity = config.limits.max_connections_per_process;
+        let reserve = config.server.socket_queue_size as usize;
         Ok(Shared {
             plugins,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
             epoll,
             listener,
-            slots: (0..capacity).map(|_| SlotCell::default()).collect(),
+            slots: (0..capacity + reserve)
+                .map(|_| SlotCell::default())
+                .collect(),
             free: Mutex::new((0..capacity as u32).rev().collect()),
             open: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             last_sweep: AtomicU64::new(0),
             started: Instant::now(),
             signals,
-            drain_limit: config.server.socket_queue_size as usize,
+            reserve,
             pool: Pool::new(),
             access: access::AccessLog::open(&config.log.access_log)?,
             graceful_timeout: config.server.graceful_timeout,
@@ -316,7 +326,8 @@ impl Shared {
             linger_until: Mutex::new(None),
             gate: gate::Gate::default(),
             served_since_trim: AtomicBool::new(false),
-            balance: balance::Balance::new(board),
+            balance: balance::Balance::new(board.clone()),
+            expiry: expiry::Expiry::new(board),
         })
     }
 }
@@ -348,9 +359,15 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                 }
             },
             Step::Refill => {
-                if shared.stopping() && shared.open.load(Ordering::Acquire) == 0 {
-                    shared.pool.finish();
-                    return;
+                if shared.stopping() {
+                    let open = shared.open.load(Ordering::Acquire);
+                    if open == 0 {
+                        shared.pool.finish();
+                        return;
+                    }
+                    if open <= shared.expiry.given_up() {
+                        exit_with_handlers_stuck(shared);
+                    }
                 }
                 sweep_if_due(shared);
                 if let Some(log) = &shared.access {
@@ -384,7 +401,12 @@ fn on_signal(shared: &Shared) {
     while let Ok(Some(info)) = shared.signals.read_signal() {
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGQUIT) => crate::sys::process::exit_now(exit::OK),
-            Ok(Signal::SIGTERM) => begin_stop(shared),
+            // From the master: a stop, and maybe requests past
+            // requestTimeout to answer (see `expiry`).
+            Ok(Signal::SIGTERM) => {
+                shared.expiry.answer_expired();
+                begin_stop(shared);
+            }
             // A sibling left queued connections to us (see `balance`):
             // take what we may, and re-register the listener so that what
             // is still queued is reported to us.
@@ -404,18 +426,52 @@ fn begin_stop(shared: &Shared) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
+    // Out of the epoll set first: the set holds the socket's file, which
+    // every process shares, so closing this descriptor alone would leave
+    // it there, still reporting new connections.
     shared.gate.stop(shared);
-    // With EPOLLEXCLUSIVE the kernel woke only this worker for connections
-    // that are queued now; if it left them, they would wait in the shared
-    // backlog until some later connection woke a sibling. Take them and
-    // serve them (once: anything queued after the delete wakes a sibling).
-    accept_upto(shared, shared.drain_limit);
+    // Everything the kernel has queued was accepted already, from the
+    // client's point of view: take it all, past maxConnectionsPerProcess
+    // if need be (the reserve slots), and serve it. Then close this
+    // process's copy of the socket: once the master and every sibling have
+    // closed theirs too (a whole-host stop), new connections are refused
+    // at once instead of waiting in a queue nobody reads; in a worker that
+    // stops alone (reload, maxRequests, requestTimeout), the others go on
+    // taking them.
+    if let Ok(mut free) = shared.free.lock() {
+        let first = shared.slots.len() - shared.reserve;
+        free.extend((first..shared.slots.len()).rev().map(|i| i as u32));
+    }
+    accept_upto(shared, usize::MAX);
+    if let Err(e) = crate::sys::net::close_listener(&shared.listener) {
+        log::error!(
+            "worker {}: cannot close the listening socket: {e}",
+            std::process::id()
+        );
+    }
     if let Ok(mut deadline) = shared.graceful_deadline.lock() {
         *deadline = Some(Instant::now() + shared.graceful_timeout);
     }
     if let Ok(mut linger) = shared.linger_until.lock() {
         *linger = Some(Instant::now() + STOP_LINGER);
     }
+}
+
+/// A stopping worker whose only connections left are held by handlers
+/// past `requestTimeout`, answered already: those threads may never
+/// return, so neither joining them nor the plugins' `shutdown` (which
+/// could wait for them) can be done. The process ends here.
+fn exit_with_handlers_stuck(shared: &Shared) -> ! {
+    if let Some(log) = &shared.access {
+        access::flush(log);
+    }
+    log::info!(
+        "worker {} stopped after {:?}, leaving {} handler(s) past requestTimeout behind",
+        std::process::id(),
+        shared.started.elapsed(),
+        shared.expiry.given_up()
+    );
+    crate::sys::process::exit_now(exit::OK)
 }
 
 fn accept(shared: &Shared) {

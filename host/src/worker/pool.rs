@@ -206,7 +206,11 @@ impl Pool {
     }
 
     /// The monitor thread's body: sample the leader every [`TICK`].
-    pub fn monitor(&self) {
+    /// `while_stalled` runs on every sample that finds the leader's call
+    /// stalled: if every thread is inside a handler, nobody waits on the
+    /// epoll set, and the worker still has to hear its signals (a stop
+    /// must close the listener at once).
+    pub fn monitor(&self, while_stalled: impl Fn()) {
         let mut watch = Watch::new();
         loop {
             std::thread::sleep(TICK);
@@ -219,6 +223,7 @@ impl Pool {
                 if self.promote(epoch) {
                     watch.handed_over();
                 }
+                while_stalled();
             }
             let mut state = self.lock();
             if state.done {
