@@ -23,6 +23,7 @@ pub mod plugin;
 pub mod scaffold;
 pub mod store;
 pub mod sys;
+pub mod tls;
 pub mod worker;
 
 mod logging;

@@ -37,6 +37,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub status: Status,
+    pub tls: Tls,
     /// Set by `drupe dev` only, never by the INI file: see [`Dev`].
     pub dev: Option<Dev>,
 }
@@ -176,6 +177,26 @@ pub struct Status {
     pub socket_port: Option<u16>,
 }
 
+/// `[tls]`: HTTPS on `socketPort` when both files are set. The files are
+/// read by the master (`crate::tls`), at start and at every reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// `certificate`: the PEM chain, server certificate first. Default none.
+    pub certificate: Option<PathBuf>,
+    /// `key`: its private key, PEM (PKCS#8, PKCS#1 or SEC1). Default none.
+    pub key: Option<PathBuf>,
+    /// `redirectPort`: a plain listener answering 308 to `https://`.
+    /// Default off.
+    pub redirect_port: Option<u16>,
+}
+
+impl Tls {
+    /// The certificate and key files, when HTTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.certificate.as_deref()?, self.key.as_deref()?))
+    }
+}
+
 /// Where a log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
@@ -260,6 +281,7 @@ impl Config {
         let mut config = Config::placeholder(source);
         settings::apply_defaults(&mut config, shown, &base)?;
         settings::apply_raw(&mut config, &raw, shown, &base)?;
+        settings::check_tls(&config.tls, shown)?;
         Ok(config)
     }
 
@@ -314,6 +336,11 @@ impl Config {
             status: Status {
                 socket_host: String::new(),
                 socket_port: None,
+            },
+            tls: Tls {
+                certificate: None,
+                key: None,
+                redirect_port: None,
             },
             dev: None,
         }

@@ -13,8 +13,8 @@ use std::path::Path;
 use super::error::suggest;
 use super::raw::RawConfig;
 use super::values::{
-    account, boolean, fractional_seconds, host, int, level, log_target, mount, path, port,
-    processes, seconds, size,
+    account, boolean, fractional_seconds, host, int, level, log_target, mount, optional_path,
+    path, port, processes, seconds, size,
 };
 use super::{store_url, Config, ConfigError};
 
@@ -312,7 +312,47 @@ static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        section: "tls",
+        key: "certificate",
+        default: "none",
+        doc: "PEM certificate chain, server certificate first; with key, socketPort speaks HTTPS (TLS 1.2 and 1.3); re-read at every reload",
+        apply: |c, v, x| optional_path(v, x.base).map(|value| c.tls.certificate = value),
+    },
+    Setting {
+        section: "tls",
+        key: "key",
+        default: "none",
+        doc: "PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1), read by the master before it drops root",
+        apply: |c, v, x| optional_path(v, x.base).map(|value| c.tls.key = value),
+    },
+    Setting {
+        section: "tls",
+        key: "redirectPort",
+        default: "off",
+        doc: "plain-HTTP port answering every request 308 to the same URL on https://; off = none",
+        apply: |c, v, _| {
+            c.tls.redirect_port = match v {
+                "off" => None,
+                _ => Some(port(v)?),
+            };
+            Ok(())
+        },
+    },
 ];
+
+/// `[tls]` keys that only make sense together.
+pub(super) fn check_tls(tls: &super::Tls, file: &Path) -> Result<(), ConfigError> {
+    let why = match (&tls.certificate, &tls.key) {
+        (Some(_), None) => "[tls] certificate is set but key is not: set both for HTTPS, or neither",
+        (None, Some(_)) => "[tls] key is set but certificate is not: set both for HTTPS, or neither",
+        (None, None) if tls.redirect_port.is_some() => {
+            "[tls] redirectPort needs certificate and key: it sends clients to https://"
+        }
+        _ => return Ok(()),
+    };
+    Err(ConfigError::file(file, why.to_owned()))
+}
 
 /// Every setting drupe knows, for `--check` and documentation.
 pub fn settings() -> &'static [Setting] {

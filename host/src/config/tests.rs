@@ -442,3 +442,27 @@ fn site_examples_for_several_hosts() {
     }
     assert_eq!(ports, [8001, 8002]);
 }
+
+#[test]
+fn tls_files_resolve_against_the_ini_folder_and_come_in_pairs() {
+    let c = Config::default_for(Path::new("/srv/drupe.ini")).unwrap();
+    assert_eq!(c.tls.files(), None);
+    assert_eq!(c.tls.redirect_port, None);
+    let c = parse("[tls]\ncertificate = tls/cert.pem\nkey = /keys/key.pem\nredirectPort = 80\n");
+    assert_eq!(
+        c.tls.files(),
+        Some((
+            Path::new("/etc/drupe/tls/cert.pem"),
+            Path::new("/keys/key.pem")
+        ))
+    );
+    assert_eq!(c.tls.redirect_port, Some(80));
+    assert_eq!(
+        err("[tls]\ncertificate = cert.pem\n"),
+        "drupe.ini: [tls] certificate is set but key is not: set both for HTTPS, or neither"
+    );
+    assert_eq!(
+        err("[tls]\nredirectPort = 80\n"),
+        "drupe.ini: [tls] redirectPort needs certificate and key: it sends clients to https://"
+    );
+}

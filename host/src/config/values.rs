@@ -95,6 +95,14 @@ pub(super) fn path(v: &str, base: &Path) -> Result<PathBuf, String> {
         .collect())
 }
 
+/// A path, or `none` for no file.
+pub(super) fn optional_path(v: &str, base: &Path) -> Result<Option<PathBuf>, String> {
+    match v {
+        "none" => Ok(None),
+        _ => path(v, base).map(Some),
+    }
+}
+
 pub(super) fn log_target(v: &str, base: &Path) -> Result<LogTarget, String> {
     match v {
         "off" => Ok(LogTarget::Off),

@@ -144,17 +144,25 @@ pub struct Generation {
     pub number: u64,
     pub config: Config,
     pub files: Snapshot,
+    /// `[tls]`, loaded by the master: what the workers serve HTTPS with.
+    pub tls: Option<crate::tls::Tls>,
     /// Dropped last, after nothing refers to the copies any more.
     _dir: Folder,
 }
 
 impl Generation {
-    /// Copies the plugin directory of `config` into a fresh folder.
+    /// Loads `[tls]` and copies the plugin directory of `config` into a
+    /// fresh folder. `replaces` is the generation this one follows, whose
+    /// session-ticket key it rotates (see `tls::ticket`).
     pub fn snapshot(
         config: Config,
         number: u64,
         snapshots: &Snapshots,
+        replaces: Option<&Generation>,
     ) -> Result<Generation, MasterError> {
+        let previous = replaces.and_then(|g| g.tls.as_ref()).map(|t| &t.tickets);
+        let tls = crate::tls::load(&config.tls, previous)
+            .map_err(|e| MasterError::Io(e.to_string()))?;
         let dir = Folder::new(snapshots.root().join(format!("gen-{number}")));
         let files = plugin::snapshot(&config.plugins.directory, dir.path())
             .map_err(|e| MasterError::Io(e.to_string()))?;
@@ -168,6 +176,7 @@ impl Generation {
             number,
             config,
             files,
+            tls,
             _dir: dir,
         })
     }

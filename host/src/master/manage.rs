@@ -96,7 +96,13 @@ impl Master {
             board: slot.map(|slot| (std::sync::Arc::clone(&self.pool.board), slot)),
         };
         let config = &generation.config;
-        match spawn::worker(config, listener, &generation.files, link) {
+        match spawn::worker(
+            config,
+            listener,
+            &generation.files,
+            generation.tls.as_ref(),
+            link,
+        ) {
             Ok(pid) => {
                 let mut worker = Worker::new(pid, generation.number, position, slot, now);
                 worker.max_requests = watchdog::draw_max_requests(&config.server);
@@ -179,8 +185,12 @@ impl Master {
             .count();
         if ready >= self.pool.target {
             self.listener.announced = true;
+            let scheme = match self.generations.current.tls {
+                Some(_) => "https",
+                None => "http",
+            };
             log::info!(
-                "drupe {} listening on http://{} with {} worker processes (master pid {}; plugins loaded from copies in {})",
+                "drupe {} listening on {scheme}://{} with {} worker processes (master pid {}; plugins loaded from copies in {})",
                 env!("CARGO_PKG_VERSION"),
                 self.listener.address,
                 self.pool.target,

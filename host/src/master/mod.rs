@@ -90,7 +90,14 @@ impl std::error::Error for MasterError {}
 /// `--check`: load the plugins in a probe and print what would be served.
 pub fn check(config: &Config) -> Result<(), MasterError> {
     let snapshots = Snapshots::create()?;
-    let generation = Generation::snapshot(config.clone(), 0, &snapshots)?;
+    let generation = Generation::snapshot(config.clone(), 0, &snapshots, None)?;
+    if let Some((certificate, key)) = config.tls.files() {
+        println!(
+            "HTTPS: certificate {} and key {} belong together",
+            certificate.display(),
+            key.display()
+        );
+    }
     let ok = spawn::probe(config, &generation.files, ProbeMode::Describe)
         .map_err(|e| MasterError::Io(format!("cannot fork the plugin probe: {e}")))?;
     if ok {
@@ -123,7 +130,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     let watch = reload::watch_for(&config, None);
     Snapshots::remove_left_behind();
     let snapshots = Snapshots::create()?;
-    let current = Generation::snapshot(config, 1, &snapshots)?;
+    let current = Generation::snapshot(config, 1, &snapshots, None)?;
     match spawn::probe(&current.config, &current.files, ProbeMode::Quiet) {
         Ok(true) => {}
         Ok(false) => return Err(MasterError::Plugins),

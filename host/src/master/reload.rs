@@ -126,7 +126,12 @@ impl Master {
         }
         let number = self.generations.next_number;
         self.generations.next_number += 1;
-        let generation = match Generation::snapshot(config, number, &self.generations.snapshots) {
+        let generation = match Generation::snapshot(
+            config,
+            number,
+            &self.generations.snapshots,
+            Some(&self.generations.current),
+        ) {
             Ok(generation) => generation,
             Err(e) => {
                 log::error!("{why}: reload failed: {e}; generation {serving} keeps serving");

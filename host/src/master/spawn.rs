@@ -31,12 +31,13 @@ use std::path::PathBuf;
 /// A generation's plugin files: originals and their private copies.
 pub type Snapshot = Vec<(PathBuf, PathBuf)>;
 
-/// Forks a worker that serves `listener` with the plugins of `snapshot`,
-/// and reports to the master through `link`.
+/// Forks a worker that serves `listener` with the plugins of `snapshot`
+/// (over TLS with `tls`), and reports to the master through `link`.
 pub fn worker(
     config: &Config,
     listener: &TcpListener,
     snapshot: &Snapshot,
+    tls: Option<&crate::tls::Tls>,
     link: Link,
 ) -> io::Result<Pid> {
     let master = nix::unistd::getpid();
@@ -53,7 +54,8 @@ pub fn worker(
                 // the socket for itself with a single close.
                 let own = listener.try_clone().map_err(|_| worker::exit::IO_ERROR)?;
                 crate::sys::net::close_listener(listener).map_err(|_| worker::exit::IO_ERROR)?;
-                Ok(worker::run(config, own, plugins, link))
+                let tls = tls.map(|t| std::sync::Arc::clone(&t.server));
+                Ok(worker::run(config, own, tls, plugins, link))
             });
             std::process::exit(code.unwrap_or_else(|code| code))
         }

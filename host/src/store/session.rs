@@ -50,10 +50,12 @@ impl SessionId {
 
     /// The `Set-Cookie` value that hands this id to the browser: the whole
     /// site (`Path=/`), out of reach of scripts (`HttpOnly`), and not sent
-    /// on cross-site subrequests (`SameSite=Lax`). No `Max-Age`: the
-    /// store's idle timeout decides how long the session lives.
-    pub fn set_cookie(&self) -> String {
-        format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", self.hex())
+    /// on cross-site subrequests (`SameSite=Lax`); over HTTPS, never sent
+    /// over plain HTTP (`Secure`). No `Max-Age`: the store's idle timeout
+    /// decides how long the session lives.
+    pub fn set_cookie(&self, https: bool) -> String {
+        let secure = if https { "; Secure" } else { "" };
+        format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{secure}", self.hex())
     }
 }
 
@@ -95,8 +97,12 @@ mod tests {
     fn set_cookie_has_the_promised_attributes() {
         let id = SessionId::parse(b"000102030405060708090a0b0c0d0e0f").unwrap();
         assert_eq!(
-            id.set_cookie(),
+            id.set_cookie(false),
             "drupe_session=000102030405060708090a0b0c0d0e0f; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            id.set_cookie(true),
+            "drupe_session=000102030405060708090a0b0c0d0e0f; Path=/; HttpOnly; SameSite=Lax; Secure"
         );
     }
 

@@ -24,10 +24,11 @@
 
 use super::access;
 use super::dispatch::{self, Exchange};
+use super::transport::Transport;
 use super::Shared;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io;
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,7 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub peer: String,
     /// Received bytes live in `inbuf[start..end]`.
     inbuf: Vec<u8>,
@@ -99,7 +100,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: String, shared: &Shared) -> Conn {
+    pub fn new(stream: Transport, peer: String, shared: &Shared) -> Conn {
         Conn {
             stream,
             peer,
@@ -128,7 +129,10 @@ impl Conn {
     /// connection can be closed without cutting anything off.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Lingering
-            || self.phase == Phase::Idle && self.start == self.end && self.written == self.out.len()
+            || self.phase == Phase::Idle
+                && self.start == self.end
+                && self.written == self.out.len()
+                && !self.stream.has_pending_output()
     }
 
     /// The socket is ready: make all the progress possible without blocking.
@@ -142,6 +146,12 @@ impl Conn {
                 }
             }
             if self.closing {
+                // TLS: the last records and close_notify must be out first.
+                match self.stream.end_output() {
+                    Ok(true) => {}
+                    Ok(false) => return Next::Write,
+                    Err(_) => return Next::Close,
+                }
                 return if self.linger {
                     self.drain()
                 } else {
@@ -201,7 +211,7 @@ impl Conn {
     /// at the deadline.
     fn drain(&mut self) -> Next {
         if self.phase != Phase::Lingering {
-            let _ = self.stream.shutdown(Shutdown::Write);
+            let _ = self.stream.tcp().shutdown(Shutdown::Write);
             self.phase = Phase::Lingering;
             self.deadline = Instant::now() + LINGER;
         }
@@ -376,6 +386,7 @@ impl Conn {
             body,
             peer: &self.peer,
             keep_alive,
+            https: self.stream.is_tls(),
             fd: self.stream.as_raw_fd(),
         };
         let started = shared.access.as_ref().map(|_| Instant::now());

@@ -42,6 +42,8 @@ pub struct CallState {
     refused: Option<String>,
     /// The plugin's namespace and the request's session.
     store: CallStore,
+    /// The request came over TLS: a new session's cookie is `Secure`.
+    https: bool,
 }
 
 impl CallState {
@@ -95,7 +97,7 @@ impl CallSink for CallState {
         // response. (After a failed write the id waits for one that works.)
         if reply.is_ok() {
             if let Some(id) = self.store.take_created() {
-                self.add_header(b"Set-Cookie", id.set_cookie().as_bytes());
+                self.add_header(b"Set-Cookie", id.set_cookie(self.https).as_bytes());
             }
         }
         reply
@@ -149,6 +151,9 @@ pub struct Exchange<'a> {
     pub peer: &'a str,
     /// Whether the connection stays open after this response.
     pub keep_alive: bool,
+    /// The request came over TLS: `req.scheme()` is `https`, and the
+    /// session cookie is `Secure`.
+    pub https: bool,
     /// The connection's descriptor, published for the duration of the
     /// plugin call (see `expiry`).
     pub fd: i32,
@@ -242,6 +247,7 @@ fn call_plugin(
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
         scratch.call.reset();
+        scratch.call.https = ex.https;
         scratch.headers.clear();
         scratch
             .headers

@@ -8,7 +8,8 @@
 //! - [`pool`]: which thread runs the event loop (leader / standby);
 //! - [`slots`]: the connection table and the edge-triggered hand-off;
 //! - [`gate`] and [`balance`]: whether this worker takes new connections;
-//! - [`conn`]: one connection's bytes; [`dispatch`], [`answer`],
+//! - [`conn`]: one connection's bytes, over [`transport`] (plain TCP or
+//!   TLS); [`dispatch`], [`answer`],
 //!   [`reserved`]: one request's response; [`access`]: the access log;
 //!   [`link`]: the line to the master.
 //!
@@ -112,6 +113,7 @@ pub mod link;
 mod pool;
 mod reserved;
 mod slots;
+mod transport;
 
 use crate::board::scoreboard::Scoreboard;
 use crate::config::{Config, Limits};
@@ -125,6 +127,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pool::{Pool, Step};
 use slots::{close, release, serve, token, SlotCell};
 use std::net::TcpListener;
+use transport::Transport;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,6 +198,8 @@ pub struct Shared {
     balance: balance::Balance,
     /// Requests past `requestTimeout` (see `expiry`).
     expiry: expiry::Expiry,
+    /// `[tls]`: every connection starts with a handshake.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -205,7 +210,13 @@ impl Shared {
 
 /// Runs a worker until it is told to stop. Never returns to the caller's
 /// loop: the return value is the process exit code.
-pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Link) -> i32 {
+pub fn run(
+    config: &Config,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    plugins: PluginSet,
+    link: Link,
+) -> i32 {
     // Settings only: each handler thread connects on its first store call.
     crate::store::configure(&config.store);
     let signals = match worker_signals() {
@@ -219,7 +230,7 @@ pub fn run(config: &Config, listener: TcpListener, plugins: PluginSet, link: Lin
         log::error!("worker {}: {errors}", std::process::id());
         return exit::BOOT_FAILED;
     }
-    let shared = match Shared::new(config, listener, plugins, signals, link.board.clone()) {
+    let shared = match Shared::new(config, listener, tls, plugins, signals, link.board.clone()) {
         Ok(shared) => Arc::new(shared),
         Err(e) => {
             // An access log that cannot be opened, or no epoll: retrying
@@ -291,6 +302,7 @@ impl Shared {
     fn new(
         config: &Config,
         listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
         plugins: PluginSet,
         signals: SignalFd,
         board: Option<(Arc<Scoreboard>, usize)>,
@@ -328,6 +340,7 @@ impl Shared {
             served_since_trim: AtomicBool::new(false),
             balance: balance::Balance::new(board.clone()),
             expiry: expiry::Expiry::new(board),
+            tls,
         })
     }
 }
@@ -519,6 +532,17 @@ fn accept_upto(shared: &Shared, max: usize) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = match &shared.tls {
+            None => Transport::plain(stream),
+            Some(config) => match Transport::tls(stream, config) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    log::warn!("worker {}: TLS: {e}", std::process::id());
+                    release(shared, index);
+                    continue;
+                }
+            },
+        };
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
         let cell = &shared.slots[index as usize];
         cell.pending.store(false, Ordering::SeqCst);
@@ -605,7 +629,7 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
             continue;
         };
         let expired = now >= conn.deadline;
-        if expired || force || (close_idle && conn.is_idle() && !has_input(&conn.stream)) {
+        if expired || force || (close_idle && conn.is_idle() && !has_input(conn.stream.tcp())) {
             if expired {
                 conn.on_timeout();
             }
