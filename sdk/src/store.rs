@@ -12,7 +12,9 @@
 //!
 //! Every method returns a [`StoreError`] on failure, which converts into the
 //! handler's [`Error`](crate::Error): `?` answers 503 when the store could
-//! not be reached in time and 500 for anything else.
+//! not be reached in time (nothing was done), 504 when an increment or a
+//! push was sent but its answer never came (it may have been applied), and
+//! 500 for anything else.
 //!
 //! The operations themselves, and how they cross the boundary, are defined
 //! once in [`op`], which the host uses too.

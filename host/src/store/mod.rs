@@ -9,9 +9,12 @@
 //! settings; it opens nothing.
 //!
 //! Errors come in the kinds that plugins see: [`StoreError::Unavailable`]
-//! (the store could not be reached within `[store] timeout`; the request
-//! answers 503 and the next call tries again) and [`StoreError::Other`]
-//! (a wrong type, an overflow: retrying will not help).
+//! (the store could not be reached within `[store] timeout` and nothing was
+//! done; the request answers 503 and the next call tries again),
+//! [`StoreError::OutcomeUnknown`] (a command that must not run twice was
+//! sent and its answer lost: it may have been applied; 504), and
+//! [`StoreError::Other`] (a wrong type, an overflow: retrying will not
+//! help).
 
 pub mod call;
 pub mod redis;
