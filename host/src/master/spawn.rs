@@ -1,5 +1,5 @@
 //! Forking: worker processes and the throwaway probe that loads the plugins
-//! before any worker does.
+//! (and prepares the store) before any worker does.
 //!
 //! Everything a child does before it serves happens here: switch to
 //! `[server] user` if drupe runs as root (`sys::privileges`), die with the
@@ -86,6 +86,7 @@ pub fn probe_start(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io:
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
             let ok = child_setup(master, identity.as_ref()).is_ok()
+                && prepare_store(config)
                 && load(config, snapshot).is_ok_and(|plugins| {
                     let started = plugins.init::<CallState>();
                     if let Err(errors) = &started {
@@ -102,6 +103,16 @@ pub fn probe_start(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io:
             std::process::exit(if ok { 0 } else { 1 })
         }
     }
+}
+
+/// Creates what the store needs before workers open it (the SQLite file
+/// and schema), in the probe so that the master opens nothing and the file
+/// belongs to the workers' user; false, with the reason logged, if it
+/// cannot.
+fn prepare_store(config: &Config) -> bool {
+    crate::store::prepare(&config.store)
+        .map_err(|e| log::error!("{}", e.message()))
+        .is_ok()
 }
 
 fn load(config: &Config, snapshot: &Snapshot) -> Result<PluginSet, ()> {

@@ -167,6 +167,19 @@ pub fn settings() -> Option<&'static Settings> {
     SETTINGS.get()
 }
 
+/// Makes the store ready before any worker opens it: for SQLite, the file,
+/// WAL mode and schema (see [`sqlite::SqliteStore::create`]); nothing for
+/// Redis, which may be down at start without stopping pages that do not
+/// use it. Run by the plugin probe, never by the master, which opens no
+/// store connection. The error names the file.
+pub fn prepare(store: &config::Store) -> Result<(), StoreError> {
+    let settings = Settings::from_config(store);
+    match &settings.location {
+        Location::Sqlite(path) => sqlite::SqliteStore::create(path, settings.timeout),
+        Location::Redis(_) | Location::Sentinel(_) => Ok(()),
+    }
+}
+
 /// Opens a backend (Redis connects lazily; SQLite opens its file now).
 pub fn open(settings: &Settings) -> Result<Box<dyn Store>, StoreError> {
     Ok(match &settings.location {

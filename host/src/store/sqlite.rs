@@ -1,10 +1,17 @@
 //! The SQLite backend: one file shared by every worker of one machine, one
 //! connection per handler thread.
 //!
+//! The file, its WAL mode and its schema are made once, by
+//! [`SqliteStore::create`] in the plugin probe, before any worker starts:
+//! workers then only open it. When each worker's first connection switched
+//! the mode and created the tables itself, concurrent first requests raced
+//! for the write lock those need and some answered 503.
+//!
 //! WAL mode lets readers run beside the one writer; `synchronous=NORMAL`
 //! (safe in WAL: a power cut may lose the last commits, never corrupt the
 //! file) keeps commits cheap; the busy timeout is `[store] timeout`, after
-//! which a call is "unavailable". Every read-modify-write (`incr`, hash
+//! which a call is "unavailable" (nothing was written: the lock comes
+//! first, so an SQLite call's outcome is never unknown). Every read-modify-write (`incr`, hash
 //! writes) runs in a `BEGIN IMMEDIATE` transaction, which takes the write
 //! lock up front, so it is atomic across threads and processes and never
 //! fails half-way on a lock it could not upgrade.
@@ -19,7 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{wrong_type, Fields, Store, StoreError};
 
@@ -107,27 +114,59 @@ fn add(current: Option<&[u8]>, by: i64) -> Result<i64, StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the file and its folder.
-    pub fn open(path: &Path, timeout: Duration) -> Result<SqliteStore, StoreError> {
+    /// Makes the store ready at `path`: the folder, the file, WAL mode and
+    /// the schema, each only if missing. Run once before the workers start
+    /// (in the probe, as the user they run as); the error names the file
+    /// and says what to check.
+    pub fn create(path: &Path, timeout: Duration) -> Result<(), StoreError> {
+        let fail = |why: String| {
+            StoreError::Unavailable(format!(
+                "cannot prepare the SQLite store {}: {why}; check [store] url and that \
+                 drupe's user may write there",
+                path.display()
+            ))
+        };
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot create the store's folder {}: {e}",
+                fail(format!(
+                    "cannot create its folder {}: {e}",
                     folder.display()
                 ))
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot open the store {}: {e}", path.display()))
+        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Err(fail("it can only be opened read-only".to_owned()));
+        }
+        conn.busy_timeout(timeout)
+            .map_err(|e| fail(e.to_string()))?;
+        // The mode is a property of the file: once set, it stays WAL.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| fail(e.to_string()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!(
+                "it cannot use WAL mode (it stays in {mode} mode)"
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Opens the store that [`SqliteStore::create`] made; creates nothing,
+    /// so it takes no lock and cannot fail for another opening at once.
+    pub fn open(path: &Path, timeout: Duration) -> Result<SqliteStore, StoreError> {
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot open the SQLite store {} ({e}); drupe creates it at start and on \
+                 reload, so it was removed or made unreadable since",
+                path.display()
+            ))
         })?;
         conn.busy_timeout(timeout).map_err(classify)?;
-        // The mode is a property of the file: once set, it stays WAL, and
-        // setting it again is a no-op.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(classify)?;
+        // Per connection, and takes no lock.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(classify)?;
-        conn.execute_batch(SCHEMA).map_err(classify)?;
         Ok(SqliteStore { conn })
     }
 

@@ -24,7 +24,11 @@ enum Fixture {
 
 impl Fixture {
     fn sqlite() -> Fixture {
-        Fixture::Sqlite(tempfile::tempdir().unwrap())
+        let dir = tempfile::tempdir().unwrap();
+        // As the probe does before the workers start. A folder that does
+        // not exist yet: `create` makes it.
+        SqliteStore::create(&sqlite_path(&dir), TIMEOUT).unwrap();
+        Fixture::Sqlite(dir)
     }
 
     fn redis() -> Fixture {
@@ -34,15 +38,17 @@ impl Fixture {
     fn open(&self) -> Box<dyn Store + Send> {
         match self {
             Fixture::Sqlite(dir) => {
-                // A folder that does not exist yet: the store creates it.
-                let path = dir.path().join("data/shared.db");
-                Box::new(SqliteStore::open(&path, TIMEOUT).unwrap())
+                Box::new(SqliteStore::open(&sqlite_path(dir), TIMEOUT).unwrap())
             }
             Fixture::Redis(server) => {
                 Box::new(RedisStore::new(&server.url(), TIMEOUT, TIMEOUT).unwrap())
             }
         }
     }
+}
+
+fn sqlite_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("data/shared.db")
 }
 
 /// One `#[test]` per case and backend, so a failure names both.
@@ -344,6 +350,7 @@ fn namespaces_and_sessions(f: &Fixture) {
 fn sqlite_lock_held_too_long_is_unavailable_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
+    SqliteStore::create(&path, ms(200)).unwrap();
     let mut store = SqliteStore::open(&path, ms(200)).unwrap();
     let blocker = rusqlite::Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -363,12 +370,42 @@ fn sqlite_lock_held_too_long_is_unavailable_within_the_timeout() {
 }
 
 #[test]
-fn sqlite_folder_that_cannot_be_created_is_unavailable() {
+fn sqlite_a_store_that_cannot_be_created_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"not a folder").unwrap();
-    let result = SqliteStore::open(&file.join("x.db"), TIMEOUT);
-    assert!(matches!(result, Err(StoreError::Unavailable(ref m)) if m.contains("folder")));
+    let path = file.join("x.db");
+    let e = SqliteStore::create(&path, TIMEOUT).unwrap_err();
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    assert!(e.message().contains("folder"), "{e}");
+    let e = SqliteStore::create(std::path::Path::new("/proc/x.db"), TIMEOUT).unwrap_err();
+    assert!(e.message().contains("/proc/x.db"), "{e}");
+}
+
+#[test]
+fn sqlite_workers_only_open_and_never_race_to_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_path(&dir);
+    // Before the probe made it: open creates nothing and says so.
+    let e = SqliteStore::open(&path, TIMEOUT).unwrap_err();
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    assert!(!path.exists());
+    SqliteStore::create(&path, TIMEOUT).unwrap();
+    SqliteStore::create(&path, TIMEOUT).unwrap(); // a reload's probe: no change
+                                                  // Many first opens and first writes at once, as workers starting
+                                                  // under their first requests.
+    let start = std::sync::Barrier::new(16);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                start.wait();
+                let mut store = SqliteStore::open(&path, TIMEOUT).unwrap();
+                store.incr(b"n", 1).unwrap();
+            });
+        }
+    });
+    let mut store = SqliteStore::open(&path, TIMEOUT).unwrap();
+    assert_eq!(store.get(b"n").unwrap().as_deref(), Some(&b"16"[..]));
 }
 
 #[test]
