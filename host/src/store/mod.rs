@@ -49,8 +49,8 @@ pub(crate) fn wrong_type() -> StoreError {
 /// Key/value operations with TTLs, on full (already namespaced) keys.
 ///
 /// Both backends implement exactly this behaviour, which the conformance
-/// suite in `tests.rs` checks for each: Redis semantics (`GET` on a hash is
-/// a type error, `INCRBY` on a missing key starts at 0 and keeps an
+/// suite in `tests.rs` checks for each: Redis semantics (`GET` on a hash or
+/// a list is a type error, `INCRBY` on a missing key starts at 0 and keeps an
 /// existing TTL, removing a hash's last field removes the hash, …).
 pub trait Store {
     /// The value of `key`; `None` if missing or expired; an error for a hash.
@@ -92,6 +92,20 @@ pub trait Store {
         by: i64,
         ttl: Option<Duration>,
     ) -> Result<i64, StoreError>;
+    /// The live keys that start with `prefix`, of every kind, sorted
+    /// bytewise, at most `limit` of them (the first in that order).
+    fn keys(&mut self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Appends `value` to the list at `key` (missing = empty), keeping its
+    /// TTL; returns the new length.
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<i64, StoreError>;
+    /// The list's items by `LRANGE` rules (see `store_op::list_range`);
+    /// empty if missing.
+    fn range(&mut self, key: &[u8], start: i64, stop: i64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The list's length; 0 if missing.
+    fn len(&mut self, key: &[u8]) -> Result<i64, StoreError>;
+    /// Moves `from` (of any kind, with its TTL) to `to`, replacing what was
+    /// there; false, changing nothing, if `from` does not exist.
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError>;
 }
 
 /// Where the store lives, from `[store] url`.

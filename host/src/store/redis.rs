@@ -452,6 +452,19 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `prefix` as a literal in a `SCAN MATCH` pattern: a backslash before
+/// each glob character.
+fn glob_escape(prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len());
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
 fn cmd(name: &str, key: &[u8]) -> Cmd {
     let mut c = redis::cmd(name);
     c.arg(key);
@@ -546,5 +559,63 @@ impl Store for RedisStore {
                 .query::<(i64,)>(c)
                 .map(|(n,)| n),
         })
+    }
+
+    fn keys(&mut self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let pattern = [glob_escape(prefix).as_slice(), b"*"].concat();
+        self.run(true, |c| {
+            // SCAN, never KEYS: it walks the keyspace in steps and never
+            // blocks Redis. The order is arbitrary and a key may come
+            // twice, so keep the `limit` smallest in a sorted set.
+            let mut found = std::collections::BTreeSet::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                for key in batch {
+                    found.insert(key);
+                    if found.len() > limit {
+                        found.pop_last();
+                    }
+                }
+                if next == 0 {
+                    return Ok(found.into_iter().collect());
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
+        self.run(false, |c| cmd("RPUSH", key).arg(value).query(c))
+    }
+
+    fn range(&mut self, key: &[u8], start: i64, stop: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.run(true, |c| cmd("LRANGE", key).arg(start).arg(stop).query(c))
+    }
+
+    fn len(&mut self, key: &[u8]) -> Result<i64, StoreError> {
+        self.run(true, |c| cmd("LLEN", key).query(c))
+    }
+
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+        // RENAME answers an error for a missing key; the script makes that
+        // case an answer, atomically.
+        let script = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+                      redis.call('RENAME', KEYS[1], KEYS[2]) return 1 else return 0 end";
+        self.run(false, |c| {
+            redis::cmd("EVAL")
+                .arg(script)
+                .arg(2)
+                .arg(from)
+                .arg(to)
+                .query::<i64>(c)
+        })
+        .map(|n| n == 1)
     }
 }

@@ -74,6 +74,11 @@ conformance!(
     any_bytes,
     incr_is_atomic_across_connections,
     namespaces_and_sessions,
+    lists,
+    lists_do_not_mix_with_other_kinds,
+    keys_by_prefix,
+    rename,
+    sessions_regenerate_and_destroy,
 );
 
 fn is_other(r: Result<impl std::fmt::Debug, StoreError>) -> bool {
@@ -278,6 +283,12 @@ fn incr_is_atomic_across_connections(f: &Fixture) {
     assert_eq!(s.hget(b"h", b"n").unwrap().as_deref(), Some(&b"1000"[..]));
 }
 
+/// The session id in a `Set-Cookie` value the call produced.
+fn cookie_id(set_cookie: Option<String>) -> Option<String> {
+    let value = set_cookie?.strip_prefix("drupe_session=")?.to_owned();
+    Some(value.split(';').next()?.to_owned())
+}
+
 fn namespaces_and_sessions(f: &Fixture) {
     let mut s = f.open();
     let session_ttl = ms(200);
@@ -294,13 +305,13 @@ fn namespaces_and_sessions(f: &Fixture) {
     );
     // Reading a session never creates one.
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
-    assert_eq!(call.take_created(), None);
+    assert_eq!(call.take_set_cookie(), None);
     // The first write does, once.
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(1));
     assert_eq!(run(&mut call, Op::SessionSet(b"name", b"Ana")), Reply::Done);
-    let id = call.take_created().expect("a new session");
-    assert_eq!(call.take_created(), None);
-    let cookie = format!("x=1; drupe_session={}", id.hex());
+    let id = cookie_id(call.take_set_cookie()).expect("a new session");
+    assert_eq!(call.take_set_cookie(), None);
+    let cookie = format!("x=1; drupe_session={id}");
     let headers = || std::iter::once((&b"Cookie"[..], cookie.as_bytes()));
 
     // The next request brings the cookie back: same session, nothing new.
@@ -310,7 +321,7 @@ fn namespaces_and_sessions(f: &Fixture) {
         run(&mut call, Op::SessionGet(b"name")),
         Reply::Bytes(b"Ana".to_vec())
     );
-    assert_eq!(call.take_created(), None);
+    assert_eq!(call.take_set_cookie(), None);
     // Another plugin shares the session but not the fields.
     call.begin("alpha", headers());
     assert_eq!(run(&mut call, Op::SessionGet(b"name")), Reply::NotFound);
@@ -332,16 +343,171 @@ fn namespaces_and_sessions(f: &Fixture) {
     call.begin("beta", headers());
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(1));
-    assert_ne!(call.take_created(), Some(id));
+    assert_ne!(cookie_id(call.take_set_cookie()), Some(id));
 
     // A made-up id is never adopted (session fixation).
     let forged = "drupe_session=0123456789abcdef0123456789abcdef";
     call.begin("beta", std::iter::once((&b"cookie"[..], forged.as_bytes())));
     assert_eq!(run(&mut call, Op::SessionSet(b"k", b"v")), Reply::Done);
     assert_ne!(
-        call.take_created().map(|id| id.hex()).as_deref(),
+        cookie_id(call.take_set_cookie()).as_deref(),
         Some(&forged[14..])
     );
+}
+
+fn lists(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(s.len(b"l").unwrap(), 0);
+    assert_eq!(s.range(b"l", 0, -1).unwrap(), Vec::<Vec<u8>>::new());
+    for (i, item) in [&b"a"[..], b"b", b"", b"d"].iter().enumerate() {
+        assert_eq!(s.push(b"l", item).unwrap(), i as i64 + 1);
+    }
+    assert_eq!(s.len(b"l").unwrap(), 4);
+    let items = |v: &[&[u8]]| v.iter().map(|i| i.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        s.range(b"l", 0, -1).unwrap(),
+        items(&[b"a", b"b", b"", b"d"])
+    );
+    assert_eq!(
+        s.range(b"l", 1, 2).unwrap(),
+        items(&[b"b", b""]),
+        "stop included"
+    );
+    assert_eq!(s.range(b"l", -2, -1).unwrap(), items(&[b"", b"d"]));
+    assert_eq!(s.range(b"l", -100, 0).unwrap(), items(&[b"a"]), "clamped");
+    assert_eq!(s.range(b"l", 3, 100).unwrap(), items(&[b"d"]));
+    assert_eq!(s.range(b"l", 2, 1).unwrap(), items(&[]));
+    assert_eq!(s.range(b"l", 4, 10).unwrap(), items(&[]));
+    assert!(s.exists(b"l").unwrap());
+    // A list keeps its TTL as it grows, and goes with it.
+    assert!(s.expire(b"l", ms(150)).unwrap());
+    assert_eq!(s.push(b"l", b"e").unwrap(), 5);
+    std::thread::sleep(ms(300));
+    assert_eq!(s.len(b"l").unwrap(), 0);
+    assert_eq!(s.push(b"l", b"new").unwrap(), 1, "a fresh list");
+    assert!(s.delete(b"l").unwrap());
+    assert_eq!(s.range(b"l", 0, -1).unwrap(), items(&[]));
+}
+
+fn lists_do_not_mix_with_other_kinds(f: &Fixture) {
+    let mut s = f.open();
+    s.push(b"l", b"x").unwrap();
+    s.set(b"s", b"v", None).unwrap();
+    s.hset(b"h", b"f", b"v", None).unwrap();
+    for key in [&b"s"[..], b"h"] {
+        assert!(is_other(s.push(key, b"x")), "push");
+        assert!(is_other(s.range(key, 0, -1)), "range");
+        assert!(is_other(s.len(key)), "len");
+    }
+    assert!(is_other(s.get(b"l")));
+    assert!(is_other(s.incr(b"l", 1)));
+    assert!(is_other(s.hget(b"l", b"f")));
+    assert!(is_other(s.hset(b"l", b"f", b"v", None)));
+    assert!(is_other(s.hget_all(b"l")));
+    assert!(is_other(s.hincr(b"l", b"f", 1, None)));
+    // SET replaces a list, items and all.
+    s.set(b"l", b"text", None).unwrap();
+    assert_eq!(s.get(b"l").unwrap().as_deref(), Some(&b"text"[..]));
+    s.delete(b"l").unwrap();
+    assert_eq!(s.push(b"l", b"y").unwrap(), 1, "no items left behind");
+}
+
+fn keys_by_prefix(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(s.keys(b"p:", 10).unwrap(), Vec::<Vec<u8>>::new());
+    s.set(b"p:b", b"1", None).unwrap();
+    s.hset(b"p:a", b"f", b"1", None).unwrap();
+    s.push(b"p:c", b"1").unwrap();
+    s.set(b"p:\xff", b"1", None).unwrap();
+    s.set(b"p:*", b"glob", None).unwrap();
+    s.set(b"q:a", b"other prefix", None).unwrap();
+    s.set(b"p", b"shorter", None).unwrap();
+    s.set(b"p:gone", b"1", Some(ms(50))).unwrap();
+    std::thread::sleep(ms(150));
+    let keys = |v: &[&[u8]]| v.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        s.keys(b"p:", 100).unwrap(),
+        keys(&[b"p:*", b"p:a", b"p:b", b"p:c", b"p:\xff"]),
+        "every kind, sorted bytewise, live only"
+    );
+    assert_eq!(
+        s.keys(b"p:", 2).unwrap(),
+        keys(&[b"p:*", b"p:a"]),
+        "the first 2"
+    );
+    assert_eq!(
+        s.keys(b"p:*", 10).unwrap(),
+        keys(&[b"p:*"]),
+        "a glob is a literal"
+    );
+    assert_eq!(s.keys(b"p:", 0).unwrap(), keys(&[]));
+    assert_eq!(s.keys(b"", 100).unwrap().len(), 7);
+}
+
+fn rename(f: &Fixture) {
+    let mut s = f.open();
+    assert!(!s.rename(b"missing", b"to").unwrap());
+    assert!(!s.exists(b"to").unwrap());
+    s.hset(b"from", b"f", b"v", Some(Duration::from_secs(60)))
+        .unwrap();
+    s.set(b"to", b"old", None).unwrap();
+    assert!(s.rename(b"from", b"to").unwrap());
+    assert!(!s.exists(b"from").unwrap());
+    assert_eq!(s.hget(b"to", b"f").unwrap().as_deref(), Some(&b"v"[..]));
+    s.push(b"list", b"x").unwrap();
+    assert!(s.rename(b"list", b"list2").unwrap());
+    assert_eq!(s.len(b"list2").unwrap(), 1);
+    assert_eq!(s.len(b"list").unwrap(), 0);
+}
+
+fn sessions_regenerate_and_destroy(f: &Fixture) {
+    let mut s = f.open();
+    let ttl = Duration::from_secs(60);
+    let mut call = CallStore::default();
+    let mut run = |call: &mut CallStore, op| call.run(&mut *s, op, ttl).unwrap();
+    let begin = |call: &mut CallStore, id: &str| {
+        let cookie = format!("drupe_session={id}");
+        call.begin("p", std::iter::once((&b"Cookie"[..], cookie.as_bytes())));
+    };
+
+    // Without a session, both do nothing and send no cookie.
+    call.begin("p", std::iter::empty());
+    assert_eq!(run(&mut call, Op::SessionRegenerate), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(call.take_set_cookie(), None);
+
+    call.begin("p", std::iter::empty());
+    run(&mut call, Op::SessionSet(b"user", b"ana"));
+    let old = cookie_id(call.take_set_cookie()).unwrap();
+
+    // Regenerate: same data under a new id; the old id is dead.
+    begin(&mut call, &old);
+    assert_eq!(run(&mut call, Op::SessionRegenerate), Reply::Done);
+    let new = cookie_id(call.take_set_cookie()).expect("the new id's cookie");
+    assert_ne!(new, old);
+    begin(&mut call, &new);
+    assert_eq!(
+        run(&mut call, Op::SessionGet(b"user")),
+        Reply::Bytes(b"ana".to_vec())
+    );
+    assert_eq!(call.take_set_cookie(), None);
+    begin(&mut call, &old);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+
+    // Destroy: the data is gone and the cookie expires; a later write in
+    // the same call starts a new session instead.
+    begin(&mut call, &new);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+    let removal = call.take_set_cookie().unwrap();
+    assert!(removal.starts_with("drupe_session=;"), "{removal}");
+    assert!(removal.contains("; Max-Age=0"), "{removal}");
+    begin(&mut call, &new);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionSet(b"user", b"bo")), Reply::Done);
+    let fresh = cookie_id(call.take_set_cookie()).expect("one cookie: the new session");
+    assert_ne!(fresh, new);
 }
 
 // ---- backend-specific ----
