@@ -8,7 +8,9 @@
 //! nothing to create and hold no connection of their own. The host owns the
 //! connections (Redis or SQLite, chosen in the INI file) and decides the
 //! namespace: a plugin's keys are stored as `keyPrefix + plugin name + ":" +
-//! key`, so one plugin cannot read or write another's.
+//! key`, so one plugin cannot read or write another's, unless the operator
+//! gives several plugins one namespace (`[plugin.NAME] storeNamespace`):
+//! then they share keys and session fields.
 //!
 //! Every method returns a [`StoreError`] on failure, which converts into the
 //! handler's [`Error`](crate::Error): `?` answers 503 when the store could

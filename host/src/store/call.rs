@@ -2,15 +2,17 @@
 //! called and the visitor's session.
 //!
 //! The worker fills a [`CallStore`] before each `handle` ([`CallStore::begin`])
-//! with the plugin's name and the request's `Cookie` headers; every store or
-//! session call the plugin makes during that `handle` arrives here as an
-//! [`Op`], the operation type the SDK defines. The namespace comes from which plugin the host is calling, never
-//! from plugin input, so a key is always `keyPrefix + plugin + ":" + key`
-//! and one plugin cannot reach another's keys.
+//! with the plugin's store namespace and the request's `Cookie` headers;
+//! every store or session call the plugin makes during that `handle`
+//! arrives here as an [`Op`], the operation type the SDK defines. The
+//! namespace comes from which plugin the host is calling (its name, or its
+//! `[plugin.NAME] storeNamespace`), never from plugin input, so a key is
+//! always `keyPrefix + namespace + ":" + key` and a plugin reaches only the
+//! keys of its namespace.
 //!
 //! Sessions: one hash per visitor at `keyPrefix + "@session:" + id` (`@`
 //! cannot start a plugin name, so it never collides with a plugin's keys),
-//! one field per plugin field (`plugin + ":" + field`), and an idle TTL of
+//! one field per plugin field (`namespace + ":" + field`), and an idle TTL of
 //! `sessionTimeout` that every use refreshes. A session is created only by
 //! a write that succeeded, and a cookie is trusted only if its session is
 //! live. What the visitor's cookie must become (a new session's id, a
@@ -38,9 +40,9 @@ fn value(v: Option<Vec<u8>>) -> Reply {
 /// request (its buffers allocate only while warming up).
 #[derive(Debug, Default)]
 pub struct CallStore {
-    /// `keyPrefix + plugin + ":"`.
+    /// `keyPrefix + namespace + ":"`.
     namespace: Vec<u8>,
-    /// Where the plugin's name starts in `namespace`.
+    /// Where the plugin's namespace starts in `namespace`.
     plugin_at: usize,
     /// The id in the request's `drupe_session` cookie.
     cookie: Option<SessionId>,
@@ -56,14 +58,19 @@ pub struct CallStore {
 }
 
 impl CallStore {
-    /// Prepares for a call of plugin `plugin` on a request with these
-    /// headers. Cheap: copies a few bytes, parses only `Cookie` headers.
-    pub fn begin<'h>(&mut self, plugin: &str, headers: impl Iterator<Item = (&'h [u8], &'h [u8])>) {
+    /// Prepares for a call of a plugin whose store namespace is `namespace`
+    /// on a request with these headers. Cheap: copies a few bytes, parses
+    /// only `Cookie` headers.
+    pub fn begin<'h>(
+        &mut self,
+        namespace: &str,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) {
         let prefix = super::settings().map_or("", |s| s.key_prefix.as_str());
         self.namespace.clear();
         self.namespace.extend_from_slice(prefix.as_bytes());
         self.plugin_at = self.namespace.len();
-        self.namespace.extend_from_slice(plugin.as_bytes());
+        self.namespace.extend_from_slice(namespace.as_bytes());
         self.namespace.push(b':');
         self.cookie = headers
             .filter(|(name, _)| name.eq_ignore_ascii_case(b"cookie"))
@@ -185,7 +192,7 @@ impl CallStore {
         }
     }
 
-    /// `keyPrefix + plugin + ":" + key`.
+    /// `keyPrefix + namespace + ":" + key`.
     fn key(&mut self, key: &[u8]) -> &[u8] {
         self.key.clear();
         self.key.extend_from_slice(&self.namespace);
@@ -203,8 +210,8 @@ impl CallStore {
         &self.key
     }
 
-    /// The session's key and `plugin + ":" + field`, the plugin's part of
-    /// the shared session.
+    /// The session's key and `namespace + ":" + field`, the namespace's
+    /// part of the shared session.
     fn session_field(&mut self, id: SessionId, field: &[u8]) -> (&[u8], &[u8]) {
         self.session_key(id);
         self.field.clear();

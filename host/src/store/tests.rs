@@ -303,6 +303,15 @@ fn namespaces_and_sessions(f: &Fixture) {
         Reply::NotFound,
         "beta cannot see alpha's k"
     );
+    assert_eq!(run(&mut call, Op::Keys(b"", 10)), Reply::List(vec![]));
+    // A plugin whose namespace is "alpha" (storeNamespace) shares it.
+    call.begin("alpha", std::iter::empty());
+    assert_eq!(
+        run(&mut call, Op::Keys(b"", 10)),
+        Reply::List(vec![b"k".to_vec()]),
+        "names without the namespace"
+    );
+    call.begin("beta", std::iter::empty());
     // Reading a session never creates one.
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
     assert_eq!(call.take_set_cookie(), None);

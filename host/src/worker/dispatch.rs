@@ -257,7 +257,7 @@ fn call_plugin(
         scratch
             .call
             .store
-            .begin(&plugin.decl.name, ex.head.headers(ex.buf));
+            .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
         let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes()));
         let outcome = plugin
             .entry
