@@ -64,6 +64,13 @@ pub const OUTCOME_UNAVAILABLE: Outcome = 3;
 /// delete, expire, hdel and session remove, nothing to act on). Not an
 /// error.
 pub const OUTCOME_NOT_FOUND: Outcome = 4;
+/// A store call was sent but its answer never came (the store timed out
+/// or dropped the connection after the command went out): it may or may
+/// not have been applied. Hosts send it only for operations that must not
+/// be repeated (an increment); a plugin built before it existed reads it,
+/// like any outcome it does not know, as a generic error. Added in ABI 1.2
+/// without a minor bump for that reason: no plugin can misread it.
+pub const OUTCOME_UNKNOWN: Outcome = 5;
 
 /// Log levels for [`HostApi::log`], numbered as the `log` crate numbers them.
 pub type LogLevel = u32;

@@ -108,6 +108,9 @@ pub struct PluginSection {
     /// `mount`, default `/<name>`. Always starts with `/`, no trailing `/`
     /// except the root mount `/`.
     pub mount: Option<String>,
+    /// `storeNamespace`, default the plugin's name: plugins with the same
+    /// namespace share store keys and session fields.
+    pub store_namespace: Option<String>,
     /// Every other key, in file order, handed to the plugin's `init`.
     pub settings: Vec<(String, String)>,
     /// Line of the section header, for error messages.
@@ -251,6 +254,15 @@ impl Config {
             .get(name)
             .and_then(|p| p.mount.clone())
             .unwrap_or_else(|| format!("/{name}"))
+    }
+
+    /// The store namespace of plugin `name`: its `storeNamespace` setting,
+    /// or its name.
+    pub fn store_namespace_of(&self, name: &str) -> String {
+        self.plugin
+            .get(name)
+            .and_then(|p| p.store_namespace.clone())
+            .unwrap_or_else(|| name.to_owned())
     }
 
     /// `shown` names the file in messages; `source` is its absolute path.

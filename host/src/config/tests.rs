@@ -151,6 +151,25 @@ fn plugin_sections_keep_mount_and_settings_in_order() {
 }
 
 #[test]
+fn store_namespace_is_the_hosts_and_defaults_to_the_plugin_name() {
+    let c = parse("[plugin.notes]\nstoreNamespace = shared\ncolor = red\n[plugin.admin]\n");
+    assert_eq!(c.store_namespace_of("notes"), "shared");
+    assert_eq!(c.store_namespace_of("admin"), "admin");
+    assert_eq!(c.store_namespace_of("unlisted"), "unlisted");
+    let notes = &c.plugin["notes"];
+    assert_eq!(
+        notes.settings,
+        [("color".to_owned(), "red".to_owned())],
+        "not the plugin's"
+    );
+    for bad in ["@session", "A", "a:b", "a b"] {
+        let e = err(&format!("[plugin.notes]\nstoreNamespace = {bad}\n"));
+        assert!(e.contains("drupe.ini line 2"), "{e}");
+        assert!(e.contains("is not a namespace"), "{e}");
+    }
+}
+
+#[test]
 fn bad_mounts() {
     for (mount, why) in [
         ("hello", "must start with '/'"),

@@ -24,8 +24,11 @@ pub struct Plugin {
     pub file: PathBuf,
     /// Where it is mounted: `/hello`, or `` for the root.
     pub mount: String,
-    /// `[plugin.NAME]` settings other than `mount`.
+    /// `[plugin.NAME]` settings other than the host's (`mount`,
+    /// `storeNamespace`).
     pub settings: Vec<(String, String)>,
+    /// Its store namespace: its name unless `storeNamespace` says otherwise.
+    pub store_namespace: String,
 }
 
 /// Every plugin of a generation and their routes.
@@ -127,12 +130,14 @@ pub fn load(
                     .get(&decl.name)
                     .map(|s| s.settings.clone())
                     .unwrap_or_default();
+                let store_namespace = config.store_namespace_of(&decl.name);
                 set.plugins.push(Plugin {
                     entry,
                     decl,
                     file: file.clone(),
                     mount,
                     settings,
+                    store_namespace,
                 });
             }
             Err(e) => errors.push(e.to_string()),

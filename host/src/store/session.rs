@@ -9,7 +9,7 @@
 use super::StoreError;
 
 /// The cookie's name.
-pub const COOKIE: &str = "drupe_session";
+pub use drupe_sdk::store_op::SESSION_COOKIE as COOKIE;
 
 /// A session id.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,12 +48,10 @@ impl SessionId {
         Some(SessionId(bytes))
     }
 
-    /// The `Set-Cookie` value that hands this id to the browser: the whole
-    /// site (`Path=/`), out of reach of scripts (`HttpOnly`), and not sent
-    /// on cross-site subrequests (`SameSite=Lax`). No `Max-Age`: the
-    /// store's idle timeout decides how long the session lives.
+    /// The `Set-Cookie` value that hands this id to the browser (see
+    /// `drupe_sdk::store_op::session_cookie`).
     pub fn set_cookie(&self) -> String {
-        format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", self.hex())
+        drupe_sdk::store_op::session_cookie(&self.hex())
     }
 }
 

@@ -89,16 +89,7 @@ impl CallSink for CallState {
     }
 
     fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError> {
-        let reply = self.store.execute(op);
-        // A write that created the session succeeded: it exists in the
-        // store from now on, and the visitor learns its id from this
-        // response. (After a failed write the id waits for one that works.)
-        if reply.is_ok() {
-            if let Some(id) = self.store.take_created() {
-                self.add_header(b"Set-Cookie", id.set_cookie().as_bytes());
-            }
-        }
-        reply
+        self.store.execute(op)
     }
 }
 
@@ -274,11 +265,16 @@ fn call_plugin(
         scratch
             .call
             .store
-            .begin(&plugin.decl.name, ex.head.headers(ex.buf));
+            .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
         let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), ex.fd));
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);
+        // The session cookie, as the call left it (created, regenerated,
+        // destroyed): one header, whatever the plugin did in between.
+        if let Some(cookie) = scratch.call.store.take_set_cookie() {
+            scratch.call.add_header(b"Set-Cookie", cookie.as_bytes());
+        }
         let (ended, handler_us) = track(|t| {
             let ended = t.slot().end();
             (
