@@ -350,18 +350,24 @@ impl<'a> Fields<'a> {
                 }
             }
             14 if eq_ignore_case(name, b"content-length") => {
-                // RFC 9110 §8.6 lets a recipient accept a list of identical
-                // values ("5, 5", or the field repeated); anything else —
-                // differing values, signs, inner spaces, empty, overflow —
-                // is an invalid length, a 400 by RFC 9112 §6.3 item 5.
-                for item in value.split(|&b| b == b',') {
-                    let n = parse_content_length(super::trim_ows(item))
-                        .ok_or(HttpError::bad("invalid Content-Length"))?;
-                    if self.content_length.is_some_and(|prev| prev != n) {
-                        return Err(HttpError::bad("conflicting Content-Length values"));
-                    }
-                    self.content_length = Some(n);
+                // RFC 9110 §8.6 lets a recipient either accept a list of
+                // identical values ("5, 5", or the field repeated, which
+                // is the same list spread over lines, §5.3) or reject it
+                // as invalid. We reject it, as gunicorn does: a proxy in
+                // front that framed the body by another reading of the
+                // list would be out of step with us (request smuggling).
+                // Anything else that is not 1*DIGIT — signs, inner
+                // spaces, empty, overflow — is an invalid length, a 400 by
+                // RFC 9112 §6.3 item 5.
+                if self.content_length.is_some() {
+                    return Err(HttpError::bad("repeated Content-Length"));
                 }
+                if value.contains(&b',') {
+                    return Err(HttpError::bad("Content-Length is a list"));
+                }
+                let n = parse_content_length(super::trim_ows(value))
+                    .ok_or(HttpError::bad("invalid Content-Length"))?;
+                self.content_length = Some(n);
             }
             17 if eq_ignore_case(name, b"transfer-encoding") => {
                 self.te = true;
