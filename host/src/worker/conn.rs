@@ -238,7 +238,14 @@ impl Conn {
             self.start = 0;
         }
         if self.inbuf.len() - self.end < 1024 {
-            let limit = shared.limits.max_header_bytes + shared.limits.max_body_bytes + READ_CHUNK;
+            // Saturating: maxBodyBytes may be as large as usize::MAX, and
+            // a wrapped sum would cap the buffer near zero (every body over
+            // a few KiB a 413).
+            let limit = shared
+                .limits
+                .max_header_bytes
+                .saturating_add(shared.limits.max_body_bytes)
+                .saturating_add(READ_CHUNK);
             let grown = (self.inbuf.len() * 2).min(limit.max(self.inbuf.len()));
             self.inbuf.resize(grown, 0);
         }
