@@ -187,7 +187,11 @@ fn rejects_bad_content_length() {
         let req = format!(
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: {second}\r\n\r\n"
         );
-        assert_eq!(status(req.as_bytes()), 400, "Content-Length: 5 then {second}");
+        assert_eq!(
+            status(req.as_bytes()),
+            400,
+            "Content-Length: 5 then {second}"
+        );
     }
 }
 
