@@ -157,6 +157,9 @@ fn bad_mounts() {
         ("/hello/", "must not end with '/'"),
         ("/a//b", "must not contain '//'"),
         ("/a/{id}", "must not contain '{' or '}'"),
+        ("/a/../hello", "has a '.' or '..' segment"),
+        ("/./hello", "has a '.' or '..' segment"),
+        ("/a?b", "holds characters a request path cannot"),
     ] {
         let e = err(&format!("[plugin.hello]\nmount = {mount}\n"));
         assert!(
