@@ -1,4 +1,4 @@
-//! Accepting connections with one system call.
+//! Accepting connections with one system call, and aborting one.
 
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use std::io;
@@ -50,4 +50,17 @@ fn unsafe_zeroed_storage() -> nix::libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain data for which all-zero bytes is a
     // valid value.
     unsafe { std::mem::zeroed() }
+}
+
+/// Makes closing `stream` abort the connection with a reset, dropping what
+/// the kernel still holds to send, instead of sending it on after the
+/// close (nginx's `reset_timedout_connection`): for a client that stopped
+/// reading, whose send buffer may hold megabytes.
+pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    let abort = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::Linger, &abort)
+        .map_err(io::Error::from)
 }

@@ -10,9 +10,14 @@
 //! Deadlines: `headerTimeout` runs from the first byte of a request and is
 //! not extended by later bytes, so a client trickling a byte a second is
 //! cut off on time; `bodyTimeout` runs from the end of the head;
-//! `keepAliveTimeout` from the end of the last response. The worker's sweep
-//! closes a connection past its deadline, with a 408 if a request was
-//! under way.
+//! `keepAliveTimeout` from the end of the last response. `sendTimeout` is
+//! time without progress, as nginx's `send_timeout`: it starts when a
+//! write cannot take all the output, and every later write that moves
+//! bytes starts it again, so a slow reader that keeps reading is never cut
+//! while one that stops is, and neither holds a thread (the rest waits for
+//! the next writable edge). A response that goes out in one write costs no
+//! clock read for it. The worker's sweep closes a connection past its
+//! deadline, with a 408 if a request was under way.
 //!
 //! Closing after a response the client did not ask to be the last (an
 //! error, `maxKeepAliveRequests`, a stop) is done in stages, as RFC 9112
@@ -93,6 +98,9 @@ pub struct Conn {
     drained: bool,
     /// Close in stages rather than at once (see the module doc).
     linger: bool,
+    /// A write could not take all the output: `deadline` is the send
+    /// deadline (`sendTimeout` from the last progress).
+    stalled: bool,
     /// Bytes discarded while lingering.
     lingered: usize,
 }
@@ -119,6 +127,7 @@ impl Conn {
             closing: false,
             drained: false,
             linger: false,
+            stalled: false,
             lingered: 0,
         }
     }
@@ -134,7 +143,7 @@ impl Conn {
     pub fn on_ready(&mut self, shared: &Shared) -> Next {
         loop {
             if self.written < self.out.len() {
-                match self.flush() {
+                match self.flush(shared) {
                     Ok(true) => {}
                     Ok(false) => return Next::Write,
                     Err(_) => return Next::Close,
@@ -167,7 +176,7 @@ impl Conn {
             // connections of the batch; its next request raises a new edge
             // and waits its turn behind theirs.
             if self.drained && !self.closing {
-                return match self.flush() {
+                return match self.flush(shared) {
                     Ok(true) => Next::Read,
                     Ok(false) => Next::Write,
                     Err(_) => Next::Close,
@@ -177,12 +186,22 @@ impl Conn {
     }
 
     /// Writes pending output. `Ok(true)` when all of it is out.
-    fn flush(&mut self) -> io::Result<bool> {
+    fn flush(&mut self, shared: &Shared) -> io::Result<bool> {
+        let before = self.written;
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // sendTimeout counts from the last progress: the first
+                    // stall and every write since that moved bytes restart
+                    // it; an edge that moved nothing does not.
+                    if !self.stalled || self.written > before {
+                        self.stalled = true;
+                        self.deadline = Instant::now() + shared.limits.send_timeout;
+                    }
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -191,6 +210,17 @@ impl Conn {
         self.written = 0;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new(); // a large response is no reason to keep its memory
+        }
+        if self.stalled {
+            // The send deadline is over; what comes next is timed from now
+            // (the one set when the response was built may have passed).
+            self.stalled = false;
+            self.deadline = Instant::now()
+                + if self.phase == Phase::Idle {
+                    shared.limits.keep_alive_timeout
+                } else {
+                    shared.limits.header_timeout
+                };
         }
         Ok(true)
     }
@@ -458,8 +488,17 @@ impl Conn {
     }
 
     /// The deadline passed and the connection is about to close: a client
-    /// in the middle of a request gets a 408 first (best effort, one write).
+    /// in the middle of a request gets a 408 first (best effort, one write);
+    /// one that stopped taking its response is reset.
     pub fn on_timeout(&mut self) {
+        if self.stalled {
+            // sendTimeout: the client stopped reading. Closing normally
+            // would leave the kernel sending it the rest of the buffered
+            // response (megabytes) for as long as it cares to trickle.
+            log::debug!("{}: no progress sending for sendTimeout; reset", self.peer);
+            let _ = crate::sys::net::reset_on_close(&self.stream);
+            return;
+        }
         if self.phase == Phase::Receiving {
             let mut out = Vec::new();
             http::write_error(
