@@ -19,6 +19,12 @@
 //! clock read for it. The worker's sweep closes a connection past its
 //! deadline, with a 408 if a request was under way.
 //!
+//! A client that sends its last request and its FIN together raises one
+//! edge for both; the short read that takes the request does not show the
+//! FIN, and no later edge would. So the event's `EPOLLRDHUP` is passed in
+//! ([`Conn::on_ready`]'s `hung_up`): once the socket is drained, what was
+//! read is answered and the connection closes as soon as that is written.
+//!
 //! Closing after a response the client did not ask to be the last (an
 //! error, `maxKeepAliveRequests`, a stop) is done in stages, as RFC 9112
 //! §9.6 recommends: half-close, then read and discard until the client
@@ -101,6 +107,9 @@ pub struct Conn {
     /// A write could not take all the output: `deadline` is the send
     /// deadline (`sendTimeout` from the last progress).
     stalled: bool,
+    /// The client has shut its side (`EPOLLRDHUP`): nothing more will come
+    /// than what the socket holds.
+    hung_up: bool,
     /// Bytes discarded while lingering.
     lingered: usize,
 }
@@ -128,6 +137,7 @@ impl Conn {
             drained: false,
             linger: false,
             stalled: false,
+            hung_up: false,
             lingered: 0,
         }
     }
@@ -140,7 +150,10 @@ impl Conn {
     }
 
     /// The socket is ready: make all the progress possible without blocking.
-    pub fn on_ready(&mut self, shared: &Shared) -> Next {
+    /// `hung_up`: the client has shut its side (the event had `EPOLLRDHUP`,
+    /// now or before).
+    pub fn on_ready(&mut self, shared: &Shared, hung_up: bool) -> Next {
+        self.hung_up |= hung_up;
         loop {
             if self.written < self.out.len() {
                 match self.flush(shared) {
@@ -169,6 +182,14 @@ impl Conn {
                 Err(_) => return Next::Close,
             };
             self.serve(shared);
+            // The request and the FIN came in one burst: the drained
+            // socket holds only the EOF, and no edge will announce it.
+            // Answer what was read, then close (nothing can follow).
+            if self.drained && self.hung_up && !self.closing {
+                self.closing = true;
+                self.linger = false;
+                continue;
+            }
             // The socket was drained: send what was answered and wait for
             // the next edge instead of reading again. Reading on would also
             // let one quick client keep this thread to itself (its next
