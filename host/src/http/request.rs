@@ -509,21 +509,30 @@ fn map_error(e: httparse::Error, buf: &[u8]) -> HttpError {
 /// `HTTP/1.1`. A well-formed other version (`HTTP/2.0`, the h2 preface's
 /// `HTTP/2.0`) is a 505 (RFC 9110 §15.6.6); garbage is a 400.
 fn version_error(buf: &[u8]) -> HttpError {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let line = buf[start..]
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
+    let version = first_line(buf)
+        .splitn(3, |&b| b == b' ')
+        .nth(2)
         .unwrap_or_default();
-    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
     match version {
         [b'H', b'T', b'T', b'P', b'/', d, ..] if d.is_ascii_digit() => {
             HttpError::new(505, "HTTP version not supported")
         }
         _ => HttpError::bad("invalid HTTP version"),
     }
+}
+
+/// The first line of what a client sent, without its end and without the
+/// empty lines a server ignores before a request (RFC 9112 §2.2): the
+/// request line, or what stands in its place.
+pub fn first_line(buf: &[u8]) -> &[u8] {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    buf[start..]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default()
 }
 
 /// Whether some line starts with whitespace. Only used to name the error,

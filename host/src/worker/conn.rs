@@ -25,6 +25,10 @@
 //! ([`Conn::on_ready`]'s `hung_up`): once the socket is drained, what was
 //! read is answered and the connection closes as soon as that is written.
 //!
+//! Requests refused here (400, 408, 413, 414, 431, 505, …) are counted as
+//! unrouted and access-logged like any other; a connection that closes
+//! without sending a byte is neither.
+//!
 //! Closing after a response the client did not ask to be the last (an
 //! error, `maxKeepAliveRequests`, a stop) is done in stages, as RFC 9112
 //! §9.6 recommends: half-close, then read and discard until the client
@@ -110,12 +114,16 @@ pub struct Conn {
     /// The client has shut its side (`EPOLLRDHUP`): nothing more will come
     /// than what the socket holds.
     hung_up: bool,
+    /// When the first byte of the current request arrived (for the access
+    /// log of a refused one); set with the header deadline, at no extra cost.
+    began: Instant,
     /// Bytes discarded while lingering.
     lingered: usize,
 }
 
 impl Conn {
     pub fn new(stream: TcpStream, peer: String, shared: &Shared) -> Conn {
+        let now = Instant::now();
         Conn {
             stream,
             peer,
@@ -131,13 +139,14 @@ impl Conn {
             body: Vec::new(),
             continue_sent: false,
             phase: Phase::Idle,
-            deadline: Instant::now() + shared.limits.header_timeout,
+            deadline: now + shared.limits.header_timeout,
             served: 0,
             closing: false,
             drained: false,
             linger: false,
             stalled: false,
             hung_up: false,
+            began: now,
             lingered: 0,
         }
     }
@@ -305,10 +314,13 @@ impl Conn {
             // The buffer is at its limit and the current request still
             // needs more: the request is too large (normally caught
             // earlier). The caller flushes the answer, seeing `closing`.
-            self.reject(&HttpError {
-                status: 413,
-                reason: "request too large",
-            });
+            self.reject(
+                shared,
+                &HttpError {
+                    status: 413,
+                    reason: "request too large",
+                },
+            );
             return Ok(Some(0));
         }
         loop {
@@ -320,7 +332,8 @@ impl Conn {
                     self.drained = n < room;
                     if n > 0 && self.phase == Phase::Idle {
                         self.phase = Phase::Receiving;
-                        self.deadline = Instant::now() + shared.limits.header_timeout;
+                        self.began = Instant::now();
+                        self.deadline = self.began + shared.limits.header_timeout;
                     }
                     return Ok(Some(n));
                 }
@@ -339,14 +352,14 @@ impl Conn {
                 None => match self.parse_head(shared) {
                     Ok(Some(len)) => len,
                     Ok(None) => return,
-                    Err(e) => return self.reject(&e),
+                    Err(e) => return self.reject(shared, &e),
                 },
             };
             let (body_start, request_end) =
                 match self.complete_body(head_len, shared.limits.max_body_bytes) {
                     Ok(Some(range)) => range,
                     Ok(None) => return self.send_continue(),
-                    Err(e) => return self.reject(&e),
+                    Err(e) => return self.reject(shared, &e),
                 };
             self.served += 1;
             let keep_alive = self.head.keep_alive
@@ -439,8 +452,10 @@ impl Conn {
                 log,
                 &access::Entry {
                     peer: &self.peer,
-                    head: &self.head,
-                    buf,
+                    request: access::Request::Parsed {
+                        head: &self.head,
+                        buf,
+                    },
                     status: sent.status,
                     body_bytes: sent.body_bytes,
                     elapsed: started.elapsed(),
@@ -466,17 +481,15 @@ impl Conn {
             // request and sent nothing after it.
             self.linger = self.head.keep_alive || self.start < self.end;
         }
-        self.phase = if self.start == self.end {
-            Phase::Idle
+        let now = Instant::now();
+        if self.start == self.end {
+            self.phase = Phase::Idle;
+            self.deadline = now + shared.limits.keep_alive_timeout;
         } else {
-            Phase::Receiving
-        };
-        self.deadline = Instant::now()
-            + if self.phase == Phase::Idle {
-                shared.limits.keep_alive_timeout
-            } else {
-                shared.limits.header_timeout
-            };
+            self.phase = Phase::Receiving;
+            self.began = now;
+            self.deadline = now + shared.limits.header_timeout;
+        }
     }
 
     fn check_body_size(&self, shared: &Shared) -> Result<(), HttpError> {
@@ -500,9 +513,10 @@ impl Conn {
 
     /// Answers a request that cannot be served and stops reading: after a
     /// framing error the rest of the stream cannot be trusted.
-    fn reject(&mut self, error: &HttpError) {
+    fn reject(&mut self, shared: &Shared, error: &HttpError) {
         log::debug!("{}: {} {}", self.peer, error.status, error.reason);
-        http::write_error(&mut self.out, error, self.head.http_minor);
+        let body_bytes = http::write_error(&mut self.out, error, self.head.http_minor);
+        self.record_refused(shared, error.status, body_bytes);
         self.closing = true;
         self.linger = true;
         self.start = self.end;
@@ -511,7 +525,7 @@ impl Conn {
     /// The deadline passed and the connection is about to close: a client
     /// in the middle of a request gets a 408 first (best effort, one write);
     /// one that stopped taking its response is reset.
-    pub fn on_timeout(&mut self) {
+    pub fn on_timeout(&mut self, shared: &Shared) {
         if self.stalled {
             // sendTimeout: the client stopped reading. Closing normally
             // would leave the kernel sending it the rest of the buffered
@@ -522,7 +536,7 @@ impl Conn {
         }
         if self.phase == Phase::Receiving {
             let mut out = Vec::new();
-            http::write_error(
+            let body_bytes = http::write_error(
                 &mut out,
                 &HttpError {
                     status: 408,
@@ -531,6 +545,34 @@ impl Conn {
                 1,
             );
             let _ = self.stream.write(&out);
+            self.record_refused(shared, 408, body_bytes);
         }
+    }
+
+    /// Counts and access-logs a request the HTTP layer refused, with what
+    /// is known of it: its head if that was parsed, else the bytes received.
+    fn record_refused(&self, shared: &Shared, status: u16, body_bytes: usize) {
+        dispatch::count_unrouted(status);
+        let Some(log) = &shared.access else {
+            return;
+        };
+        let buf = &self.inbuf[self.start..self.end];
+        let request = match self.head_len {
+            Some(_) => access::Request::Parsed {
+                head: &self.head,
+                buf,
+            },
+            None => access::Request::Unparsed(buf),
+        };
+        access::record(
+            log,
+            &access::Entry {
+                peer: &self.peer,
+                request,
+                status,
+                body_bytes,
+                elapsed: self.began.elapsed(),
+            },
+        );
     }
 }

@@ -131,8 +131,14 @@ fn track<R>(f: impl FnOnce(&Tracker) -> R) -> Option<R> {
 
 /// Counts an answer the host gave without a plugin.
 fn unrouted(sent: Sent) -> Sent {
-    track(|t| t.stats().record(stats::UNROUTED, sent.status, None));
+    count_unrouted(sent.status);
     sent
+}
+
+/// Counts an answer no plugin was asked for: the host's own pages, and
+/// requests the HTTP layer refused (400, 408, 413, …).
+pub fn count_unrouted(status: u16) {
+    track(|t| t.stats().record(stats::UNROUTED, status, None));
 }
 
 /// Whether the master is stopping this host (see `reserved`).

@@ -561,7 +561,7 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
         let expired = now >= conn.deadline;
         if expired || force || (close_idle && conn.is_idle() && !has_input(&conn.stream)) {
             if expired {
-                conn.on_timeout();
+                conn.on_timeout(shared);
             }
             close(shared, index as u32, &mut slot);
         }
