@@ -153,6 +153,11 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// `keepAliveTimeout`, seconds, default 75.
     pub keep_alive_timeout: Duration,
+    /// `sendTimeout`, seconds, default 60: how long a client may go
+    /// without accepting any response bytes (time without progress, as
+    /// nginx's `send_timeout`; a slow reader that keeps reading is never
+    /// cut).
+    pub send_timeout: Duration,
     /// `maxKeepAliveRequests`, default 10000 (0 = unlimited).
     pub max_keep_alive_requests: usize,
     /// `maxConnectionsPerProcess`, default 10000.
@@ -315,6 +320,7 @@ impl Config {
                 header_timeout: Duration::ZERO,
                 body_timeout: Duration::ZERO,
                 keep_alive_timeout: Duration::ZERO,
+                send_timeout: Duration::ZERO,
                 max_keep_alive_requests: 0,
                 max_connections_per_process: 0,
             },

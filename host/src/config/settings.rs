@@ -274,6 +274,13 @@ static SETTINGS: &[Setting] = &[
     },
     Setting {
         section: "limits",
+        key: "sendTimeout",
+        default: "60",
+        doc: "seconds a client may go without accepting any response bytes",
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.send_timeout = value),
+    },
+    Setting {
+        section: "limits",
         key: "maxKeepAliveRequests",
         default: "10000",
         doc: "requests per connection; 0 = unlimited",

@@ -49,6 +49,7 @@ fn defaults() {
     assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
     assert_eq!(c.limits.body_timeout, Duration::from_secs(30));
     assert_eq!(c.limits.keep_alive_timeout, Duration::from_secs(75));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(60));
     assert_eq!(c.limits.max_keep_alive_requests, 10000);
     assert_eq!(c.limits.max_connections_per_process, 10000);
     assert_eq!(c.log.level, log::LevelFilter::Info);
@@ -176,6 +177,9 @@ fn bad_mounts() {
         ("/hello/", "must not end with '/'"),
         ("/a//b", "must not contain '//'"),
         ("/a/{id}", "must not contain '{' or '}'"),
+        ("/a/../hello", "has a '.' or '..' segment"),
+        ("/./hello", "has a '.' or '..' segment"),
+        ("/a?b", "holds characters a request path cannot"),
     ] {
         let e = err(&format!("[plugin.hello]\nmount = {mount}\n"));
         assert!(
