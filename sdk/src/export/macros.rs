@@ -107,21 +107,23 @@ pub const fn route_pattern(pattern: &'static str) -> &'static str {
     pattern
 }
 
-/// Takes a handler as `plugin!` lists it, so that one of the wrong shape
-/// is a compile error at the handler's name rather than at the macro.
+/// Takes a handler as `plugin!` lists it: one of the wrong shape, or with
+/// a return type that is not `IntoResponse`, fails here with an error
+/// that names this function and the expected signature.
 pub fn route_handler<R: crate::IntoResponse>(
     handler: for<'r, 'a, 'c, 'b> fn(&'r crate::Request<'a>, &'c mut crate::Context<'b>) -> R,
 ) -> for<'r, 'a, 'c, 'b> fn(&'r crate::Request<'a>, &'c mut crate::Context<'b>) -> R {
     handler
 }
 
-/// Declares a plugin: its name, optional `init`, and routes.
+/// Declares a plugin: its name, optional `init`, `state` and `layers`, and
+/// routes.
 ///
 /// ```
 /// use drupe_sdk::prelude::*;
 ///
-/// fn index(_req: &Request, _ctx: &mut Context) -> Result<Response> {
-///     Ok(Response::text("Hello, World!"))
+/// fn index(_req: &Request, _ctx: &mut Context) -> &'static str {
+///     "Hello, World!"
 /// }
 ///
 /// fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
@@ -145,14 +147,24 @@ pub fn route_handler<R: crate::IntoResponse>(
 /// }
 /// ```
 ///
+/// The keys, in this order (all optional except `name` and `routes`):
+///
 /// - `name`: `[a-z0-9_-]+`; the default mount point is `/<name>`.
-/// - `init` (optional): runs once per worker with the `[plugin.NAME]`
-///   settings before any request; an `Err` stops the worker from starting,
-///   with the message in the host's log.
+/// - `init`: runs once per worker with the `[plugin.NAME]` settings before
+///   any request; an `Err` stops the worker from starting, with the message
+///   in the host's log. It returns `Result<S, String>`, where `S` is the
+///   `state` type (`()` without one).
+/// - `state`: a type `S` (`Send + Sync + 'static`) that handlers read with
+///   [`Context::state`](crate::Context::state); built by `init`, or by
+///   `S::default()` without one.
+/// - `layers: [f, ...]`: functions `fn(&Request, &mut Context, Next) ->
+///   Result<Response>` around every route, the first outermost; see
+///   [`Next`](crate::Next).
 /// - `routes`: `METHOD "pattern" => handler`, where `METHOD` is `GET`,
 ///   `POST`, … or `ANY`, and the pattern is relative to the mount point:
 ///   `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only). A handler
-///   is `fn(&Request, &mut Context) -> Result<Response>`.
+///   is `fn(&Request, &mut Context) -> R` for any `R` that implements
+///   [`IntoResponse`](crate::IntoResponse).
 ///
 /// Mistakes in the declaration are compile errors, not load-time surprises:
 ///
@@ -172,6 +184,31 @@ pub fn route_handler<R: crate::IntoResponse>(
 /// # use drupe_sdk::prelude::*;
 /// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
 /// drupe_sdk::plugin! { name: "hello", routes: [GET "items" => index] } // starts with `/`
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/{*rest}/edit" => index] } // `{*rest}` last
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/item-{id}" => index] } // a whole segment
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/{id" => index] } // unclosed brace
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// struct NotAResponse;
+/// fn index(_: &Request, _: &mut Context) -> NotAResponse { NotAResponse }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/" => index] } // not IntoResponse
 /// ```
 ///
 /// The macro exports the C symbol `drupe_plugin_v1`, so use it once per
