@@ -14,6 +14,7 @@ mod hosts;
 mod lifecycle;
 mod limits;
 mod logs;
+mod notes;
 mod ops;
 mod privileges;
 mod protocol;

@@ -122,22 +122,29 @@ fn add(ctx: &Context, text: &str, author: String) -> Result<Note> {
     Ok(note)
 }
 
-/// The page's address, for redirects.
-fn home(req: &Request) -> String {
-    format!("{}/", req.script_name())
+/// The page's address (the mount point itself), for redirects.
+fn home<'a>(req: &Request<'a>) -> &'a str {
+    match req.script_name() {
+        "" => "/",
+        mount => mount,
+    }
 }
 
 /// The layer: private routes need a login. The API answers 401 (JSON for
 /// a JSON client); a browser is sent to the page, which offers the login.
 pub fn require_login(req: &Request, ctx: &mut Context, next: Next) -> Result<Response> {
-    let path = req.path_info();
+    // The page is the mount point itself: `/notes` leaves `path_info` empty.
+    let path = match req.path_info() {
+        "" => "/",
+        path => path,
+    };
     let private =
         path.starts_with("/api/") || path == "/export" || (path == "/" && req.method() == "POST");
     if private && user(ctx)?.is_none() {
         if path.starts_with("/api/") {
             return Err(Error::unauthorized());
         }
-        return Ok(Redirect::to(&home(req)).into_response());
+        return Ok(Redirect::to(home(req)).into_response());
     }
     next.run(req, ctx)
 }
@@ -147,6 +154,7 @@ pub fn index(req: &Request, ctx: &mut Context) -> Result<Html<String>> {
     let theme = page::Theme::from_cookie(req.cookie("theme"));
     Ok(Html(page::render(
         req.script_name(),
+        home(req),
         theme,
         user(ctx)?.as_deref(),
         &all_notes(ctx)?,
@@ -158,7 +166,7 @@ pub fn create_from_form(req: &Request, ctx: &mut Context) -> Result<Redirect> {
     let form: NewNote = req.form()?;
     let author = user(ctx)?.ok_or_else(Error::unauthorized)?;
     add(ctx, &form.text, author)?;
-    Ok(Redirect::to(&home(req)))
+    Ok(Redirect::to(home(req)))
 }
 
 /// `POST /login`.
@@ -175,13 +183,13 @@ pub fn login(req: &Request, ctx: &mut Context) -> Result<Redirect> {
         return Err(Error::new(401, "wrong user name or password"));
     }
     ctx.session().set(USER, user)?;
-    Ok(Redirect::to(&home(req)))
+    Ok(Redirect::to(home(req)))
 }
 
 /// `POST /logout`.
 pub fn logout(req: &Request, ctx: &mut Context) -> Result<Redirect> {
     ctx.session().remove(USER)?;
-    Ok(Redirect::to(&home(req)))
+    Ok(Redirect::to(home(req)))
 }
 
 /// `GET /theme/{name}`: a year-long preference cookie.
@@ -189,9 +197,9 @@ pub fn set_theme(req: &Request, _ctx: &mut Context) -> Result<Response> {
     let theme = page::Theme::parse(req.param("name").unwrap_or(""))
         .ok_or_else(|| Error::bad_request("the theme is `light` or `dark`"))?;
     let cookie = Cookie::new("theme", theme.name())
-        .path(&home(req))
+        .path(home(req))
         .max_age(std::time::Duration::from_secs(365 * 24 * 3600));
-    Ok(Redirect::to(&home(req)).into_response().with_cookie(cookie))
+    Ok(Redirect::to(home(req)).into_response().with_cookie(cookie))
 }
 
 /// `GET /export`: every note as a text file.

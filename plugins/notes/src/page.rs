@@ -55,9 +55,10 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The whole page for the plugin mounted at `base`.
-pub fn render(base: &str, theme: Theme, user: Option<&str>, notes: &[Note]) -> String {
-    let base = escape(base);
+/// The whole page for the plugin mounted at `base`, whose own address is
+/// `home` (`base`, or `/` at the root).
+pub fn render(base: &str, home: &str, theme: Theme, user: Option<&str>, notes: &[Note]) -> String {
+    let (base, home) = (escape(base), escape(home));
     let (bg, fg) = match theme {
         Theme::Light => ("#fff", "#222"),
         Theme::Dark => ("#222", "#eee"),
@@ -72,7 +73,7 @@ pub fn render(base: &str, theme: Theme, user: Option<&str>, notes: &[Note]) -> S
         Some(user) => html.push_str(&format!(
             "<p>Logged in as {user}. <form method=\"post\" action=\"{base}/logout\">\
              <button>Log out</button></form></p>\n\
-             <form method=\"post\" action=\"{base}/\"><textarea name=\"text\"></textarea>\
+             <form method=\"post\" action=\"{home}\"><textarea name=\"text\"></textarea>\
              <button>Add</button></form>\n\
              <p><a href=\"{base}/export\">Download all</a></p>\n",
             user = escape(user)

@@ -86,7 +86,7 @@ fn private_routes_need_a_login() {
     let resp = app.call(form("/", "text=hi").mount("/notes"));
     assert_eq!(
         (resp.status(), resp.header("location")),
-        (303, Some("/notes/"))
+        (303, Some("/notes"))
     );
     assert_eq!(app.call(TestRequest::get("/export")).status(), 303);
     // The page itself is public.
@@ -142,7 +142,7 @@ fn the_theme_is_a_cookie_preference() {
     assert_eq!(resp.status(), 303);
     let cookie = resp.header("set-cookie").unwrap_or_default();
     assert!(
-        cookie.starts_with("theme=dark; HttpOnly; SameSite=Lax; Path=/notes/"),
+        cookie.starts_with("theme=dark; HttpOnly; SameSite=Lax; Path=/notes"),
         "{cookie}"
     );
     let page = app.call(TestRequest::get("/").header("Cookie", "theme=dark"));
