@@ -58,15 +58,21 @@ pub use app::TestApp;
 pub(crate) use store::TestCall;
 pub use store::TestStore;
 
-/// What the client would receive: a [`Response`] (all its methods work on
-/// it) plus helpers for assertions.
+/// What the client would receive from a [`TestApp`]: a [`Response`] (all
+/// its methods work on it) plus helpers for assertions.
 ///
 /// ```
 /// use drupe_sdk::prelude::*;
-/// use drupe_sdk::testing::TestRequest;
+/// use drupe_sdk::testing::{TestApp, TestRequest};
 ///
-/// let resp = TestRequest::get("/").call(|_req, _ctx| Ok(Response::text("hi")));
-/// assert_eq!((resp.status(), resp.body_text().as_ref()), (200, "hi"));
+/// fn numbers(_req: &Request, _ctx: &mut Context) -> Json<Vec<u32>> {
+///     Json(vec![1, 2])
+/// }
+/// drupe_sdk::plugin! { name: "n", routes: [GET "/" => numbers] }
+///
+/// let resp = TestApp::new().call(TestRequest::get("/"));
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.json::<Vec<u32>>(), [1, 2]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResponse(Response);
@@ -79,10 +85,15 @@ impl TestResponse {
     ///
     /// ```
     /// use drupe_sdk::prelude::*;
-    /// use drupe_sdk::testing::TestRequest;
+    /// use drupe_sdk::testing::{TestApp, TestRequest};
     ///
-    /// let resp = TestRequest::get("/").call(|_req, _ctx| Ok(Response::json(&[1, 2])));
-    /// assert_eq!(resp.json::<Vec<u32>>(), [1, 2]);
+    /// fn one(_req: &Request, _ctx: &mut Context) -> Response {
+    ///     Response::json(&serde_json::json!({"id": 1}))
+    /// }
+    /// drupe_sdk::plugin! { name: "n", routes: [GET "/" => one] }
+    ///
+    /// let resp = TestApp::new().call(TestRequest::get("/"));
+    /// assert_eq!(resp.json::<serde_json::Value>()["id"], 1);
     /// ```
     #[cfg(feature = "serde")]
     #[track_caller]
@@ -100,8 +111,10 @@ impl TestResponse {
     ///
     /// ```
     /// use drupe_sdk::prelude::*;
-    /// use drupe_sdk::testing::TestRequest;
-    /// let resp: Response = TestRequest::get("/").call(|_req, _ctx| Ok(Response::new(204))).into_response();
+    /// use drupe_sdk::testing::{TestApp, TestRequest};
+    /// # fn nothing(_req: &Request, _ctx: &mut Context) {}
+    /// # drupe_sdk::plugin! { name: "n", routes: [GET "/" => nothing] }
+    /// let resp: Response = TestApp::new().call(TestRequest::get("/")).into_response();
     /// assert_eq!(resp.status(), 204);
     /// ```
     pub fn into_response(self) -> Response {
@@ -408,7 +421,7 @@ impl TestRequest {
     /// let resp = TestRequest::get("/").call(teapot);
     /// assert_eq!((resp.status(), resp.body_text().as_ref()), (418, "short and stout"));
     /// ```
-    pub fn call<F>(&self, handler: F) -> TestResponse
+    pub fn call<F>(&self, handler: F) -> Response
     where
         F: FnOnce(&Request<'_>, &mut Context<'_>) -> Result<Response>,
     {
@@ -421,6 +434,7 @@ impl TestRequest {
             &(),
             |req, ctx| respond(req, ctx, handler, report),
         )
+        .0
     }
 
     /// Runs `handler` through `plugin`'s layers, as the shim does.
