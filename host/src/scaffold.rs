@@ -74,7 +74,7 @@ fn sdk_dependency() -> String {
         Ok(path) if path.join("Cargo.toml").is_file() => {
             format!("drupe-sdk = {{ path = {:?} }}", path.display().to_string())
         }
-        _ => format!("drupe-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
+        _ => format!("drupe-sdk = \"{}\"", drupe_sdk::export::SDK_VERSION),
     }
 }
 

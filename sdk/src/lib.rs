@@ -16,7 +16,7 @@
 //! crate-type = ["cdylib", "rlib"]   # rlib so unit tests can call handlers
 //!
 //! [dependencies]
-//! drupe-sdk = "0.1"
+//! drupe-sdk = "0.2"
 //! ```
 //!
 //! `src/lib.rs`:
