@@ -37,7 +37,8 @@ pub const ABI_MAJOR: u16 = 1;
 /// - 1.1: the store and session functions at the end of [`HostApi`].
 /// - 1.2: [`HostApi::store_call`], one entry for every store and session
 ///   operation, described by a [`StoreOp`]; the SDK uses only that one.
-pub const ABI_MINOR: u16 = 2;
+/// - 1.3: [`Request::scheme`] at the end of [`Request`].
+pub const ABI_MINOR: u16 = 3;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
@@ -247,7 +248,17 @@ pub struct Request {
     pub body: Bytes,
     /// The peer address as text (`127.0.0.1:50312`).
     pub remote_addr: Bytes,
+
+    // ---- ABI 1.3 ----
+    /// `http` or `https`: how the client reached the server (TLS, or a
+    /// trusted proxy's word). A plugin reading a request of an older host
+    /// (a `size` that ends before this field) takes `http`.
+    pub scheme: Bytes,
 }
+
+/// The size of an ABI 1.0 [`Request`]: everything before
+/// [`Request::scheme`]. A host of ABI 1.0–1.2 passes requests this large.
+pub const REQUEST_V1_0_SIZE: usize = core::mem::offset_of!(Request, scheme);
 
 /// The host's per-request state. Opaque to plugins: they only pass the
 /// pointer back to [`HostApi`] functions during the same `handle` call.

@@ -267,6 +267,9 @@ fn call_plugin(
             param_count: scratch.params.len(),
             body: Bytes::new(ex.body),
             remote_addr: Bytes::from_str(ex.peer),
+            // Plain HTTP only, for now: TLS and trusted proxies will say
+            // `https` here.
+            scheme: Bytes::from_str("http"),
         };
         scratch
             .call
