@@ -37,7 +37,8 @@ pub const ABI_MAJOR: u16 = 1;
 /// - 1.1: the store and session functions at the end of [`HostApi`].
 /// - 1.2: [`HostApi::store_call`], one entry for every store and session
 ///   operation, described by a [`StoreOp`]; the SDK uses only that one.
-pub const ABI_MINOR: u16 = 2;
+/// - 1.3: [`Request::scheme`] at the end of [`Request`].
+pub const ABI_MINOR: u16 = 3;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
@@ -64,6 +65,13 @@ pub const OUTCOME_UNAVAILABLE: Outcome = 3;
 /// delete, expire, hdel and session remove, nothing to act on). Not an
 /// error.
 pub const OUTCOME_NOT_FOUND: Outcome = 4;
+/// A store call was sent but its answer never came (the store timed out
+/// or dropped the connection after the command went out): it may or may
+/// not have been applied. Hosts send it only for operations that must not
+/// be repeated (an increment); a plugin built before it existed reads it,
+/// like any outcome it does not know, as a generic error. Added in ABI 1.2
+/// without a minor bump for that reason: no plugin can misread it.
+pub const OUTCOME_UNKNOWN: Outcome = 5;
 
 /// Log levels for [`HostApi::log`], numbered as the `log` crate numbers them.
 pub type LogLevel = u32;
@@ -240,7 +248,17 @@ pub struct Request {
     pub body: Bytes,
     /// The peer address as text (`127.0.0.1:50312`).
     pub remote_addr: Bytes,
+
+    // ---- ABI 1.3 ----
+    /// `http` or `https`: how the client reached the server (TLS, or a
+    /// trusted proxy's word). A plugin reading a request of an older host
+    /// (a `size` that ends before this field) takes `http`.
+    pub scheme: Bytes,
 }
+
+/// The size of an ABI 1.0 [`Request`]: everything before
+/// [`Request::scheme`]. A host of ABI 1.0–1.2 passes requests this large.
+pub const REQUEST_V1_0_SIZE: usize = core::mem::offset_of!(Request, scheme);
 
 /// The host's per-request state. Opaque to plugins: they only pass the
 /// pointer back to [`HostApi`] functions during the same `handle` call.

@@ -7,6 +7,8 @@
 //! call through [`Backend::exec`], which goes to the host or to the test
 //! store's in-memory map, and handlers cannot tell which.
 
+use std::any::Any;
+
 use crate::abi::{Call, HostApi};
 use crate::store::op::{Op, Reply};
 use crate::store::{Session, Store, StoreError};
@@ -110,8 +112,13 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Settings {
 pub struct Context<'a> {
     plugin_name: &'a str,
     settings: &'a Settings,
+    state: &'a State,
     backend: Backend<'a>,
 }
+
+/// What `init` built, for the life of the worker: the `state:` type of
+/// `plugin!`, `()` without one.
+pub(crate) type State = dyn Any + Send + Sync;
 
 /// Where store and session calls go.
 #[derive(Debug)]
@@ -138,12 +145,56 @@ impl<'a> Context<'a> {
     pub(crate) fn new(
         plugin_name: &'a str,
         settings: &'a Settings,
+        state: &'a State,
         backend: Backend<'a>,
     ) -> Context<'a> {
         Context {
             plugin_name,
             settings,
+            state,
             backend,
+        }
+    }
+
+    /// The plugin's state: what its `init` returned, built once per worker
+    /// process before the first request (`S::default()` without `init`).
+    ///
+    /// # Panics
+    /// If `S` is not the `state:` type declared in `plugin!`: a programming
+    /// error, which the worker answers with a 500.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestApp, TestRequest};
+    ///
+    /// struct Config { greeting: String }
+    ///
+    /// fn init(settings: &Settings) -> std::result::Result<Config, String> {
+    ///     let greeting = settings.get("greeting").unwrap_or("Hello").to_owned();
+    ///     Ok(Config { greeting })
+    /// }
+    ///
+    /// fn hello(_req: &Request, ctx: &mut Context) -> String {
+    ///     format!("{}!", ctx.state::<Config>().greeting)
+    /// }
+    ///
+    /// drupe_sdk::plugin! {
+    ///     name: "hello",
+    ///     init: init,
+    ///     state: Config,
+    ///     routes: [GET "/" => hello],
+    /// }
+    ///
+    /// let app = TestApp::new().setting("greeting", "Hi");
+    /// assert_eq!(app.call(TestRequest::get("/")).body_text(), "Hi!");
+    /// ```
+    pub fn state<S: Any>(&self) -> &'a S {
+        match self.state.downcast_ref::<S>() {
+            Some(state) => state,
+            None => panic!(
+                "ctx.state::<{}>(): plugin! declares no `state:` of this type",
+                std::any::type_name::<S>()
+            ),
         }
     }
 

@@ -5,6 +5,10 @@
 //! what was wrong with the request. For a server error the client only sees
 //! the reason phrase (`Service Unavailable`); the message goes to the host's
 //! error log, so it may name internals.
+//!
+//! The body is `text/plain`, or JSON (`{"error": "…", "status": 404}`)
+//! when the request's `Accept` ranks `application/json` above `text/html`,
+//! so an API client gets JSON and a browser text, from the same `?`.
 
 use std::fmt;
 
@@ -74,6 +78,28 @@ impl Error {
     /// ```
     pub fn bad_request(message: impl Into<String>) -> Error {
         Error::new(400, message)
+    }
+
+    /// 401 Unauthorized, with the body `Unauthorized`: the request needs a
+    /// login it does not have.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::unauthorized().status(), 401);
+    /// ```
+    pub fn unauthorized() -> Error {
+        Error::new(401, "Unauthorized")
+    }
+
+    /// 403 Forbidden, with the body `Forbidden`: the visitor is known but
+    /// may not do this.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// assert_eq!(Error::forbidden().status(), 403);
+    /// ```
+    pub fn forbidden() -> Error {
+        Error::new(403, "Forbidden")
     }
 
     /// 404 Not Found, with the body `Not Found`.
@@ -154,6 +180,80 @@ impl Error {
     }
 }
 
+/// How `Accept` ranks a media type: the q-value of the most specific range
+/// that matches it (RFC 9110 §12.5.1), 0 when none does. Without an
+/// `Accept` header everything ranks 1.
+fn accept_quality(accept: Option<&str>, kind: &str, subtype: &str) -> f32 {
+    let Some(accept) = accept else { return 1.0 };
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let Some((t, s)) = media.split_once('/') else {
+            continue;
+        };
+        let specificity = match (t.trim(), s.trim()) {
+            (t, s) if t.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(subtype) => 2,
+            (t, "*") if t.eq_ignore_ascii_case(kind) => 1,
+            ("*", "*") => 0,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if best.is_none_or(|(seen, _)| specificity > seen) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0.0, |(_, q)| q)
+}
+
+/// Whether a client with this `Accept` header wants JSON rather than text:
+/// it ranks `application/json` strictly above `text/html`.
+pub(crate) fn prefers_json(accept: Option<&str>) -> bool {
+    accept.is_some()
+        && accept_quality(accept, "application", "json") > accept_quality(accept, "text", "html")
+}
+
+/// `s` as a JSON string literal, quotes included.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Error {
+    /// The response for this error as an answer to `req`: JSON when the
+    /// client prefers it (see the module docs), `text/plain` otherwise.
+    pub(crate) fn into_response_for(self, req: &crate::Request<'_>) -> crate::Response {
+        if prefers_json(req.header("accept")) {
+            let body = format!(
+                "{{\"error\":{},\"status\":{}}}",
+                json_string(self.public_text()),
+                self.status
+            );
+            crate::Response::bytes(body)
+                .with_content_type("application/json")
+                .with_status(self.status)
+        } else {
+            crate::Response::from(self)
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status, self.message)
@@ -180,6 +280,25 @@ impl From<std::str::Utf8Error> for Error {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_only_when_ranked_above_html() {
+        assert!(!prefers_json(None));
+        assert!(prefers_json(Some("application/json")));
+        assert!(!prefers_json(Some("*/*")));
+        assert!(!prefers_json(Some(
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        )));
+        assert!(prefers_json(Some("application/json, text/html;q=0.9")));
+        assert!(!prefers_json(Some("application/json;q=0.5, text/html")));
+        assert!(prefers_json(Some("application/*, text/*;q=0.2")));
+        assert!(!prefers_json(Some("text/html, application/json")));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\\n\u{1}"), r#""a\"b\\\n\u0001""#);
+    }
 
     #[test]
     fn status_outside_error_range_becomes_500() {

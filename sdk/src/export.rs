@@ -19,22 +19,97 @@ mod panic;
 pub(crate) mod store;
 
 use std::borrow::Cow;
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use crate::abi::{self, Bytes, Call, HostApi, KeyValue, LogLevel, OutBuf, Outcome};
-use crate::context::{Backend, Context, Settings};
-use crate::error::Result;
-use crate::request::{Request, REQUEST_V1_0_SIZE};
+use crate::context::{Backend, Context, Settings, State};
+use crate::error::{Error, Result};
+use crate::layer::Next;
+pub use crate::layer::{Handler, Layer};
+use crate::request::Request;
 use crate::response::Response;
-pub use macros::{plugin_name, route_method, route_pattern};
+pub use macros::{pattern_problem, plugin_name, route_handler, route_method, route_pattern};
 use panic::{panic_location, panic_message, quiet_panics};
 
-/// A route handler as `plugin!` stores it.
-pub type Handler = for<'r, 'a, 'c, 'b> fn(&'r Request<'a>, &'c mut Context<'b>) -> Result<Response>;
+/// Builds the plugin's state from its settings: the user's `init`, if
+/// any, with what it returns boxed (`()` or the `state:` type).
+pub type InitFn = fn(&Settings) -> std::result::Result<Box<State>, String>;
 
-/// A plugin's optional `init` function.
-pub type InitFn = fn(&Settings) -> std::result::Result<(), String>;
+/// Everything one `plugin!` declares, in Rust types: what the shims serve
+/// and what [`TestApp`](crate::testing::TestApp) runs in a unit test.
+pub struct Plugin {
+    /// The checked name.
+    pub name: &'static str,
+    /// The routes, in the order of `handlers`.
+    pub routes: &'static [abi::RouteDecl],
+    /// One (wrapped) handler per route.
+    pub handlers: &'static [Handler],
+    /// Outermost first.
+    pub layers: &'static [Layer],
+    /// Builds the state.
+    pub init: InitFn,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("routes", &self.routes.len())
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Method and pattern of every route, in order.
+    pub(crate) fn route_strs(&self) -> Vec<(&'static str, &'static str)> {
+        let text = |b: Bytes| {
+            // SAFETY: `plugin!` builds every `RouteDecl` of a `Plugin` with
+            // `Bytes::from_str` of a `&'static str` (the fields are public
+            // only for the macro), so the bytes are static UTF-8.
+            let bytes: &'static [u8] = unsafe { b.as_slice() };
+            std::str::from_utf8(bytes).unwrap_or("")
+        };
+        self.routes
+            .iter()
+            .map(|r| (text(r.method), text(r.pattern)))
+            .collect()
+    }
+
+    /// Runs `handler` inside this plugin's layers.
+    pub(crate) fn run(
+        &self,
+        handler: Handler,
+        req: &Request<'_>,
+        ctx: &mut Context<'_>,
+    ) -> Result<Response> {
+        Next::new(self.layers, handler).run(req, ctx)
+    }
+}
+
+/// Runs a handler and turns its `Err` into the response the client gets
+/// (`log` receives a server error), then writes its cookies for the
+/// request's scheme. The one path from handler to response, for worker
+/// and tests.
+pub(crate) fn respond(
+    req: &Request<'_>,
+    ctx: &mut Context<'_>,
+    handler: impl FnOnce(&Request<'_>, &mut Context<'_>) -> Result<Response>,
+    log: impl FnOnce(&Error),
+) -> Response {
+    let response = match handler(req, ctx) {
+        Ok(response) => response,
+        Err(e) => {
+            if e.is_server_error() {
+                log(&e);
+            }
+            e.into_response_for(req)
+        }
+    };
+    response.finish(req.scheme() == "https")
+}
 
 /// The SDK's own version, recorded in every [`abi::PluginDecl`].
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -49,6 +124,9 @@ struct Runtime {
 
 /// Set once by [`init_shim`]; per plugin, since every `.so` has its own SDK.
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// What the plugin's `init` built; set once `init` succeeded.
+static STATE: OnceLock<Box<State>> = OnceLock::new();
 
 impl Runtime {
     /// Writes one record to the host's error log.
@@ -96,8 +174,7 @@ impl log::Log for Runtime {
 /// accept `error.target`. [`abi::PluginDecl::init`] promises all of that.
 #[doc(hidden)]
 pub unsafe fn init_shim(
-    name: &'static str,
-    user_init: Option<InitFn>,
+    plugin: &'static Plugin,
     host: *const HostApi,
     settings: *const KeyValue,
     settings_len: usize,
@@ -105,11 +182,11 @@ pub unsafe fn init_shim(
 ) -> Outcome {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's own contract.
-        let runtime = unsafe { start(name, host, settings, settings_len) }?;
-        match user_init {
-            Some(init) => init(&runtime.settings),
-            None => Ok(()),
-        }
+        let runtime = unsafe { start(plugin.name, host, settings, settings_len) }?;
+        let state = (plugin.init)(&runtime.settings)?;
+        // `start` refuses a second `init`, so this is the first state.
+        let _ = STATE.set(state);
+        Ok(())
     }));
     let message = match result {
         Ok(Ok(())) => return abi::OUTCOME_OK,
@@ -251,7 +328,7 @@ unsafe fn copy_host(host: *const HostApi, size: usize) -> HostApi {
 /// call, as [`abi::PluginDecl::handle`] promises.
 #[doc(hidden)]
 pub unsafe fn handle_shim(
-    handlers: &[Handler],
+    plugin: &Plugin,
     route: usize,
     request: *const abi::Request,
     call: *mut Call,
@@ -260,12 +337,12 @@ pub unsafe fn handle_shim(
     let Some(runtime) = RUNTIME.get() else {
         return abi::OUTCOME_ERROR;
     };
-    let Some(&handler) = handlers.get(route) else {
+    let Some(&handler) = plugin.handlers.get(route) else {
         runtime.log(
             abi::LOG_ERROR,
             &format!(
                 "route {route} does not exist (the plugin declares {})",
-                handlers.len()
+                plugin.handlers.len()
             ),
         );
         return abi::OUTCOME_ERROR;
@@ -276,40 +353,46 @@ pub unsafe fn handle_shim(
     }
     // SAFETY: not null; `size` is the first field of every version.
     let size = unsafe { (*request).size };
-    if size < REQUEST_V1_0_SIZE {
+    if size < abi::REQUEST_V1_0_SIZE {
         runtime.log(
             abi::LOG_ERROR,
             &format!(
-                "the host's request has {size} bytes, fewer than ABI 1.0's {REQUEST_V1_0_SIZE}"
+                "the host's request has {size} bytes, fewer than ABI 1.0's {}",
+                abi::REQUEST_V1_0_SIZE
             ),
         );
         return abi::OUTCOME_ERROR;
     }
-    // SAFETY: not null, large enough (checked), and its pointers are valid
-    // for this call by this function's contract.
-    let req = unsafe { Request::from_raw(&*request) };
+    let mut whole = None;
+    let raw = if size >= std::mem::size_of::<abi::Request>() {
+        // SAFETY: not null and the whole struct is there (checked).
+        unsafe { &*request }
+    } else {
+        // SAFETY: not null, and the ABI 1.0 prefix is there (checked).
+        whole.insert(unsafe { older_request(request) })
+    };
+    // SAFETY: `raw` is a whole request whose pointers are valid for this
+    // call by this function's contract.
+    let req = unsafe { Request::from_raw(raw) };
+    let state: &State = STATE.get().map_or(&(), |state| &**state);
 
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = Context::new(
             runtime.name,
             &runtime.settings,
+            state,
             Backend::Host {
                 host: &runtime.host,
                 call,
             },
         );
-        let response = match handler(&req, &mut ctx) {
-            Ok(response) => response,
-            Err(e) => {
-                if e.is_server_error() {
-                    runtime.log(
-                        abi::LOG_ERROR,
-                        &format!("{} {}: {e}", req.method(), req.target()),
-                    );
-                }
-                Response::from(e)
-            }
-        };
+        let serve = |req: &Request<'_>, ctx: &mut Context<'_>| plugin.run(handler, req, ctx);
+        let response = respond(&req, &mut ctx, serve, |e| {
+            runtime.log(
+                abi::LOG_ERROR,
+                &format!("{} {}: {e}", req.method(), req.target()),
+            );
+        });
         // SAFETY: `call` is the host's state for this call (contract).
         unsafe { send(runtime, call, &req, &response) }
     }));
@@ -326,6 +409,43 @@ pub unsafe fn handle_shim(
         );
         abi::OUTCOME_PANICKED
     })
+}
+
+/// A request from a host of ABI 1.0–1.2, shorter than this SDK's: its
+/// fields copied, the later ones empty (so the scheme reads `http`).
+///
+/// # Safety
+/// `request` must point to at least [`abi::REQUEST_V1_0_SIZE`] readable
+/// bytes of a request.
+unsafe fn older_request(request: *const abi::Request) -> abi::Request {
+    let mut whole = abi::Request {
+        size: std::mem::size_of::<abi::Request>(),
+        method: Bytes::EMPTY,
+        target: Bytes::EMPTY,
+        script_name: Bytes::EMPTY,
+        path_info: Bytes::EMPTY,
+        query: Bytes::EMPTY,
+        http_minor: 0,
+        headers: std::ptr::null(),
+        header_count: 0,
+        params: std::ptr::null(),
+        param_count: 0,
+        body: Bytes::EMPTY,
+        remote_addr: Bytes::EMPTY,
+        scheme: Bytes::EMPTY,
+    };
+    // SAFETY: the prefix is readable (caller) and has the same layout as
+    // the start of `whole`, which has room for it; every field it
+    // overwrites is plain data, valid for any bytes the host put there
+    // (pointers are checked for null where read).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            request.cast::<u8>(),
+            (&raw mut whole).cast::<u8>(),
+            abi::REQUEST_V1_0_SIZE,
+        );
+    }
+    whole
 }
 
 /// Hands a response to the host through its callbacks (the host copies).
@@ -382,6 +502,7 @@ mod tests {
     use super::*;
     use crate::prelude::*;
     use core::ffi::c_void;
+    use std::mem::size_of;
     use std::sync::{Mutex, Once};
 
     static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -433,10 +554,18 @@ mod tests {
     // No store: `export::store` tests the store calls with its own table.
     const HOST: HostApi = HostApi::new(log, set_status, add_header, append_body);
 
+    struct Who(String);
+
     fn hello(req: &Request, ctx: &mut Context) -> Result<Response> {
         log::info!("serving {}", req.path_info());
-        let who = ctx.setting("who").unwrap_or("?");
+        let who = &ctx.state::<Who>().0;
         Ok(Response::text(format!("hi {who}")).with_header("X-Route", "hello"))
+    }
+    fn cookie(_: &Request, _: &mut Context) -> (u16, Response) {
+        (202, Response::new(200).with_cookie(Cookie::new("a", "1")))
+    }
+    fn tag(req: &Request, ctx: &mut Context, next: Next) -> Result<Response> {
+        Ok(next.run(req, ctx)?.with_header("X-Layer", "1"))
     }
     fn fail(_: &Request, _: &mut Context) -> Result<Response> {
         Err(Error::internal("secret detail"))
@@ -450,9 +579,9 @@ mod tests {
     fn bad_header(_: &Request, _: &mut Context) -> Result<Response> {
         Ok(Response::text("x").with_header("X-Bad", "a\r\nInjected: 1"))
     }
-    fn init(settings: &Settings) -> std::result::Result<(), String> {
+    fn init(settings: &Settings) -> std::result::Result<Who, String> {
         match settings.get("who") {
-            Some(_) => Ok(()),
+            Some(who) => Ok(Who(who.to_owned())),
             None => Err("`who` is required".to_owned()),
         }
     }
@@ -460,12 +589,15 @@ mod tests {
     crate::plugin! {
         name: "shimtest",
         init: init,
+        state: Who,
+        layers: [tag],
         routes: [
             GET "/" => hello,
             GET "/fail" => fail,
             GET "/refuse" => refuse,
             GET "/boom" => boom,
             ANY "/{*rest}" => bad_header,
+            GET "/cookie" => cookie,
         ],
     }
 
@@ -506,21 +638,40 @@ mod tests {
     }
 
     fn handle(route: usize, path: &str) -> (Outcome, FakeCall) {
+        handle_with(route, path, size_of::<abi::Request>(), "http", &[])
+    }
+
+    /// Calls `handle` as a host of request size `size` would.
+    fn handle_with(
+        route: usize,
+        path: &str,
+        size: usize,
+        scheme: &str,
+        headers: &[(&str, &str)],
+    ) -> (Outcome, FakeCall) {
         ready();
+        let headers: Vec<KeyValue> = headers
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: Bytes::from_str(k),
+                value: Bytes::from_str(v),
+            })
+            .collect();
         let raw = abi::Request {
-            size: REQUEST_V1_0_SIZE,
+            size,
             method: Bytes::from_str("GET"),
             target: Bytes::from_str(path),
             script_name: Bytes::EMPTY,
             path_info: Bytes::from_str(path),
             query: Bytes::EMPTY,
             http_minor: 1,
-            headers: std::ptr::null(),
-            header_count: 0,
+            headers: headers.as_ptr(),
+            header_count: headers.len(),
             params: std::ptr::null(),
             param_count: 0,
             body: Bytes::EMPTY,
             remote_addr: Bytes::from_str("127.0.0.1:9"),
+            scheme: Bytes::from_str(scheme),
         };
         let mut call = FakeCall::default();
         // SAFETY: `raw` and `call` are live for the call.
@@ -550,6 +701,58 @@ mod tests {
             .collect();
         assert_eq!(routes[0], ("GET".to_owned(), "/".to_owned()));
         assert_eq!(routes[4], ("*".to_owned(), "/{*rest}".to_owned()));
+    }
+
+    #[test]
+    fn state_layers_and_any_return_type() {
+        let (outcome, call) = handle(5, "/cookie");
+        assert_eq!(outcome, abi::OUTCOME_OK);
+        assert_eq!(call.status, 202);
+        let header = |name: &str| {
+            call.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("X-Layer"), Some("1"));
+        assert_eq!(
+            header("Set-Cookie"),
+            Some("a=1; HttpOnly; SameSite=Lax; Path=/")
+        );
+    }
+
+    #[test]
+    fn the_scheme_reaches_cookies_and_an_older_host_means_http() {
+        let secure = |size, scheme| {
+            let (_, call) = handle_with(5, "/cookie", size, scheme, &[]);
+            call.headers
+                .iter()
+                .any(|(n, v)| n == "Set-Cookie" && v.contains("; Secure"))
+        };
+        assert!(secure(size_of::<abi::Request>(), "https"));
+        assert!(!secure(size_of::<abi::Request>(), "http"));
+        // A host of ABI 1.2 passes a shorter request: no scheme field, so
+        // whatever follows it in memory is not read.
+        assert!(!secure(abi::REQUEST_V1_0_SIZE, "https"));
+    }
+
+    #[test]
+    fn an_error_is_json_when_the_client_prefers_it() {
+        let (_, call) = handle_with(
+            2,
+            "/refuse",
+            size_of::<abi::Request>(),
+            "http",
+            &[("Accept", "application/json")],
+        );
+        assert_eq!(call.status, 400);
+        assert_eq!(
+            String::from_utf8_lossy(&call.body),
+            r#"{"error":"bad input","status":400}"#
+        );
+        assert!(call
+            .headers
+            .contains(&("Content-Type".to_owned(), "application/json".to_owned())));
     }
 
     #[test]
@@ -603,8 +806,8 @@ mod tests {
 
     #[test]
     fn route_out_of_range_is_an_error() {
-        assert_eq!(handle(5, "/").0, abi::OUTCOME_ERROR);
-        assert!(logged("route 5 does not exist"));
+        assert_eq!(handle(9, "/").0, abi::OUTCOME_ERROR);
+        assert!(logged("route 9 does not exist"));
     }
 
     #[test]

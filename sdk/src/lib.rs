@@ -16,7 +16,7 @@
 //! crate-type = ["cdylib", "rlib"]   # rlib so unit tests can call handlers
 //!
 //! [dependencies]
-//! drupe-sdk = "0.1"
+//! drupe-sdk = "0.2"
 //! ```
 //!
 //! `src/lib.rs`:
@@ -75,13 +75,20 @@
 
 pub mod abi;
 mod context;
+mod cookie;
 mod error;
 #[doc(hidden)]
 pub mod export;
+#[cfg(feature = "serde")]
+mod extract;
 #[doc = include_str!("guide.md")]
 pub mod guide {}
+mod into_response;
+mod layer;
 mod request;
 mod response;
+#[doc(hidden)]
+pub mod routing;
 mod status;
 mod store;
 #[doc(hidden)]
@@ -89,7 +96,12 @@ pub use store::op as store_op;
 pub mod testing;
 
 pub use context::{Context, Settings};
+pub use cookie::{Cookie, SameSite};
 pub use error::{Error, Result};
+#[cfg(feature = "serde")]
+pub use into_response::Json;
+pub use into_response::{Html, IntoResponse, Redirect};
+pub use layer::Next;
 #[doc(hidden)]
 pub use request::hex_digit;
 pub use request::Request;
@@ -104,5 +116,10 @@ pub use log;
 
 /// Everything a handler needs: `use drupe_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Context, Error, Request, Response, Result, Settings, StoreError, Value};
+    #[cfg(feature = "serde")]
+    pub use crate::Json;
+    pub use crate::{
+        Context, Cookie, Error, Html, IntoResponse, Next, Redirect, Request, Response, Result,
+        SameSite, Settings, StoreError, Value,
+    };
 }

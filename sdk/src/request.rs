@@ -20,10 +20,6 @@ use std::fmt;
 use crate::abi::{self, Bytes, KeyValue};
 use crate::error::Error;
 
-/// The size of the ABI 1.0 request. A field appended in a later minor must
-/// be read only after checking `raw.size` against its offset.
-pub(crate) const REQUEST_V1_0_SIZE: usize = std::mem::size_of::<abi::Request>();
-
 /// An HTTP request, borrowed for the duration of one handler call.
 ///
 /// Paths follow the WSGI split: a plugin mounted at `/hello` that receives
@@ -59,7 +55,9 @@ impl<'a> Request<'a> {
     /// Every [`Bytes`] in `raw`, and the `headers`/`params` arrays with the
     /// `Bytes` inside them, must point to initialised memory that stays
     /// valid and unmodified for `'a` (a null pointer is tolerated and reads
-    /// as empty). `raw.size` must be at least [`REQUEST_V1_0_SIZE`].
+    /// as empty). `raw` must be a whole request of this SDK's ABI: a
+    /// shorter one from an older host is first copied into a whole one
+    /// (the shim does that), so every field can be read.
     pub(crate) unsafe fn from_raw(raw: &'a abi::Request) -> Request<'a> {
         Request { raw }
     }
@@ -332,6 +330,50 @@ impl<'a> Request<'a> {
     pub fn http_minor(&self) -> u8 {
         self.raw.http_minor
     }
+
+    /// `"https"` when the client reached the server over TLS (or through
+    /// a trusted proxy that says so), otherwise `"http"`, also with a host
+    /// too old to tell.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").call(|req, _ctx| Ok(Response::text(req.scheme())));
+    /// assert_eq!(resp.body_text(), "http");
+    /// let resp = TestRequest::get("/").scheme("https").call(|req, _ctx| Ok(Response::text(req.scheme())));
+    /// assert_eq!(resp.body_text(), "https");
+    /// ```
+    pub fn scheme(&self) -> &'static str {
+        if self.bytes(self.raw.scheme).eq_ignore_ascii_case(b"https") {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The value of cookie `name` from the `Cookie` header(s), as the
+    /// client sent it (no decoding); `None` if there is no such cookie.
+    /// When a name repeats, the first wins, as browsers send the most
+    /// specific path first.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/")
+    ///     .header("Cookie", "theme=dark; lang=en")
+    ///     .call(|req, _ctx| Ok(Response::text(req.cookie("lang").unwrap_or("?"))));
+    /// assert_eq!(resp.body_text(), "en");
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.pairs(self.raw.headers, self.raw.header_count)
+            .iter()
+            .filter(|kv| self.bytes(kv.key).eq_ignore_ascii_case(b"cookie"))
+            .filter_map(|kv| std::str::from_utf8(self.bytes(kv.value)).ok())
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(|c| c.ok())
+            .find(|c| c.name() == name)
+            .and_then(|c| c.value_raw())
+    }
 }
 
 impl fmt::Debug for Request<'_> {
@@ -359,6 +401,7 @@ pub(crate) struct Parts<'p> {
     pub params: &'p [(String, String)],
     pub body: &'p [u8],
     pub remote_addr: &'p str,
+    pub scheme: &'p str,
 }
 
 impl Parts<'_> {
@@ -377,7 +420,7 @@ impl Parts<'_> {
         let headers = kv(self.headers);
         let params = kv(self.params);
         let raw = abi::Request {
-            size: REQUEST_V1_0_SIZE,
+            size: std::mem::size_of::<abi::Request>(),
             method: Bytes::from_str(self.method),
             target: Bytes::from_str(self.target),
             script_name: Bytes::from_str(self.script_name),
@@ -390,6 +433,7 @@ impl Parts<'_> {
             param_count: params.len(),
             body: Bytes::new(self.body),
             remote_addr: Bytes::from_str(self.remote_addr),
+            scheme: Bytes::from_str(self.scheme),
         };
         // SAFETY: every pointer in `raw` borrows `self` or the local vectors
         // `headers`/`params`, all of which outlive the `Request`, which
@@ -475,6 +519,7 @@ mod tests {
             params: &[],
             body,
             remote_addr: "127.0.0.1:1",
+            scheme: "http",
         }
     }
 
@@ -508,7 +553,7 @@ mod tests {
     #[test]
     fn null_pointers_read_as_empty() {
         let raw = abi::Request {
-            size: REQUEST_V1_0_SIZE,
+            size: std::mem::size_of::<abi::Request>(),
             method: Bytes {
                 ptr: std::ptr::null(),
                 len: 3,
@@ -524,6 +569,7 @@ mod tests {
             param_count: 1,
             body: Bytes::EMPTY,
             remote_addr: Bytes::EMPTY,
+            scheme: Bytes::EMPTY,
         };
         // SAFETY: every pointer is null or points at a static empty string.
         let req = unsafe { Request::from_raw(&raw) };

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 
+use crate::cookie::Cookie;
 use crate::error::Error;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 const OCTETS: &str = "application/octet-stream";
+pub(crate) const JSON: &str = "application/json";
 
 /// An HTTP response: status, headers in order, body.
 ///
@@ -32,6 +34,10 @@ pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Cookies to set, written as `Set-Cookie` headers when the response
+    /// is sent: only then is the request's scheme known, which decides
+    /// `Secure`.
+    cookies: Vec<Cookie>,
 }
 
 impl Response {
@@ -47,6 +53,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            cookies: Vec::new(),
         }
     }
 
@@ -88,7 +95,37 @@ impl Response {
             status: 200,
             headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
             body,
+            cookies: Vec::new(),
         }
+    }
+
+    /// 200 with `Content-Type: application/json` and `value` serialised.
+    /// A value that cannot be serialised (a map with non-string keys, a
+    /// failing `Serialize`) gives a 500 and a line in the host's log, not
+    /// a panic.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// use std::collections::BTreeMap;
+    ///
+    /// let resp = Response::json(&BTreeMap::from([("id", 7)]));
+    /// assert_eq!(resp.header("content-type"), Some("application/json"));
+    /// assert_eq!(resp.body_text(), r#"{"id":7}"#);
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response {
+        Response::try_json(value).unwrap_or_else(|e| {
+            log::error!("{e}");
+            Response::from(e)
+        })
+    }
+
+    /// [`Response::json`] with the serialisation failure as a 500 [`Error`].
+    #[cfg(feature = "serde")]
+    pub(crate) fn try_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response, Error> {
+        serde_json::to_vec(value)
+            .map(|body| Response::with_body(JSON, body))
+            .map_err(|e| Error::internal(format!("serialising a JSON response: {e}")))
     }
 
     /// Replaces the status. The host answers 500 instead of a status
@@ -114,6 +151,36 @@ impl Response {
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a cookie: one `Set-Cookie` header, written when the response is
+    /// sent (with `Secure` if the request came over https, unless the
+    /// cookie says `.secure(false)`).
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::TestRequest;
+    ///
+    /// fn dark(_req: &Request, _ctx: &mut Context) -> Result<Response> {
+    ///     Ok(Response::text("ok").with_cookie(Cookie::new("theme", "dark")))
+    /// }
+    /// let resp = TestRequest::get("/").call(dark);
+    /// assert_eq!(resp.header("set-cookie"), Some("theme=dark; HttpOnly; SameSite=Lax; Path=/"));
+    /// ```
+    #[must_use]
+    pub fn with_cookie(mut self, cookie: Cookie) -> Response {
+        self.cookies.push(cookie);
+        self
+    }
+
+    /// The response as it goes out for a request of that scheme: cookies
+    /// become `Set-Cookie` headers. Free when there are none.
+    pub(crate) fn finish(mut self, https: bool) -> Response {
+        for cookie in std::mem::take(&mut self.cookies) {
+            self.headers
+                .push(("Set-Cookie".to_owned(), cookie.render(https)));
+        }
         self
     }
 

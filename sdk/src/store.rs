@@ -8,11 +8,15 @@
 //! nothing to create and hold no connection of their own. The host owns the
 //! connections (Redis or SQLite, chosen in the INI file) and decides the
 //! namespace: a plugin's keys are stored as `keyPrefix + plugin name + ":" +
-//! key`, so one plugin cannot read or write another's.
+//! key`, so one plugin cannot read or write another's, unless the operator
+//! gives several plugins one namespace (`[plugin.NAME] storeNamespace`):
+//! then they share keys and session fields.
 //!
 //! Every method returns a [`StoreError`] on failure, which converts into the
 //! handler's [`Error`](crate::Error): `?` answers 503 when the store could
-//! not be reached in time and 500 for anything else.
+//! not be reached in time (nothing was done), 504 when an increment or a
+//! push was sent but its answer never came (it may have been applied), and
+//! 500 for anything else.
 //!
 //! The operations themselves, and how they cross the boundary, are defined
 //! once in [`op`], which the host uses too.
@@ -57,6 +61,13 @@ impl Reply {
     fn done(self) -> Result<(), StoreError> {
         match self {
             Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn list(self) -> Result<Vec<Vec<u8>>, StoreError> {
+        match self {
+            Reply::List(items) => Ok(items),
             other => Err(unexpected(&other)),
         }
     }
@@ -400,6 +411,166 @@ impl<'c> Store<'c> {
             other => Err(unexpected(&other)),
         }
     }
+
+    /// This plugin's keys that start with `prefix` (`""` for all), of every
+    /// kind, sorted bytewise, at most `limit` of them: the first in that
+    /// order. Names are the plugin's own, without the namespace the host
+    /// adds. On Redis this walks the keyspace with `SCAN` (never `KEYS`),
+    /// so it costs time in proportion to the whole store: fine for an
+    /// admin page, not for every request.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     for key in ["user:2", "user:10", "post:1"] {
+    ///         ctx.store().set(key, "x")?;
+    ///     }
+    ///     Ok(Response::text(ctx.store().keys("user:", 100)?.join(" ")))
+    /// });
+    /// assert_eq!(resp.body_text(), "user:10 user:2");
+    /// ```
+    pub fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let keys = self
+            .backend
+            .exec(Op::Keys(prefix.as_bytes(), limit))?
+            .list()?;
+        Ok(keys
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect())
+    }
+
+    /// The value of `key` read as JSON into `T`; `None` if it is not set.
+    /// An error (500 with `?`) if the value is not JSON that fits `T`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Profile { name: String, age: u32 }
+    ///
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set_json("profile", &Profile { name: "Ana".into(), age: 30 })?;
+    ///     let p: Profile = ctx.store().get_json("profile")?.expect("just set");
+    ///     Ok(Response::text(format!("{} {}", p.name, p.age)))
+    /// });
+    /// assert_eq!(resp.body_text(), "Ana 30");
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(key)?
+            .map(|v| {
+                serde_json::from_slice(v.as_bytes()).map_err(|e| {
+                    StoreError::Other(format!(
+                        "the value of `{key}` is not the JSON expected: {e}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// Sets `key` to `value` as JSON, replacing any value and any TTL.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().set_json("tags", &vec!["a", "b"])?;
+    ///     Ok(Response::text(ctx.store().get_string("tags")?.unwrap_or_default()))
+    /// });
+    /// assert_eq!(resp.body_text(), r#"["a","b"]"#);
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn set_json<T: serde::Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Other(format!("cannot store `{key}` as JSON: {e}")))?;
+        self.set(key, json)
+    }
+
+    /// Appends `value` to the list at `key` (a missing key is an empty
+    /// list) and returns the list's new length, as Redis' `RPUSH`. Atomic
+    /// across every worker and host. An error if `key` holds a value or a
+    /// hash.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     ctx.store().push("log", "started")?;
+    ///     Ok(Response::text(ctx.store().push("log", "stopped")?.to_string()))
+    /// });
+    /// assert_eq!(resp.body_text(), "2");
+    /// ```
+    pub fn push(&self, key: &str, value: impl Into<Value>) -> Result<i64, StoreError> {
+        let value = value.into();
+        self.backend
+            .exec(Op::Push(key.as_bytes(), value.as_bytes()))?
+            .int()
+    }
+
+    /// Items `start` to `stop` of the list at `key`, both included, as
+    /// Redis' `LRANGE`: 0 is the first item, -1 the last, bounds past the
+    /// ends are clamped; `(0, -1)` is the whole list. Empty if the key is
+    /// not set; an error if it holds a value or a hash.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     for note in ["a", "b", "c", "d"] {
+    ///         ctx.store().push("notes", note)?;
+    ///     }
+    ///     let last_two = ctx.store().range("notes", -2, -1)?;
+    ///     let text: Vec<&str> = last_two.iter().filter_map(Value::as_str).collect();
+    ///     Ok(Response::text(text.join(",")))
+    /// });
+    /// assert_eq!(resp.body_text(), "c,d");
+    /// ```
+    pub fn range(&self, key: &str, start: i64, stop: i64) -> Result<Vec<Value>, StoreError> {
+        let items = self
+            .backend
+            .exec(Op::Range(key.as_bytes(), start, stop))?
+            .list()?;
+        Ok(items.into_iter().map(Value::from).collect())
+    }
+
+    /// The length of the list at `key`: 0 if it is not set; an error if it
+    /// holds a value or a hash.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// # use drupe_sdk::testing::TestStore;
+    /// # let store = TestStore::new();
+    /// let resp = TestRequest::get("/").store(&store).call(|_req, ctx| {
+    ///     let before = ctx.store().len("queue")?;
+    ///     ctx.store().push("queue", "job")?;
+    ///     Ok(Response::text(format!("{before} {}", ctx.store().len("queue")?)))
+    /// });
+    /// assert_eq!(resp.body_text(), "0 1");
+    /// ```
+    pub fn len(&self, key: &str) -> Result<i64, StoreError> {
+        self.backend.exec(Op::Len(key.as_bytes()))?.int()
+    }
 }
 
 /// The visitor's session: a small map of fields kept in the store, shared
@@ -551,6 +722,63 @@ impl<'c> Session<'c> {
         self.backend
             .exec(Op::SessionIncr(field.as_bytes(), by))?
             .int()
+    }
+
+    /// Gives the session a new id, keeping its data; the old id no longer
+    /// works, and the response carries the new cookie. Call it when the
+    /// visitor logs in, so that an id someone learned before (a session
+    /// fixation) is worthless afterwards. Does nothing if the visitor has
+    /// no session.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestRequest, TestStore};
+    ///
+    /// fn login(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     ctx.session().set("user", "ana")?;
+    ///     ctx.session().regenerate()?;
+    ///     Ok(Response::text("welcome"))
+    /// }
+    ///
+    /// let store = TestStore::new();
+    /// let before = TestRequest::get("/").store(&store)
+    ///     .call(|_, ctx| { ctx.session().set("cart", "tea")?; Ok(Response::text("")) });
+    /// let after = TestRequest::post("/login", "").store(&store).cookies_from(&before).call(login);
+    /// let (old, new) = (before.header("set-cookie").unwrap(), after.header("set-cookie").unwrap());
+    /// assert_ne!(old, new, "a new id");
+    /// let user = |from| TestRequest::get("/").store(&store).cookies_from(from)
+    ///     .call(|_, ctx| Ok(Response::text(ctx.session().get_string("user")?.unwrap_or_default())));
+    /// assert_eq!(user(&after).body_text(), "ana");
+    /// assert_eq!(user(&before).body_text(), "", "the old id no longer works");
+    /// ```
+    pub fn regenerate(&self) -> Result<(), StoreError> {
+        self.backend.exec(Op::SessionRegenerate)?.done()
+    }
+
+    /// Deletes the session and all its data, and expires the visitor's
+    /// cookie (`Max-Age=0`). Call it when the visitor logs out. A write to
+    /// the session afterwards starts a new one.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestRequest, TestStore};
+    ///
+    /// fn logout(_req: &Request, ctx: &mut Context) -> Result<Response> {
+    ///     ctx.session().destroy()?;
+    ///     Ok(Response::text("bye"))
+    /// }
+    ///
+    /// let store = TestStore::new();
+    /// let login = TestRequest::get("/").store(&store)
+    ///     .call(|_, ctx| { ctx.session().set("user", "ana")?; Ok(Response::text("")) });
+    /// let out = TestRequest::post("/logout", "").store(&store).cookies_from(&login).call(logout);
+    /// assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    /// let user = TestRequest::get("/").store(&store).cookies_from(&login)
+    ///     .call(|_, ctx| Ok(Response::text(ctx.session().get_string("user")?.unwrap_or_default())));
+    /// assert_eq!(user.body_text(), "", "the data is gone");
+    /// ```
+    pub fn destroy(&self) -> Result<(), StoreError> {
+        self.backend.exec(Op::SessionDestroy)?.done()
     }
 }
 

@@ -37,15 +37,104 @@
 //! The store and sessions work too, in memory: give requests the same
 //! [`TestStore`] to share data between them (each request without one gets
 //! an empty store of its own).
+//!
+//! [`TestApp`] runs the whole plugin that `plugin!` declared in the crate:
+//! its `init` and state, its layers, and its route table, which fills in
+//! path parameters and answers 404 and 405 as the host does.
 
+mod app;
 mod store;
 
-use crate::context::{Backend, Context, Settings};
-use crate::error::Result;
+use std::ops::Deref;
+
+use crate::context::{Backend, Context, Settings, State};
+use crate::error::{Error, Result};
+use crate::export::{respond, Handler, Plugin};
 use crate::request::{Parts, Request};
 use crate::response::Response;
+#[doc(hidden)]
+pub use app::register;
+pub use app::TestApp;
 pub(crate) use store::TestCall;
 pub use store::TestStore;
+
+/// What the client would receive from a [`TestApp`]: a [`Response`] (all
+/// its methods work on it) plus helpers for assertions.
+///
+/// ```
+/// use drupe_sdk::prelude::*;
+/// use drupe_sdk::testing::{TestApp, TestRequest};
+///
+/// fn numbers(_req: &Request, _ctx: &mut Context) -> Json<Vec<u32>> {
+///     Json(vec![1, 2])
+/// }
+/// drupe_sdk::plugin! { name: "n", routes: [GET "/" => numbers] }
+///
+/// let resp = TestApp::new().call(TestRequest::get("/"));
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.json::<Vec<u32>>(), [1, 2]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResponse(Response);
+
+impl TestResponse {
+    /// The JSON body as a `T`.
+    ///
+    /// # Panics
+    /// If the body is not a JSON `T`, with the body in the message.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestApp, TestRequest};
+    ///
+    /// fn one(_req: &Request, _ctx: &mut Context) -> Response {
+    ///     Response::json(&serde_json::json!({"id": 1}))
+    /// }
+    /// drupe_sdk::plugin! { name: "n", routes: [GET "/" => one] }
+    ///
+    /// let resp = TestApp::new().call(TestRequest::get("/"));
+    /// assert_eq!(resp.json::<serde_json::Value>()["id"], 1);
+    /// ```
+    #[cfg(feature = "serde")]
+    #[track_caller]
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        match serde_json::from_slice(self.0.body()) {
+            Ok(value) => value,
+            Err(e) => panic!(
+                "the response body is not the JSON expected ({e}): {}",
+                self.0.body_text()
+            ),
+        }
+    }
+
+    /// The [`Response`] itself.
+    ///
+    /// ```
+    /// use drupe_sdk::prelude::*;
+    /// use drupe_sdk::testing::{TestApp, TestRequest};
+    /// # fn nothing(_req: &Request, _ctx: &mut Context) {}
+    /// # drupe_sdk::plugin! { name: "n", routes: [GET "/" => nothing] }
+    /// let resp: Response = TestApp::new().call(TestRequest::get("/")).into_response();
+    /// assert_eq!(resp.status(), 204);
+    /// ```
+    pub fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl Deref for TestResponse {
+    type Target = Response;
+
+    fn deref(&self) -> &Response {
+        &self.0
+    }
+}
+
+impl From<TestResponse> for Response {
+    fn from(resp: TestResponse) -> Response {
+        resp.0
+    }
+}
 
 /// A request to run a handler on, built up with chained calls.
 ///
@@ -69,6 +158,7 @@ pub struct TestRequest {
     settings: Settings,
     plugin_name: String,
     remote_addr: String,
+    scheme: String,
     store: TestStore,
 }
 
@@ -96,6 +186,7 @@ impl TestRequest {
             settings: Settings::default(),
             plugin_name: "test".to_owned(),
             remote_addr: "127.0.0.1:40000".to_owned(),
+            scheme: "http".to_owned(),
             store: TestStore::new(),
         }
     }
@@ -236,6 +327,21 @@ impl TestRequest {
         self
     }
 
+    /// Sets the scheme the request came with (`http` or `https`), as a
+    /// host with TLS would; default `http`.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// let resp = TestRequest::get("/").scheme("https").call(|req, _ctx| Ok(Response::text(req.scheme())));
+    /// assert_eq!(resp.body_text(), "https");
+    /// ```
+    #[must_use]
+    pub fn scheme(mut self, scheme: &str) -> TestRequest {
+        self.scheme = scheme.to_owned();
+        self
+    }
+
     /// Uses `store` for `ctx.store()` and `ctx.session()`, so this request
     /// sees what earlier requests with the same store wrote. Without it the
     /// request gets an empty store of its own.
@@ -319,6 +425,45 @@ impl TestRequest {
     where
         F: FnOnce(&Request<'_>, &mut Context<'_>) -> Result<Response>,
     {
+        let store = self.store.clone();
+        self.run(
+            &self.params,
+            &self.settings,
+            &self.plugin_name,
+            store,
+            &(),
+            |req, ctx| respond(req, ctx, handler, report),
+        )
+        .0
+    }
+
+    /// Runs `handler` through `plugin`'s layers, as the shim does.
+    pub(crate) fn serve(
+        &self,
+        plugin: &Plugin,
+        handler: Handler,
+        params: &[(String, String)],
+        settings: &Settings,
+        store: TestStore,
+        state: &State,
+    ) -> TestResponse {
+        self.run(params, settings, plugin.name, store, state, |req, ctx| {
+            let serve = |req: &Request<'_>, ctx: &mut Context<'_>| plugin.run(handler, req, ctx);
+            respond(req, ctx, serve, report)
+        })
+    }
+
+    /// Lays this request out as the host would and runs `f` on it with a
+    /// context over `store`, then adds what the host adds.
+    fn run(
+        &self,
+        params: &[(String, String)],
+        settings: &Settings,
+        plugin_name: &str,
+        store: TestStore,
+        state: &State,
+        f: impl FnOnce(&Request<'_>, &mut Context<'_>) -> Response,
+    ) -> TestResponse {
         let mut target = format!("{}{}", self.mount, self.path);
         if !self.query.is_empty() {
             target.push('?');
@@ -331,27 +476,32 @@ impl TestRequest {
             path_info: &self.path,
             query: &self.query,
             headers: &self.headers,
-            params: &self.params,
+            params,
             body: &self.body,
             remote_addr: &self.remote_addr,
+            scheme: &self.scheme,
         };
-        let call = TestCall::new(self.store.clone(), &self.plugin_name, self.session_cookie());
+        let call = TestCall::new(store, plugin_name, self.session_cookie());
         let response = parts.with_request(|req| {
-            let mut ctx = Context::new(&self.plugin_name, &self.settings, Backend::Test(&call));
-            handler(req, &mut ctx).unwrap_or_else(|e| {
-                if e.is_server_error() {
-                    // A worker logs this; a test shows it on failure.
-                    eprintln!("handler failed: {e}");
-                }
-                Response::from(e)
-            })
+            let mut ctx = Context::new(plugin_name, settings, state, Backend::Test(&call));
+            f(req, &mut ctx)
         });
         // The host adds the cookie of a session the request started.
-        match call.set_cookie() {
+        TestResponse(match call.set_cookie() {
             Some(cookie) => response.with_header("Set-Cookie", cookie),
             None => response,
-        }
+        })
     }
+
+    /// The method and path below the mount point, for routing.
+    pub(crate) fn route_key(&self) -> (&str, &str) {
+        (&self.method, &self.path)
+    }
+}
+
+/// A worker logs a server error; a test shows it on failure.
+fn report(e: &Error) {
+    eprintln!("handler failed: {e}");
 }
 
 #[cfg(test)]

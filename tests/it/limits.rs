@@ -256,7 +256,9 @@ fn small_buffer_stream(server: &Server) -> TcpStream {
 fn send_timeout_is_time_without_progress_so_a_steady_slow_reader_gets_everything() {
     let server =
         single_thread_site("sendTimeout = 1\nkeepAliveTimeout = 1\nmaxBodyBytes = 8388608\n");
-    let body = vec![b'x'; 3 << 20];
+    // 384 KiB read 4 KiB at a time with 20 ms pauses: at least ~2 s in all
+    // (twice sendTimeout), never a second without progress.
+    let body = vec![b'x'; 384 << 10];
     let mut stream = small_buffer_stream(&server);
     let head = format!(
         "POST /testkit/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
@@ -265,9 +267,7 @@ fn send_timeout_is_time_without_progress_so_a_steady_slow_reader_gets_everything
     stream.write_all(head.as_bytes()).expect("head");
     stream.write_all(&body).expect("body");
     let started = Instant::now();
-    // ~64 KiB every 20 ms: far longer than sendTimeout in all, but never
-    // a second without progress.
-    let read = read_slowly(&stream, 64 << 10, Duration::from_millis(20));
+    let read = read_slowly(&stream, 4 << 10, Duration::from_millis(20));
     eprintln!(
         "slow reader: {read} bytes in {} ms",
         started.elapsed().as_millis()

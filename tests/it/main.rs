@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod load_errors;
 mod logs;
+mod notes;
 mod ops;
 mod privileges;
 mod protocol;

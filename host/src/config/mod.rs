@@ -109,6 +109,9 @@ pub struct PluginSection {
     /// `mount`, default `/<name>`. Always starts with `/`, no trailing `/`
     /// except the root mount `/`.
     pub mount: Option<String>,
+    /// `storeNamespace`, default the plugin's name: plugins with the same
+    /// namespace share store keys and session fields.
+    pub store_namespace: Option<String>,
     /// Every other key, in file order, handed to the plugin's `init`.
     pub settings: Vec<(String, String)>,
     /// Line of the section header, for error messages.
@@ -151,6 +154,11 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// `keepAliveTimeout`, seconds, default 75.
     pub keep_alive_timeout: Duration,
+    /// `sendTimeout`, seconds, default 60: how long a client may go
+    /// without accepting any response bytes (time without progress, as
+    /// nginx's `send_timeout`; a slow reader that keeps reading is never
+    /// cut).
+    pub send_timeout: Duration,
     /// `maxKeepAliveRequests`, default 10000 (0 = unlimited).
     pub max_keep_alive_requests: usize,
     /// `maxConnectionsPerProcess`, default 10000.
@@ -274,6 +282,15 @@ impl Config {
             .unwrap_or_else(|| format!("/{name}"))
     }
 
+    /// The store namespace of plugin `name`: its `storeNamespace` setting,
+    /// or its name.
+    pub fn store_namespace_of(&self, name: &str) -> String {
+        self.plugin
+            .get(name)
+            .and_then(|p| p.store_namespace.clone())
+            .unwrap_or_else(|| name.to_owned())
+    }
+
     /// `shown` names the file in messages; `source` is its absolute path.
     fn from_text(text: &str, shown: &Path, source: PathBuf) -> Result<Config, ConfigError> {
         let raw = raw::parse(text, shown)?;
@@ -325,6 +342,7 @@ impl Config {
                 header_timeout: Duration::ZERO,
                 body_timeout: Duration::ZERO,
                 keep_alive_timeout: Duration::ZERO,
+                send_timeout: Duration::ZERO,
                 max_keep_alive_requests: 0,
                 max_connections_per_process: 0,
             },

@@ -158,11 +158,28 @@ static SETTINGS: &[Setting] = &[
         section: PLUGIN_SECTION,
         key: "mount",
         default: "/<plugin name>",
-        doc: "URL prefix of the plugin's routes; other keys go to the plugin",
+        doc: "URL prefix of the plugin's routes",
         apply: |c, v, x| {
             let mount = mount(v)?;
             if let Some(name) = x.plugin {
                 c.plugin.entry(name.to_string()).or_default().mount = Some(mount);
+            }
+            Ok(())
+        },
+    },
+    Setting {
+        section: PLUGIN_SECTION,
+        key: "storeNamespace",
+        default: "<plugin name>",
+        doc: "plugins with the same namespace share store keys and sessions; other keys go to the plugin",
+        apply: |c, v, x| {
+            if !is_plugin_name(v) {
+                return Err(format!(
+                    "storeNamespace = {v} is not a namespace: use a-z, 0-9, '_' and '-', as in plugin names"
+                ));
+            }
+            if let Some(name) = x.plugin {
+                c.plugin.entry(name.to_string()).or_default().store_namespace = Some(v.to_owned());
             }
             Ok(())
         },
@@ -254,6 +271,13 @@ static SETTINGS: &[Setting] = &[
         default: "75",
         doc: "seconds an idle keep-alive connection stays open",
         apply: |c, v, _| seconds(v, 1).map(|value| c.limits.keep_alive_timeout = value),
+    },
+    Setting {
+        section: "limits",
+        key: "sendTimeout",
+        default: "60",
+        doc: "seconds a client may go without accepting any response bytes",
+        apply: |c, v, _| seconds(v, 1).map(|value| c.limits.send_timeout = value),
     },
     Setting {
         section: "limits",
@@ -468,12 +492,19 @@ fn unknown_key(key: &str, section: &str, line: usize, file: &Path) -> ConfigErro
 /// Plugin names become URL prefixes, store key namespaces and file names,
 /// so keep them to a safe, lowercase alphabet.
 fn check_plugin_name(name: &str) -> Result<(), String> {
-    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    if !name.is_empty() && name.chars().all(ok) {
+    if is_plugin_name(name) {
         Ok(())
     } else {
         Err(format!(
             "plugin name '{name}' in [plugin.{name}] may use only a-z, 0-9, '_' and '-'"
         ))
     }
+}
+
+/// Whether `name` keeps to the plugin-name alphabet; store namespaces use it
+/// too, since one is a plugin name by default (and so never starts with
+/// `@`, which the session keys use).
+fn is_plugin_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    !name.is_empty() && name.chars().all(ok)
 }

@@ -49,6 +49,7 @@ fn defaults() {
     assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
     assert_eq!(c.limits.body_timeout, Duration::from_secs(30));
     assert_eq!(c.limits.keep_alive_timeout, Duration::from_secs(75));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(60));
     assert_eq!(c.limits.max_keep_alive_requests, 10000);
     assert_eq!(c.limits.max_connections_per_process, 10000);
     assert_eq!(c.log.level, log::LevelFilter::Info);
@@ -151,12 +152,34 @@ fn plugin_sections_keep_mount_and_settings_in_order() {
 }
 
 #[test]
+fn store_namespace_is_the_hosts_and_defaults_to_the_plugin_name() {
+    let c = parse("[plugin.notes]\nstoreNamespace = shared\ncolor = red\n[plugin.admin]\n");
+    assert_eq!(c.store_namespace_of("notes"), "shared");
+    assert_eq!(c.store_namespace_of("admin"), "admin");
+    assert_eq!(c.store_namespace_of("unlisted"), "unlisted");
+    let notes = &c.plugin["notes"];
+    assert_eq!(
+        notes.settings,
+        [("color".to_owned(), "red".to_owned())],
+        "not the plugin's"
+    );
+    for bad in ["@session", "A", "a:b", "a b"] {
+        let e = err(&format!("[plugin.notes]\nstoreNamespace = {bad}\n"));
+        assert!(e.contains("drupe.ini line 2"), "{e}");
+        assert!(e.contains("is not a namespace"), "{e}");
+    }
+}
+
+#[test]
 fn bad_mounts() {
     for (mount, why) in [
         ("hello", "must start with '/'"),
         ("/hello/", "must not end with '/'"),
         ("/a//b", "must not contain '//'"),
         ("/a/{id}", "must not contain '{' or '}'"),
+        ("/a/../hello", "has a '.' or '..' segment"),
+        ("/./hello", "has a '.' or '..' segment"),
+        ("/a?b", "holds characters a request path cannot"),
     ] {
         let e = err(&format!("[plugin.hello]\nmount = {mount}\n"));
         assert!(

@@ -114,7 +114,9 @@ pub(super) fn log_target(v: &str, base: &Path) -> Result<LogTarget, String> {
 }
 
 /// A mount is a literal path prefix: routes are matched below it, so it may
-/// not hold route parameters (`{}`), empty segments, or a trailing `/`.
+/// not hold route parameters (`{}`), empty segments, or a trailing `/`, and
+/// it must be a path requests can reach as written (`http::unroutable`:
+/// `/a/../hello` never matches, since request paths are resolved first).
 pub(super) fn mount(v: &str) -> Result<String, String> {
     let problem = if !v.starts_with('/') {
         Some("must start with '/'")
@@ -129,7 +131,7 @@ pub(super) fn mount(v: &str) -> Result<String, String> {
     } else if v == "/_drupe" || v.starts_with("/_drupe/") {
         Some("must not be under /_drupe/, which the host keeps for its own pages (/_drupe/health)")
     } else {
-        None
+        crate::http::unroutable(v)
     };
     match problem {
         Some(p) => Err(format!("is not a mount path: it {p}")),

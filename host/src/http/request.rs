@@ -350,18 +350,24 @@ impl<'a> Fields<'a> {
                 }
             }
             14 if eq_ignore_case(name, b"content-length") => {
-                // RFC 9110 §8.6 lets a recipient accept a list of identical
-                // values ("5, 5", or the field repeated); anything else —
-                // differing values, signs, inner spaces, empty, overflow —
-                // is an invalid length, a 400 by RFC 9112 §6.3 item 5.
-                for item in value.split(|&b| b == b',') {
-                    let n = parse_content_length(super::trim_ows(item))
-                        .ok_or(HttpError::bad("invalid Content-Length"))?;
-                    if self.content_length.is_some_and(|prev| prev != n) {
-                        return Err(HttpError::bad("conflicting Content-Length values"));
-                    }
-                    self.content_length = Some(n);
+                // RFC 9110 §8.6 lets a recipient either accept a list of
+                // identical values ("5, 5", or the field repeated, which
+                // is the same list spread over lines, §5.3) or reject it
+                // as invalid. We reject it, as gunicorn does: a proxy in
+                // front that framed the body by another reading of the
+                // list would be out of step with us (request smuggling).
+                // Anything else that is not 1*DIGIT — signs, inner
+                // spaces, empty, overflow — is an invalid length, a 400 by
+                // RFC 9112 §6.3 item 5.
+                if self.content_length.is_some() {
+                    return Err(HttpError::bad("repeated Content-Length"));
                 }
+                if value.contains(&b',') {
+                    return Err(HttpError::bad("Content-Length is a list"));
+                }
+                let n = parse_content_length(super::trim_ows(value))
+                    .ok_or(HttpError::bad("invalid Content-Length"))?;
+                self.content_length = Some(n);
             }
             17 if eq_ignore_case(name, b"transfer-encoding") => {
                 self.te = true;
@@ -503,21 +509,30 @@ fn map_error(e: httparse::Error, buf: &[u8]) -> HttpError {
 /// `HTTP/1.1`. A well-formed other version (`HTTP/2.0`, the h2 preface's
 /// `HTTP/2.0`) is a 505 (RFC 9110 §15.6.6); garbage is a 400.
 fn version_error(buf: &[u8]) -> HttpError {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let line = buf[start..]
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
+    let version = first_line(buf)
+        .splitn(3, |&b| b == b' ')
+        .nth(2)
         .unwrap_or_default();
-    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
     match version {
         [b'H', b'T', b'T', b'P', b'/', d, ..] if d.is_ascii_digit() => {
             HttpError::new(505, "HTTP version not supported")
         }
         _ => HttpError::bad("invalid HTTP version"),
     }
+}
+
+/// The first line of what a client sent, without its end and without the
+/// empty lines a server ignores before a request (RFC 9112 §2.2): the
+/// request line, or what stands in its place.
+pub fn first_line(buf: &[u8]) -> &[u8] {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    buf[start..]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default()
 }
 
 /// Whether some line starts with whitespace. Only used to name the error,

@@ -83,9 +83,10 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Append a complete error response (head and short text body) for `err`.
-/// It always says `Connection: close`: the caller closes after writing it.
-pub fn write_error(out: &mut Vec<u8>, err: &HttpError, http_minor: u8) {
+/// Append a complete error response (head and short text body) for `err`;
+/// returns the length of its body, for the access log. It always says
+/// `Connection: close`: the caller closes after writing it.
+pub fn write_error(out: &mut Vec<u8>, err: &HttpError, http_minor: u8) -> usize {
     let headers = b"Content-Type: text/plain; charset=utf-8\r\n";
     let opts = WriteOpts {
         http_minor,
@@ -98,6 +99,7 @@ pub fn write_error(out: &mut Vec<u8>, err: &HttpError, http_minor: u8) {
         out.extend_from_slice(err.reason.as_bytes());
         out.push(b'\n');
     }
+    body_len
 }
 
 /// The standard reason phrase: one table, in the SDK, for host and plugins.

@@ -236,6 +236,35 @@ pub fn remove_dot_segments(path: &[u8], out: &mut Vec<u8>) -> Result<bool, HttpE
     Ok(true)
 }
 
+/// Why no request could ever be routed to `path` as written (a mount, for
+/// the config check), or `None` if requests can reach it: it must pass the
+/// same alphabet check as a request's path ([`valid_path`]) and already be
+/// in the form paths are routed in — no `.` or `..` segment, which
+/// [`remove_dot_segments`] resolves away first, and no empty segment.
+pub fn unroutable(path: &str) -> Option<&'static str> {
+    let path = path.as_bytes();
+    let Some(rest) = path.strip_prefix(b"/") else {
+        return Some("does not start with '/'");
+    };
+    if !valid_path(path) {
+        return Some("holds characters a request path cannot (percent-encode them as %XX)");
+    }
+    if rest.is_empty() {
+        return None; // the root
+    }
+    for segment in rest.split(|&b| b == b'/') {
+        if segment.is_empty() {
+            return Some("has an empty segment");
+        }
+        if dot_count(segment) > 0 {
+            return Some(
+                "has a '.' or '..' segment, which requests never reach: their paths are resolved before routing",
+            );
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -271,6 +300,29 @@ mod tests {
             ("/a/b/../../c/./d", "/c/d"),
         ] {
             assert_eq!(resolved(input), Ok(want.to_owned()), "{input}");
+        }
+    }
+
+    #[test]
+    fn only_paths_in_routed_form_are_routable() {
+        for path in ["/", "/hello", "/a/b-c_d.e~f", "/caf%C3%A9", "/a:b@c,d;e=f"] {
+            assert_eq!(unroutable(path), None, "{path}");
+        }
+        for (path, why) in [
+            ("hello", "start with '/'"),
+            ("/a/../hello", "'..' segment"),
+            ("/a/./b", "'..' segment"),
+            ("/%2e%2E/b", "'..' segment"),
+            ("/a/..", "'..' segment"),
+            ("/a//b", "empty segment"),
+            ("/a/", "empty segment"),
+            ("/a?b", "percent-encode"),
+            ("/a#b", "percent-encode"),
+            ("/caf\u{e9}", "percent-encode"),
+            ("/a%zz", "percent-encode"),
+        ] {
+            let got = unroutable(path).unwrap_or_default();
+            assert!(got.contains(why), "{path}: {got}");
         }
     }
 

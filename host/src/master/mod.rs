@@ -58,7 +58,8 @@ use table::{Pool, State};
 pub enum MasterError {
     /// The listening socket could not be set up.
     Bind(String),
-    /// The plugins did not pass the probe (details were logged).
+    /// The plugins (or the store) did not pass the probe (details were
+    /// logged).
     Plugins,
     /// A worker could not boot (details were logged by the worker).
     WorkerBoot {
@@ -71,9 +72,9 @@ impl fmt::Display for MasterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MasterError::Bind(e) => f.write_str(e),
-            MasterError::Plugins => {
-                f.write_str("the plugins could not be loaded (see the errors above)")
-            }
+            MasterError::Plugins => f.write_str(
+                "the plugins could not be loaded or the store prepared (see the errors above)",
+            ),
             MasterError::WorkerBoot { pid } => {
                 write!(
                     f,

@@ -1,5 +1,5 @@
 //! Forking: worker processes and the throwaway probe that loads the plugins
-//! before any worker does.
+//! (and prepares the store) before any worker does.
 //!
 //! Everything a child does before it serves happens here: switch to
 //! `[server] user` if drupe runs as root (`sys::privileges`), die with the
@@ -125,6 +125,7 @@ pub fn probe_start(
                 let _ = nix::unistd::write(&write, format!("{what}\n").as_bytes());
             };
             let ok = child_setup(master, identity.as_ref()).is_ok()
+                && prepare_store(config)
                 && load(config, snapshot, step).is_ok_and(|plugins| {
                     let started = plugins.init_with::<CallState>(|p| {
                         step(&format!(
@@ -202,6 +203,16 @@ impl Progress {
             .rfind(|l| !l.is_empty())
             .map(str::to_owned)
     }
+}
+
+/// Creates what the store needs before workers open it (the SQLite file
+/// and schema), in the probe so that the master opens nothing and the file
+/// belongs to the workers' user; false, with the reason logged, if it
+/// cannot.
+fn prepare_store(config: &Config) -> bool {
+    crate::store::prepare(&config.store)
+        .map_err(|e| log::error!("{}", e.message()))
+        .is_ok()
 }
 
 /// Loads the snapshot, calling `step` before each file; logs every error.

@@ -24,8 +24,11 @@ pub struct Plugin {
     pub file: PathBuf,
     /// Where it is mounted: `/hello`, or `` for the root.
     pub mount: String,
-    /// `[plugin.NAME]` settings other than `mount`.
+    /// `[plugin.NAME]` settings other than the host's (`mount`,
+    /// `storeNamespace`).
     pub settings: Vec<(String, String)>,
+    /// Its store namespace: its name unless `storeNamespace` says otherwise.
+    pub store_namespace: String,
 }
 
 /// Every plugin of a generation and their routes.
@@ -54,7 +57,11 @@ impl std::fmt::Display for LoadErrors {
 impl std::error::Error for LoadErrors {}
 
 /// The `.so` files in `dir`, sorted by name so load order is stable.
-/// Other files (a README, a half-written `x.so.tmp`) are ignored.
+/// Other files (a README, a half-written `x.so.tmp`) are ignored. A `.so`
+/// name that is not a file — a dangling link, a folder — is skipped with a
+/// warning naming it: it looks like a plugin, and the operator would
+/// otherwise wonder why it is not served. This runs in the master at
+/// `--check` (the warning reaches the terminal), at start and at reload.
 pub fn plugin_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         io::Error::new(
@@ -68,12 +75,32 @@ pub fn plugin_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "so") && path.is_file() {
-            files.push(path);
+        if path.extension().is_none_or(|ext| ext != "so") {
+            continue;
+        }
+        match not_a_file(&path) {
+            None => files.push(path),
+            Some(why) => log::warn!("{} {why}; not loaded", path.display()),
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Why `path` (named like a plugin) is not a file to load, if it is not.
+fn not_a_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(meta) if meta.is_dir() => Some("is a folder, not a plugin file".to_owned()),
+        Ok(_) => Some("is not a regular file".to_owned()),
+        Err(e) => Some(match std::fs::read_link(path) {
+            Ok(target) => format!(
+                "is a link to {}, which cannot be read ({e})",
+                target.display()
+            ),
+            Err(_) => format!("cannot be read ({e})"),
+        }),
+    }
 }
 
 /// Copies the plugin files into `dest` (created if needed) so that a
@@ -127,12 +154,14 @@ pub fn load(
                     .get(&decl.name)
                     .map(|s| s.settings.clone())
                     .unwrap_or_default();
+                let store_namespace = config.store_namespace_of(&decl.name);
                 set.plugins.push(Plugin {
                     entry,
                     decl,
                     file: file.clone(),
                     mount,
                     settings,
+                    store_namespace,
                 });
             }
             Err(e) => errors.push(e.to_string()),
@@ -237,5 +266,33 @@ impl PluginSet {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_named_so_are_plugins_and_lookalikes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("b.so"), b"elf").unwrap();
+        std::fs::write(d.join("a.so"), b"elf").unwrap();
+        std::fs::write(d.join("README"), b"text").unwrap();
+        std::os::unix::fs::symlink(d.join("a.so"), d.join("link.so")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("gone.so")).unwrap();
+        std::fs::create_dir(d.join("folder.so")).unwrap();
+        let files = plugin_files(d).unwrap();
+        assert_eq!(files, [d.join("a.so"), d.join("b.so"), d.join("link.so")]);
+        assert_eq!(not_a_file(&d.join("a.so")), None);
+        let why = not_a_file(&d.join("gone.so")).unwrap_or_default();
+        assert!(
+            why.starts_with("is a link to ") && why.contains("gone"),
+            "{why}"
+        );
+        let why = not_a_file(&d.join("folder.so")).unwrap_or_default();
+        assert_eq!(why, "is a folder, not a plugin file");
     }
 }

@@ -2,20 +2,26 @@
 //! called and the visitor's session.
 //!
 //! The worker fills a [`CallStore`] before each `handle` ([`CallStore::begin`])
-//! with the plugin's name and the request's `Cookie` headers; every store or
-//! session call the plugin makes during that `handle` arrives here as an
-//! [`Op`], the operation type the SDK defines. The namespace comes from which plugin the host is calling, never
-//! from plugin input, so a key is always `keyPrefix + plugin + ":" + key`
-//! and one plugin cannot reach another's keys.
+//! with the plugin's store namespace and the request's `Cookie` headers;
+//! every store or session call the plugin makes during that `handle`
+//! arrives here as an [`Op`], the operation type the SDK defines. The
+//! namespace comes from which plugin the host is calling (its name, or its
+//! `[plugin.NAME] storeNamespace`), never from plugin input, so a key is
+//! always `keyPrefix + namespace + ":" + key` and a plugin reaches only the
+//! keys of its namespace.
 //!
 //! Sessions: one hash per visitor at `keyPrefix + "@session:" + id` (`@`
 //! cannot start a plugin name, so it never collides with a plugin's keys),
-//! one field per plugin field (`plugin + ":" + field`), and an idle TTL of
+//! one field per plugin field (`namespace + ":" + field`), and an idle TTL of
 //! `sessionTimeout` that every use refreshes. A session is created only by
-//! a write, and a cookie is trusted only if its session is live.
+//! a write that succeeded, and a cookie is trusted only if its session is
+//! live. What the visitor's cookie must become (a new session's id, a
+//! regenerated id, or removal after a destroy) is decided over the whole
+//! call and sent once, after it ([`CallStore::take_set_cookie`]).
 
 use super::session::SessionId;
 use super::{with_store, Op, Reply, Store, StoreError};
+use drupe_sdk::store_op::session_cookie_removal;
 use std::time::Duration;
 
 fn found(yes: bool) -> Reply {
@@ -34,41 +40,50 @@ fn value(v: Option<Vec<u8>>) -> Reply {
 /// request (its buffers allocate only while warming up).
 #[derive(Debug, Default)]
 pub struct CallStore {
-    /// `keyPrefix + plugin + ":"`.
+    /// `keyPrefix + namespace + ":"`.
     namespace: Vec<u8>,
-    /// Where the plugin's name starts in `namespace`.
+    /// Where the plugin's namespace starts in `namespace`.
     plugin_at: usize,
     /// The id in the request's `drupe_session` cookie.
     cookie: Option<SessionId>,
     /// The request's live session: `None` until looked up.
     session: Option<Option<SessionId>>,
-    /// A session this request created, for the `Set-Cookie` header.
-    created: Option<SessionId>,
+    /// A session id this call minted that no write has stored yet.
+    minted: Option<SessionId>,
+    /// The `Set-Cookie` value the response must carry, if any.
+    set_cookie: Option<String>,
     /// Scratch for one full key or field.
     key: Vec<u8>,
     field: Vec<u8>,
 }
 
 impl CallStore {
-    /// Prepares for a call of plugin `plugin` on a request with these
-    /// headers. Cheap: copies a few bytes, parses only `Cookie` headers.
-    pub fn begin<'h>(&mut self, plugin: &str, headers: impl Iterator<Item = (&'h [u8], &'h [u8])>) {
+    /// Prepares for a call of a plugin whose store namespace is `namespace`
+    /// on a request with these headers. Cheap: copies a few bytes, parses
+    /// only `Cookie` headers.
+    pub fn begin<'h>(
+        &mut self,
+        namespace: &str,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) {
         let prefix = super::settings().map_or("", |s| s.key_prefix.as_str());
         self.namespace.clear();
         self.namespace.extend_from_slice(prefix.as_bytes());
         self.plugin_at = self.namespace.len();
-        self.namespace.extend_from_slice(plugin.as_bytes());
+        self.namespace.extend_from_slice(namespace.as_bytes());
         self.namespace.push(b':');
         self.cookie = headers
             .filter(|(name, _)| name.eq_ignore_ascii_case(b"cookie"))
             .find_map(|(_, value)| super::session::from_cookie_header(value));
         self.session = None;
-        self.created = None;
+        self.minted = None;
+        self.set_cookie = None;
     }
 
-    /// The session this call created, once: the caller sends its cookie.
-    pub fn take_created(&mut self) -> Option<SessionId> {
-        self.created.take()
+    /// The `Set-Cookie` value for the response, once: a session this call
+    /// created or regenerated, or the removal of one it destroyed.
+    pub fn take_set_cookie(&mut self) -> Option<String> {
+        self.set_cookie.take()
     }
 
     /// Runs `op` on this thread's backend.
@@ -122,6 +137,7 @@ impl CallStore {
                     .ok_or_else(no_session)?;
                 let (key, field) = self.session_field(id, f);
                 store.hset(key, field, v, ttl)?;
+                self.stored(id);
                 Reply::Done
             }
             Op::SessionIncr(f, by) => {
@@ -129,12 +145,54 @@ impl CallStore {
                     .session(store, true, session_timeout)?
                     .ok_or_else(no_session)?;
                 let (key, field) = self.session_field(id, f);
-                Reply::Int(store.hincr(key, field, by, ttl)?)
+                let n = store.hincr(key, field, by, ttl)?;
+                self.stored(id);
+                Reply::Int(n)
             }
+            Op::SessionRegenerate => {
+                if let Some(old) = self.session(store, false, session_timeout)? {
+                    let new = SessionId::generate()?;
+                    let from = self.session_key(old).to_vec();
+                    let moved = store.rename(&from, self.session_key(new))?;
+                    self.session = Some(moved.then_some(new));
+                    if moved {
+                        self.set_cookie = Some(new.set_cookie());
+                    }
+                }
+                Reply::Done
+            }
+            Op::SessionDestroy => {
+                if let Some(id) = self.session(store, false, session_timeout)? {
+                    store.delete(self.session_key(id))?;
+                }
+                self.session = Some(None);
+                self.minted = None;
+                // Tell a browser that sent a cookie to drop it.
+                self.set_cookie = self.cookie.map(|_| session_cookie_removal());
+                Reply::Done
+            }
+            Op::Keys(prefix, limit) => {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let keys = store.keys(self.key(prefix), limit)?;
+                let own = self.namespace.len();
+                Reply::List(keys.into_iter().map(|k| k[own..].to_vec()).collect())
+            }
+            Op::Push(k, v) => Reply::Int(store.push(self.key(k), v)?),
+            Op::Range(k, start, stop) => Reply::List(store.range(self.key(k), start, stop)?),
+            Op::Len(k) => Reply::Int(store.len(self.key(k))?),
         })
     }
 
-    /// `keyPrefix + plugin + ":" + key`.
+    /// A write to session `id` succeeded: if this call minted it, it now
+    /// exists, and the visitor learns its id from this response.
+    fn stored(&mut self, id: SessionId) {
+        if self.minted == Some(id) {
+            self.minted = None;
+            self.set_cookie = Some(id.set_cookie());
+        }
+    }
+
+    /// `keyPrefix + namespace + ":" + key`.
     fn key(&mut self, key: &[u8]) -> &[u8] {
         self.key.clear();
         self.key.extend_from_slice(&self.namespace);
@@ -152,8 +210,8 @@ impl CallStore {
         &self.key
     }
 
-    /// The session's key and `plugin + ":" + field`, the plugin's part of
-    /// the shared session.
+    /// The session's key and `namespace + ":" + field`, the namespace's
+    /// part of the shared session.
     fn session_field(&mut self, id: SessionId, field: &[u8]) -> (&[u8], &[u8]) {
         self.session_key(id);
         self.field.clear();
@@ -166,7 +224,7 @@ impl CallStore {
     /// The request's live session, looked up once per call (refreshing its
     /// idle TTL: a use keeps it alive); with `create`, a new one if there is
     /// none. The new one exists in the store only once the caller writes to
-    /// it, which it does at once.
+    /// it, which it does at once (see [`CallStore::stored`]).
     fn session(
         &mut self,
         store: &mut dyn Store,
@@ -185,7 +243,7 @@ impl CallStore {
             _ if create => {
                 let id = SessionId::generate()?;
                 self.session = Some(Some(id));
-                self.created = Some(id);
+                self.minted = Some(id);
                 Ok(Some(id))
             }
             _ => Ok(None),

@@ -9,9 +9,12 @@
 //! settings; it opens nothing.
 //!
 //! Errors come in the kinds that plugins see: [`StoreError::Unavailable`]
-//! (the store could not be reached within `[store] timeout`; the request
-//! answers 503 and the next call tries again) and [`StoreError::Other`]
-//! (a wrong type, an overflow: retrying will not help).
+//! (the store could not be reached within `[store] timeout` and nothing was
+//! done; the request answers 503 and the next call tries again),
+//! [`StoreError::OutcomeUnknown`] (a command that must not run twice was
+//! sent and its answer lost: it may have been applied; 504), and
+//! [`StoreError::Other`] (a wrong type, an overflow: retrying will not
+//! help).
 
 pub mod call;
 pub mod redis;
@@ -46,8 +49,8 @@ pub(crate) fn wrong_type() -> StoreError {
 /// Key/value operations with TTLs, on full (already namespaced) keys.
 ///
 /// Both backends implement exactly this behaviour, which the conformance
-/// suite in `tests.rs` checks for each: Redis semantics (`GET` on a hash is
-/// a type error, `INCRBY` on a missing key starts at 0 and keeps an
+/// suite in `tests.rs` checks for each: Redis semantics (`GET` on a hash or
+/// a list is a type error, `INCRBY` on a missing key starts at 0 and keeps an
 /// existing TTL, removing a hash's last field removes the hash, …).
 pub trait Store {
     /// The value of `key`; `None` if missing or expired; an error for a hash.
@@ -89,6 +92,20 @@ pub trait Store {
         by: i64,
         ttl: Option<Duration>,
     ) -> Result<i64, StoreError>;
+    /// The live keys that start with `prefix`, of every kind, sorted
+    /// bytewise, at most `limit` of them (the first in that order).
+    fn keys(&mut self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Appends `value` to the list at `key` (missing = empty), keeping its
+    /// TTL; returns the new length.
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<i64, StoreError>;
+    /// The list's items by `LRANGE` rules (see `store_op::list_range`);
+    /// empty if missing.
+    fn range(&mut self, key: &[u8], start: i64, stop: i64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The list's length; 0 if missing.
+    fn len(&mut self, key: &[u8]) -> Result<i64, StoreError>;
+    /// Moves `from` (of any kind, with its TTL) to `to`, replacing what was
+    /// there; false, changing nothing, if `from` does not exist.
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError>;
 }
 
 /// Where the store lives, from `[store] url`.
@@ -162,6 +179,19 @@ pub fn configure(store: &config::Store) {
 /// This process's settings, if [`configure`] was called.
 pub fn settings() -> Option<&'static Settings> {
     SETTINGS.get()
+}
+
+/// Makes the store ready before any worker opens it: for SQLite, the file,
+/// WAL mode and schema (see [`sqlite::SqliteStore::create`]); nothing for
+/// Redis, which may be down at start without stopping pages that do not
+/// use it. Run by the plugin probe, never by the master, which opens no
+/// store connection. The error names the file.
+pub fn prepare(store: &config::Store) -> Result<(), StoreError> {
+    let settings = Settings::from_config(store);
+    match &settings.location {
+        Location::Sqlite(path) => sqlite::SqliteStore::create(path, settings.timeout),
+        Location::Redis(_) | Location::Sentinel(_) => Ok(()),
+    }
 }
 
 /// Opens a backend (Redis connects lazily; SQLite opens its file now).

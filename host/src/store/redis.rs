@@ -8,33 +8,65 @@
 //! command) drops it, and the next call connects anew, so nothing needs a
 //! restart once Redis is back.
 //!
-//! Two cases get special care:
-//! - A connection that sat idle may have been closed by a Redis restart
-//!   without our noticing. Before using one idle for [`IDLE_CHECK`] we send a
-//!   `PING`; a dead one is replaced before the real command goes out, so even
-//!   `INCRBY` (never retried: it may have been applied) finds a live server.
+//! What a failure means depends on whether the command went out:
+//! - Not sent (the connection could not be made, the write failed, or a
+//!   check before it found the connection dead): nothing was done, the
+//!   call is [`StoreError::Unavailable`] (503), and any command may be
+//!   tried once more on a fresh connection.
+//! - Sent, and the answer did not come (timeout, EOF, reset): the server
+//!   may have applied it. An idempotent command (`GET`, `SET`, `HSET`, …)
+//!   dropped this way is retried once, and otherwise reported unavailable,
+//!   since repeating it does no harm. A command that must not run twice
+//!   (`INCRBY`, `HINCRBY`, `RPUSH`) is never retried and fails with
+//!   [`StoreError::OutcomeUnknown`] (504): reporting it "not done" would be
+//!   a lie whenever Redis applied it, as a frozen Redis does when it wakes.
+//!
+//! Sending is therefore watched ([`Sending`]), and a dead connection is
+//! caught before a command goes out:
+//! - A Redis restart closes every connection, and the next command on one
+//!   would be lost. Before each command we ask the kernel whether the peer
+//!   has closed the socket (`sys::peer::closed`: one non-blocking peek, no
+//!   round trip, so steady load pays nothing noticeable); a closed one is
+//!   replaced first. The crate exposes no descriptor, so on connecting we
+//!   find it by the two addresses Redis reports in `CLIENT INFO` (one round
+//!   trip per connection, not per command).
+//! - Where that finds nothing (Redis older than 6.2, a proxy or NAT in
+//!   between), and against a Redis that vanished without closing anything,
+//!   a connection idle for [`IDLE_CHECK`] gets a `PING` before it is
+//!   trusted again. Idle means light load, where a round trip is cheap.
+//! - A write that fails (the peer reset the connection) left the command
+//!   incomplete on the server, which never runs a partial command: that is
+//!   "not sent", and retried once.
 //! - After a failed connection attempt or a timeout the thread fails fast
 //!   for [`RECONNECT_BACKOFF`] instead of making every request wait out the
 //!   timeout against a server that is down or hung; requests that do not
 //!   use the store keep their threads.
 //!
-//! An idempotent command that fails because an established connection was
-//! dropped (not on a timeout) is retried once on a fresh connection. Any
-//! command that a node refused with `READONLY` (it was demoted to replica
-//! by a failover; nothing was applied) drops the connection and is retried
-//! once: with Sentinel ([`super::sentinel`]) the fresh connection goes to
-//! the new primary.
+//! Any command that a node refused with `READONLY` (it was demoted to
+//! replica by a failover; nothing was applied) drops the connection and is
+//! retried once: with Sentinel ([`super::sentinel`]) the fresh connection
+//! goes to the new primary.
 
 use std::time::{Duration, Instant};
 
-use redis::{Client, Cmd, Connection, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use redis::{
+    Client, Cmd, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError,
+    RedisResult, ServerErrorKind, Value,
+};
 
 use super::sentinel::Sentinels;
 use super::{wrong_type, Fields, Store, StoreError};
 use crate::config::SentinelUrl;
+use crate::sys::peer;
 
 /// A connection idle this long gets a `PING` before it is trusted again.
-pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Short, because a restart of Redis can take less than a second and the
+/// first command after it may be an increment; long enough that a thread
+/// serving steady traffic never pays the round trip.
+pub const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// How long a thread answers "unavailable" without trying after a
 /// connection attempt failed or Redis did not answer in time.
@@ -48,6 +80,9 @@ pub struct RedisStore {
     connect_timeout: Duration,
     timeout: Duration,
     conn: Option<Connection>,
+    /// `conn`'s descriptor, if it was found: peeked before each command.
+    /// Set and cleared with `conn`.
+    socket: Option<RawFd>,
     last_used: Instant,
     /// After a failed connect: until when to fail fast, and why.
     down: Option<(Instant, String)>,
@@ -73,12 +108,75 @@ enum Target {
 /// How a failed attempt ended.
 struct Failure {
     error: StoreError,
-    /// An established connection was dropped (EOF, reset): a fresh one may
-    /// well succeed, so an idempotent command is worth one more try.
-    dropped: bool,
-    /// The node refused the command as a replica: nothing was applied, so
-    /// any command is worth one more try on a fresh connection.
-    demoted: bool,
+    /// Worth one more try on a fresh connection: nothing was applied (the
+    /// command never went out whole, or a demoted node refused it), or the
+    /// command is idempotent and an established connection was dropped.
+    retry: bool,
+}
+
+impl Failure {
+    /// Failed before anything was sent, and not worth retrying at once.
+    fn unavailable(why: String) -> Failure {
+        Failure {
+            error: StoreError::Unavailable(why),
+            retry: false,
+        }
+    }
+}
+
+/// A connection that notes whether a command's bytes all went out, so that
+/// a failure can tell "not sent" from "sent, answer lost".
+struct Sending<'c> {
+    conn: &'c mut Connection,
+    sent: bool,
+}
+
+impl ConnectionLike for Sending<'_> {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        self.conn.send_packed_command(cmd)?;
+        self.sent = true;
+        self.conn.recv_response()
+    }
+
+    /// As the crate's own: every reply is read (keeping the connection in
+    /// step), the last `count` are returned, and a command refused while a
+    /// transaction was queued fails the whole call.
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.conn.send_packed_command(cmd)?;
+        self.sent = true;
+        let mut replies = Vec::with_capacity(count);
+        let mut refused = None;
+        for i in 0..offset + count {
+            match self.conn.recv_response()? {
+                Value::ServerError(e) if i < offset => {
+                    refused.get_or_insert(e);
+                }
+                reply if i >= offset => replies.push(reply),
+                _ => {}
+            }
+        }
+        match refused {
+            Some(e) => Err(e.into()),
+            None => Ok(replies),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.conn.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.conn.is_open()
+    }
 }
 
 impl RedisStore {
@@ -125,28 +223,32 @@ impl RedisStore {
             connect_timeout,
             timeout,
             conn: None,
+            socket: None,
             last_used: Instant::now(),
             down: None,
         }
     }
 
     /// Runs one command (or atomic pipeline) within the call's budget.
+    /// `idempotent`: running it twice does what running it once does.
     fn run<T>(
         &mut self,
         idempotent: bool,
-        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+        command: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
+        if self.socket.is_some_and(peer::closed) {
+            log::debug!("store: Redis at {} closed the connection", self.name);
+            self.disconnect();
+        }
         if self.conn.is_some() && self.last_used.elapsed() >= IDLE_CHECK {
             // A failed PING drops the connection; the command below then
             // connects anew (or reports why it cannot).
-            let _ = self.attempt(deadline, |c| redis::cmd("PING").query::<()>(c));
+            let _ = self.attempt(deadline, true, |c| redis::cmd("PING").query::<()>(c));
         }
         let reused = self.conn.is_some();
-        match self.attempt(deadline, &command) {
-            Err(f) if reused && (f.demoted || (f.dropped && idempotent)) => {
-                self.attempt(deadline, &command)
-            }
+        match self.attempt(deadline, idempotent, &command) {
+            Err(f) if reused && f.retry => self.attempt(deadline, idempotent, &command),
             other => other,
         }
         .map_err(|f| f.error)
@@ -156,17 +258,21 @@ impl RedisStore {
     fn attempt<T>(
         &mut self,
         deadline: Instant,
-        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+        idempotent: bool,
+        command: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, Failure> {
         self.connect(deadline)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let Some(conn) = self.conn.as_mut().filter(|_| !remaining.is_zero()) else {
             return Err(self.timed_out());
         };
-        let result = conn
+        let mut sending = Sending { conn, sent: false };
+        let result = sending
+            .conn
             .set_read_timeout(Some(remaining))
-            .and_then(|()| conn.set_write_timeout(Some(remaining)))
-            .and_then(|()| command(conn));
+            .and_then(|()| sending.conn.set_write_timeout(Some(remaining)))
+            .and_then(|()| command(&mut sending));
+        let sent = sending.sent;
         match result {
             Ok(value) => {
                 self.last_used = Instant::now();
@@ -177,15 +283,25 @@ impl RedisStore {
                 if !is_reply(&e) || demoted {
                     // Out of step, dead, or no longer the primary: never
                     // reuse it.
-                    self.conn = None;
+                    self.disconnect();
                 }
-                let error = self.classify(&e);
-                if e.is_timeout() {
+                let timed_out = e.is_timeout();
+                if timed_out {
                     self.mark_down(format!("Redis at {} did not answer in time", self.name));
                 }
+                let lost = sent && !is_reply(&e);
+                let error = if lost && !idempotent {
+                    StoreError::OutcomeUnknown(format!(
+                        "Redis at {}: the command was sent but no answer came ({e}); \
+                         it may have been applied",
+                        self.name
+                    ))
+                } else {
+                    self.classify(&e)
+                };
+                let dropped = e.is_connection_dropped() && !timed_out;
                 Err(Failure {
-                    dropped: e.is_connection_dropped() && !e.is_timeout(),
-                    demoted,
+                    retry: demoted || (!sent && !timed_out) || (idempotent && dropped),
                     error,
                 })
             }
@@ -201,11 +317,7 @@ impl RedisStore {
         let now = Instant::now();
         if let Some((until, why)) = &self.down {
             if now < *until {
-                return Err(Failure {
-                    error: StoreError::Unavailable(why.clone()),
-                    dropped: false,
-                    demoted: false,
-                });
+                return Err(Failure::unavailable(why.clone()));
             }
         }
         let budget = self
@@ -227,24 +339,37 @@ impl RedisStore {
                     })
             }
         };
-        match opened {
-            Ok(conn) => {
+        let found = opened.and_then(|mut conn| {
+            find_socket(&mut conn, now + budget)
+                .map(|socket| (conn, socket))
+                .map_err(|e| {
+                    format!(
+                        "Redis at {} did not complete the connection: {e}",
+                        self.name
+                    )
+                })
+        });
+        match found {
+            Ok((conn, socket)) => {
                 if self.down.take().is_some() {
                     log::info!("store: connected to Redis at {} again", self.name);
                 }
                 self.conn = Some(conn);
+                self.socket = socket;
                 self.last_used = Instant::now();
                 Ok(())
             }
             Err(why) => {
                 self.mark_down(why.clone());
-                Err(Failure {
-                    error: StoreError::Unavailable(why),
-                    dropped: false,
-                    demoted: false,
-                })
+                Err(Failure::unavailable(why))
             }
         }
+    }
+
+    /// Forgets the connection (closing it) and its descriptor.
+    fn disconnect(&mut self) {
+        self.conn = None;
+        self.socket = None;
     }
 
     /// Redis failed to connect or to answer in time: fail fast on this
@@ -258,14 +383,10 @@ impl RedisStore {
     }
 
     fn timed_out(&self) -> Failure {
-        Failure {
-            error: StoreError::Unavailable(format!(
-                "Redis at {} did not answer within {:?}",
-                self.name, self.timeout
-            )),
-            dropped: false,
-            demoted: false,
-        }
+        Failure::unavailable(format!(
+            "Redis at {} did not answer within {:?}",
+            self.name, self.timeout
+        ))
     }
 
     fn classify(&self, e: &RedisError) -> StoreError {
@@ -289,6 +410,33 @@ impl RedisStore {
     }
 }
 
+/// The descriptor of a fresh connection, found by the client and server
+/// addresses that Redis reports for it (`CLIENT INFO`, Redis 6.2+), within
+/// `deadline`. `Ok(None)` when Redis does not say or the addresses are not
+/// ours (a proxy or NAT in between); an error if the connection failed.
+fn find_socket(conn: &mut Connection, deadline: Instant) -> Result<Option<RawFd>, RedisError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Ok(None);
+    }
+    conn.set_read_timeout(Some(remaining))?;
+    conn.set_write_timeout(Some(remaining))?;
+    let info: String = match redis::cmd("CLIENT").arg("INFO").query(conn) {
+        Ok(info) => info,
+        Err(e) if is_reply(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let field = |name: &str| -> Option<SocketAddr> {
+        info.split_ascii_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Ok(field("addr")
+        .zip(field("laddr"))
+        .and_then(|(ours, theirs)| peer::find_tcp(ours, theirs)))
+}
+
 /// An error the server answered with (or a reply we could not convert):
 /// the connection is still in step and can be reused.
 fn is_reply(e: &RedisError) -> bool {
@@ -302,6 +450,19 @@ fn is_reply(e: &RedisError) -> bool {
 /// Redis, so callers pass `None` for "no TTL" and at least 1 ms otherwise.
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `prefix` as a literal in a `SCAN MATCH` pattern: a backslash before
+/// each glob character.
+fn glob_escape(prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len());
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
 }
 
 fn cmd(name: &str, key: &[u8]) -> Cmd {
@@ -398,5 +559,63 @@ impl Store for RedisStore {
                 .query::<(i64,)>(c)
                 .map(|(n,)| n),
         })
+    }
+
+    fn keys(&mut self, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let pattern = [glob_escape(prefix).as_slice(), b"*"].concat();
+        self.run(true, |c| {
+            // SCAN, never KEYS: it walks the keyspace in steps and never
+            // blocks Redis. The order is arbitrary and a key may come
+            // twice, so keep the `limit` smallest in a sorted set.
+            let mut found = std::collections::BTreeSet::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                for key in batch {
+                    found.insert(key);
+                    if found.len() > limit {
+                        found.pop_last();
+                    }
+                }
+                if next == 0 {
+                    return Ok(found.into_iter().collect());
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
+        self.run(false, |c| cmd("RPUSH", key).arg(value).query(c))
+    }
+
+    fn range(&mut self, key: &[u8], start: i64, stop: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.run(true, |c| cmd("LRANGE", key).arg(start).arg(stop).query(c))
+    }
+
+    fn len(&mut self, key: &[u8]) -> Result<i64, StoreError> {
+        self.run(true, |c| cmd("LLEN", key).query(c))
+    }
+
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+        // RENAME answers an error for a missing key; the script makes that
+        // case an answer, atomically.
+        let script = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+                      redis.call('RENAME', KEYS[1], KEYS[2]) return 1 else return 0 end";
+        self.run(false, |c| {
+            redis::cmd("EVAL")
+                .arg(script)
+                .arg(2)
+                .arg(from)
+                .arg(to)
+                .query::<i64>(c)
+        })
+        .map(|n| n == 1)
     }
 }

@@ -9,7 +9,7 @@
 use super::StoreError;
 
 /// The cookie's name.
-pub const COOKIE: &str = "drupe_session";
+pub use drupe_sdk::store_op::SESSION_COOKIE as COOKIE;
 
 /// A session id.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,14 +48,10 @@ impl SessionId {
         Some(SessionId(bytes))
     }
 
-    /// The `Set-Cookie` value that hands this id to the browser: the whole
-    /// site (`Path=/`), out of reach of scripts (`HttpOnly`), and not sent
-    /// on cross-site subrequests (`SameSite=Lax`); over HTTPS, never sent
-    /// over plain HTTP (`Secure`). No `Max-Age`: the store's idle timeout
-    /// decides how long the session lives.
-    pub fn set_cookie(&self, https: bool) -> String {
-        let secure = if https { "; Secure" } else { "" };
-        format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{secure}", self.hex())
+    /// The `Set-Cookie` value that hands this id to the browser (see
+    /// `drupe_sdk::store_op::session_cookie`).
+    pub fn set_cookie(&self) -> String {
+        drupe_sdk::store_op::session_cookie(&self.hex())
     }
 }
 
@@ -97,12 +93,8 @@ mod tests {
     fn set_cookie_has_the_promised_attributes() {
         let id = SessionId::parse(b"000102030405060708090a0b0c0d0e0f").unwrap();
         assert_eq!(
-            id.set_cookie(false),
+            id.set_cookie(),
             "drupe_session=000102030405060708090a0b0c0d0e0f; Path=/; HttpOnly; SameSite=Lax"
-        );
-        assert_eq!(
-            id.set_cookie(true),
-            "drupe_session=000102030405060708090a0b0c0d0e0f; Path=/; HttpOnly; SameSite=Lax; Secure"
         );
     }
 

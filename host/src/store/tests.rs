@@ -24,7 +24,11 @@ enum Fixture {
 
 impl Fixture {
     fn sqlite() -> Fixture {
-        Fixture::Sqlite(tempfile::tempdir().unwrap())
+        let dir = tempfile::tempdir().unwrap();
+        // As the probe does before the workers start. A folder that does
+        // not exist yet: `create` makes it.
+        SqliteStore::create(&sqlite_path(&dir), TIMEOUT).unwrap();
+        Fixture::Sqlite(dir)
     }
 
     fn redis() -> Fixture {
@@ -34,15 +38,17 @@ impl Fixture {
     fn open(&self) -> Box<dyn Store + Send> {
         match self {
             Fixture::Sqlite(dir) => {
-                // A folder that does not exist yet: the store creates it.
-                let path = dir.path().join("data/shared.db");
-                Box::new(SqliteStore::open(&path, TIMEOUT).unwrap())
+                Box::new(SqliteStore::open(&sqlite_path(dir), TIMEOUT).unwrap())
             }
             Fixture::Redis(server) => {
                 Box::new(RedisStore::new(&server.url(), TIMEOUT, TIMEOUT).unwrap())
             }
         }
     }
+}
+
+fn sqlite_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("data/shared.db")
 }
 
 /// One `#[test]` per case and backend, so a failure names both.
@@ -68,6 +74,11 @@ conformance!(
     any_bytes,
     incr_is_atomic_across_connections,
     namespaces_and_sessions,
+    lists,
+    lists_do_not_mix_with_other_kinds,
+    keys_by_prefix,
+    rename,
+    sessions_regenerate_and_destroy,
 );
 
 fn is_other(r: Result<impl std::fmt::Debug, StoreError>) -> bool {
@@ -272,6 +283,12 @@ fn incr_is_atomic_across_connections(f: &Fixture) {
     assert_eq!(s.hget(b"h", b"n").unwrap().as_deref(), Some(&b"1000"[..]));
 }
 
+/// The session id in a `Set-Cookie` value the call produced.
+fn cookie_id(set_cookie: Option<String>) -> Option<String> {
+    let value = set_cookie?.strip_prefix("drupe_session=")?.to_owned();
+    Some(value.split(';').next()?.to_owned())
+}
+
 fn namespaces_and_sessions(f: &Fixture) {
     let mut s = f.open();
     let session_ttl = ms(200);
@@ -286,15 +303,24 @@ fn namespaces_and_sessions(f: &Fixture) {
         Reply::NotFound,
         "beta cannot see alpha's k"
     );
+    assert_eq!(run(&mut call, Op::Keys(b"", 10)), Reply::List(vec![]));
+    // A plugin whose namespace is "alpha" (storeNamespace) shares it.
+    call.begin("alpha", std::iter::empty());
+    assert_eq!(
+        run(&mut call, Op::Keys(b"", 10)),
+        Reply::List(vec![b"k".to_vec()]),
+        "names without the namespace"
+    );
+    call.begin("beta", std::iter::empty());
     // Reading a session never creates one.
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
-    assert_eq!(call.take_created(), None);
+    assert_eq!(call.take_set_cookie(), None);
     // The first write does, once.
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(1));
     assert_eq!(run(&mut call, Op::SessionSet(b"name", b"Ana")), Reply::Done);
-    let id = call.take_created().expect("a new session");
-    assert_eq!(call.take_created(), None);
-    let cookie = format!("x=1; drupe_session={}", id.hex());
+    let id = cookie_id(call.take_set_cookie()).expect("a new session");
+    assert_eq!(call.take_set_cookie(), None);
+    let cookie = format!("x=1; drupe_session={id}");
     let headers = || std::iter::once((&b"Cookie"[..], cookie.as_bytes()));
 
     // The next request brings the cookie back: same session, nothing new.
@@ -304,7 +330,7 @@ fn namespaces_and_sessions(f: &Fixture) {
         run(&mut call, Op::SessionGet(b"name")),
         Reply::Bytes(b"Ana".to_vec())
     );
-    assert_eq!(call.take_created(), None);
+    assert_eq!(call.take_set_cookie(), None);
     // Another plugin shares the session but not the fields.
     call.begin("alpha", headers());
     assert_eq!(run(&mut call, Op::SessionGet(b"name")), Reply::NotFound);
@@ -326,16 +352,171 @@ fn namespaces_and_sessions(f: &Fixture) {
     call.begin("beta", headers());
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(1));
-    assert_ne!(call.take_created(), Some(id));
+    assert_ne!(cookie_id(call.take_set_cookie()), Some(id));
 
     // A made-up id is never adopted (session fixation).
     let forged = "drupe_session=0123456789abcdef0123456789abcdef";
     call.begin("beta", std::iter::once((&b"cookie"[..], forged.as_bytes())));
     assert_eq!(run(&mut call, Op::SessionSet(b"k", b"v")), Reply::Done);
     assert_ne!(
-        call.take_created().map(|id| id.hex()).as_deref(),
+        cookie_id(call.take_set_cookie()).as_deref(),
         Some(&forged[14..])
     );
+}
+
+fn lists(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(s.len(b"l").unwrap(), 0);
+    assert_eq!(s.range(b"l", 0, -1).unwrap(), Vec::<Vec<u8>>::new());
+    for (i, item) in [&b"a"[..], b"b", b"", b"d"].iter().enumerate() {
+        assert_eq!(s.push(b"l", item).unwrap(), i as i64 + 1);
+    }
+    assert_eq!(s.len(b"l").unwrap(), 4);
+    let items = |v: &[&[u8]]| v.iter().map(|i| i.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        s.range(b"l", 0, -1).unwrap(),
+        items(&[b"a", b"b", b"", b"d"])
+    );
+    assert_eq!(
+        s.range(b"l", 1, 2).unwrap(),
+        items(&[b"b", b""]),
+        "stop included"
+    );
+    assert_eq!(s.range(b"l", -2, -1).unwrap(), items(&[b"", b"d"]));
+    assert_eq!(s.range(b"l", -100, 0).unwrap(), items(&[b"a"]), "clamped");
+    assert_eq!(s.range(b"l", 3, 100).unwrap(), items(&[b"d"]));
+    assert_eq!(s.range(b"l", 2, 1).unwrap(), items(&[]));
+    assert_eq!(s.range(b"l", 4, 10).unwrap(), items(&[]));
+    assert!(s.exists(b"l").unwrap());
+    // A list keeps its TTL as it grows, and goes with it.
+    assert!(s.expire(b"l", ms(150)).unwrap());
+    assert_eq!(s.push(b"l", b"e").unwrap(), 5);
+    std::thread::sleep(ms(300));
+    assert_eq!(s.len(b"l").unwrap(), 0);
+    assert_eq!(s.push(b"l", b"new").unwrap(), 1, "a fresh list");
+    assert!(s.delete(b"l").unwrap());
+    assert_eq!(s.range(b"l", 0, -1).unwrap(), items(&[]));
+}
+
+fn lists_do_not_mix_with_other_kinds(f: &Fixture) {
+    let mut s = f.open();
+    s.push(b"l", b"x").unwrap();
+    s.set(b"s", b"v", None).unwrap();
+    s.hset(b"h", b"f", b"v", None).unwrap();
+    for key in [&b"s"[..], b"h"] {
+        assert!(is_other(s.push(key, b"x")), "push");
+        assert!(is_other(s.range(key, 0, -1)), "range");
+        assert!(is_other(s.len(key)), "len");
+    }
+    assert!(is_other(s.get(b"l")));
+    assert!(is_other(s.incr(b"l", 1)));
+    assert!(is_other(s.hget(b"l", b"f")));
+    assert!(is_other(s.hset(b"l", b"f", b"v", None)));
+    assert!(is_other(s.hget_all(b"l")));
+    assert!(is_other(s.hincr(b"l", b"f", 1, None)));
+    // SET replaces a list, items and all.
+    s.set(b"l", b"text", None).unwrap();
+    assert_eq!(s.get(b"l").unwrap().as_deref(), Some(&b"text"[..]));
+    s.delete(b"l").unwrap();
+    assert_eq!(s.push(b"l", b"y").unwrap(), 1, "no items left behind");
+}
+
+fn keys_by_prefix(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(s.keys(b"p:", 10).unwrap(), Vec::<Vec<u8>>::new());
+    s.set(b"p:b", b"1", None).unwrap();
+    s.hset(b"p:a", b"f", b"1", None).unwrap();
+    s.push(b"p:c", b"1").unwrap();
+    s.set(b"p:\xff", b"1", None).unwrap();
+    s.set(b"p:*", b"glob", None).unwrap();
+    s.set(b"q:a", b"other prefix", None).unwrap();
+    s.set(b"p", b"shorter", None).unwrap();
+    s.set(b"p:gone", b"1", Some(ms(50))).unwrap();
+    std::thread::sleep(ms(150));
+    let keys = |v: &[&[u8]]| v.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        s.keys(b"p:", 100).unwrap(),
+        keys(&[b"p:*", b"p:a", b"p:b", b"p:c", b"p:\xff"]),
+        "every kind, sorted bytewise, live only"
+    );
+    assert_eq!(
+        s.keys(b"p:", 2).unwrap(),
+        keys(&[b"p:*", b"p:a"]),
+        "the first 2"
+    );
+    assert_eq!(
+        s.keys(b"p:*", 10).unwrap(),
+        keys(&[b"p:*"]),
+        "a glob is a literal"
+    );
+    assert_eq!(s.keys(b"p:", 0).unwrap(), keys(&[]));
+    assert_eq!(s.keys(b"", 100).unwrap().len(), 7);
+}
+
+fn rename(f: &Fixture) {
+    let mut s = f.open();
+    assert!(!s.rename(b"missing", b"to").unwrap());
+    assert!(!s.exists(b"to").unwrap());
+    s.hset(b"from", b"f", b"v", Some(Duration::from_secs(60)))
+        .unwrap();
+    s.set(b"to", b"old", None).unwrap();
+    assert!(s.rename(b"from", b"to").unwrap());
+    assert!(!s.exists(b"from").unwrap());
+    assert_eq!(s.hget(b"to", b"f").unwrap().as_deref(), Some(&b"v"[..]));
+    s.push(b"list", b"x").unwrap();
+    assert!(s.rename(b"list", b"list2").unwrap());
+    assert_eq!(s.len(b"list2").unwrap(), 1);
+    assert_eq!(s.len(b"list").unwrap(), 0);
+}
+
+fn sessions_regenerate_and_destroy(f: &Fixture) {
+    let mut s = f.open();
+    let ttl = Duration::from_secs(60);
+    let mut call = CallStore::default();
+    let mut run = |call: &mut CallStore, op| call.run(&mut *s, op, ttl).unwrap();
+    let begin = |call: &mut CallStore, id: &str| {
+        let cookie = format!("drupe_session={id}");
+        call.begin("p", std::iter::once((&b"Cookie"[..], cookie.as_bytes())));
+    };
+
+    // Without a session, both do nothing and send no cookie.
+    call.begin("p", std::iter::empty());
+    assert_eq!(run(&mut call, Op::SessionRegenerate), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(call.take_set_cookie(), None);
+
+    call.begin("p", std::iter::empty());
+    run(&mut call, Op::SessionSet(b"user", b"ana"));
+    let old = cookie_id(call.take_set_cookie()).unwrap();
+
+    // Regenerate: same data under a new id; the old id is dead.
+    begin(&mut call, &old);
+    assert_eq!(run(&mut call, Op::SessionRegenerate), Reply::Done);
+    let new = cookie_id(call.take_set_cookie()).expect("the new id's cookie");
+    assert_ne!(new, old);
+    begin(&mut call, &new);
+    assert_eq!(
+        run(&mut call, Op::SessionGet(b"user")),
+        Reply::Bytes(b"ana".to_vec())
+    );
+    assert_eq!(call.take_set_cookie(), None);
+    begin(&mut call, &old);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+
+    // Destroy: the data is gone and the cookie expires; a later write in
+    // the same call starts a new session instead.
+    begin(&mut call, &new);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+    let removal = call.take_set_cookie().unwrap();
+    assert!(removal.starts_with("drupe_session=;"), "{removal}");
+    assert!(removal.contains("; Max-Age=0"), "{removal}");
+    begin(&mut call, &new);
+    assert_eq!(run(&mut call, Op::SessionGet(b"user")), Reply::NotFound);
+    assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
+    assert_eq!(run(&mut call, Op::SessionSet(b"user", b"bo")), Reply::Done);
+    let fresh = cookie_id(call.take_set_cookie()).expect("one cookie: the new session");
+    assert_ne!(fresh, new);
 }
 
 // ---- backend-specific ----
@@ -344,6 +525,7 @@ fn namespaces_and_sessions(f: &Fixture) {
 fn sqlite_lock_held_too_long_is_unavailable_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
+    SqliteStore::create(&path, ms(200)).unwrap();
     let mut store = SqliteStore::open(&path, ms(200)).unwrap();
     let blocker = rusqlite::Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -363,12 +545,42 @@ fn sqlite_lock_held_too_long_is_unavailable_within_the_timeout() {
 }
 
 #[test]
-fn sqlite_folder_that_cannot_be_created_is_unavailable() {
+fn sqlite_a_store_that_cannot_be_created_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"not a folder").unwrap();
-    let result = SqliteStore::open(&file.join("x.db"), TIMEOUT);
-    assert!(matches!(result, Err(StoreError::Unavailable(ref m)) if m.contains("folder")));
+    let path = file.join("x.db");
+    let e = SqliteStore::create(&path, TIMEOUT).unwrap_err();
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    assert!(e.message().contains("folder"), "{e}");
+    let e = SqliteStore::create(std::path::Path::new("/proc/x.db"), TIMEOUT).unwrap_err();
+    assert!(e.message().contains("/proc/x.db"), "{e}");
+}
+
+#[test]
+fn sqlite_workers_only_open_and_never_race_to_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_path(&dir);
+    // Before the probe made it: open creates nothing and says so.
+    let e = SqliteStore::open(&path, TIMEOUT).unwrap_err();
+    assert!(e.message().contains(&path.display().to_string()), "{e}");
+    assert!(!path.exists());
+    SqliteStore::create(&path, TIMEOUT).unwrap();
+    SqliteStore::create(&path, TIMEOUT).unwrap(); // a reload's probe: no change
+                                                  // Many first opens and first writes at once, as workers starting
+                                                  // under their first requests.
+    let start = std::sync::Barrier::new(16);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                start.wait();
+                let mut store = SqliteStore::open(&path, TIMEOUT).unwrap();
+                store.incr(b"n", 1).unwrap();
+            });
+        }
+    });
+    let mut store = SqliteStore::open(&path, TIMEOUT).unwrap();
+    assert_eq!(store.get(b"n").unwrap().as_deref(), Some(&b"16"[..]));
 }
 
 #[test]
@@ -379,27 +591,36 @@ fn redis_down_hung_and_back() {
     assert_eq!(store.incr(b"n", 1).unwrap(), 1);
 
     // Hung: every call gives up within its budget, connecting included.
+    // The first INCR goes out on the open connection and gets no answer:
+    // its outcome is unknown. The next ones fail fast without sending
+    // (the thread backs off), or, connecting into the frozen server's
+    // backlog, are sent and unanswered again; never "unavailable" once sent.
     server.pause();
-    for _ in 0..3 {
+    for i in 0..3 {
         let started = Instant::now();
         let result = store.incr(b"n", 1);
-        assert!(
-            matches!(result, Err(StoreError::Unavailable(_))),
-            "{result:?}"
-        );
+        match result {
+            Err(StoreError::OutcomeUnknown(_)) => {}
+            Err(StoreError::Unavailable(_)) if i > 0 => {}
+            other => panic!("INCR {i} on a frozen Redis: {other:?}"),
+        }
         assert!(
             started.elapsed() < timeout + ms(200),
             "{:?}",
             started.elapsed()
         );
     }
+    // A read that times out was not worth an unknown outcome: repeating it
+    // is harmless.
+    std::thread::sleep(super::redis::RECONNECT_BACKOFF);
+    assert!(matches!(store.get(b"n"), Err(StoreError::Unavailable(_))));
     server.resume();
     std::thread::sleep(super::redis::RECONNECT_BACKOFF);
     // An INCR that reached the frozen server's socket ran when it woke: a
     // timed-out command may have been applied, which is why INCR is never
-    // retried (that could count twice).
+    // retried (that could count twice) and reported as unknown.
     let n = store.incr(b"n", 1).unwrap();
-    assert!((2..=5).contains(&n), "{n}");
+    assert!((3..=5).contains(&n), "{n}");
 
     // Down: refused at once.
     server.kill();
@@ -423,4 +644,79 @@ fn redis_restart_while_idle_does_not_fail_the_next_incr() {
     server.restart();
     std::thread::sleep(super::redis::IDLE_CHECK);
     assert_eq!(store.incr(b"n", 1).unwrap(), 1);
+}
+
+/// A fake Redis on a free port that answers every command on a connection
+/// with `:N` (N counting commands across connections), and resets the
+/// first connection (RST, not FIN) after its first answer. It refuses
+/// `CLIENT INFO`, as a Redis older than 6.2 does, so the store cannot
+/// find the socket to watch and must learn from the failed write.
+fn resetting_server() -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let mut answered = 0;
+        for (i, stream) in listener.incoming().take(2).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                if buf[..n].windows(6).any(|w| w == b"CLIENT") {
+                    stream.write_all(b"-ERR unknown command\r\n").unwrap();
+                    continue;
+                }
+                answered += 1;
+                stream
+                    .write_all(format!(":{answered}\r\n").as_bytes())
+                    .unwrap();
+                if i == 0 {
+                    // Linger 0: close() sends RST, so the client's next
+                    // write fails instead of reaching a closed socket.
+                    let linger = nix::libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    nix::sys::socket::setsockopt(
+                        &stream,
+                        nix::sys::socket::sockopt::Linger,
+                        &linger,
+                    )
+                    .unwrap();
+                    break;
+                }
+            }
+        }
+    });
+    (port, thread)
+}
+
+#[test]
+fn redis_a_failed_write_is_not_sent_so_even_incr_is_retried() {
+    let (port, server) = resetting_server();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut store = RedisStore::new(&url, TIMEOUT, TIMEOUT).unwrap();
+    assert_eq!(store.incr(b"n", 1).unwrap(), 1);
+    // The reset has arrived well before the next command (loopback), and
+    // the connection is fresh enough to skip the idle check.
+    std::thread::sleep(ms(20));
+    assert_eq!(
+        store.incr(b"n", 1).unwrap(),
+        2,
+        "retried on a new connection"
+    );
+    drop(store);
+    server.join().unwrap();
+}
+
+#[test]
+fn redis_restart_between_two_busy_increments_does_not_fail_the_second() {
+    let mut server = RedisServer::start();
+    let mut store = RedisStore::new(&server.url(), TIMEOUT, TIMEOUT).unwrap();
+    assert_eq!(store.incr(b"n", 1).unwrap(), 1);
+    // Faster than the idle check: the closed socket itself must tell.
+    let started = Instant::now();
+    server.restart();
+    let restart = started.elapsed();
+    let n = store.incr(b"n", 1);
+    assert_eq!(n, Ok(1), "the restart took {restart:?}");
 }

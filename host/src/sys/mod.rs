@@ -11,6 +11,7 @@
 
 pub mod dl;
 pub mod net;
+pub mod peer;
 pub mod privileges;
 pub mod proc;
 pub mod process;

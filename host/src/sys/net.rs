@@ -1,4 +1,4 @@
-//! Accepting connections with one system call.
+//! Accepting connections with one system call, and aborting one.
 
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use std::io;
@@ -83,4 +83,17 @@ pub fn close_listener(listener: &TcpListener) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Makes closing `stream` abort the connection with a reset, dropping what
+/// the kernel still holds to send, instead of sending it on after the
+/// close (nginx's `reset_timedout_connection`): for a client that stopped
+/// reading, whose send buffer may hold megabytes.
+pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    let abort = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::Linger, &abort)
+        .map_err(io::Error::from)
 }

@@ -321,7 +321,9 @@ mod tests {
 
     fn sink() -> Sink {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db"), Duration::from_secs(2)).unwrap();
+        let (path, timeout) = (dir.path().join("s.db"), Duration::from_secs(2));
+        SqliteStore::create(&path, timeout).unwrap();
+        let store = SqliteStore::open(&path, timeout).unwrap();
         let mut calls = CallStore::default();
         calls.begin("old", std::iter::empty());
         Sink {

@@ -12,6 +12,13 @@
 //! system call per request. `[log] accessLog = off` (the default) skips all
 //! of it.
 //!
+//! Requests the HTTP layer refuses (400, 408, 413, 414, 431, 505, …) are
+//! logged too, as nginx does: with their request line if the head was
+//! parsed, else with the first line as it came (escaped, at most
+//! [`RAW_LINE_MAX`] bytes), or `-` if there is none; referer and user
+//! agent are then `-`. A connection that closes without sending anything
+//! is no request and is not logged.
+//!
 //! The file goes through a [`LogSink`], like the error log, so USR1 reopens
 //! it too: after logrotate renames the file, the next batch of each thread
 //! goes to a fresh file at the configured path. A line is in a thread's
@@ -19,7 +26,7 @@
 //! no line.
 
 use crate::config::LogTarget;
-use crate::http::Head;
+use crate::http::{self, Head};
 use crate::logging::LogSink;
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -27,6 +34,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Flush before the buffer grows past this.
 const FLUSH_AT: usize = 32 * 1024;
+/// Most bytes of an unparsed request line that are logged: enough to
+/// recognise it, not enough for a 414 to flood the log.
+pub const RAW_LINE_MAX: usize = 1024;
 
 /// Where access log lines go: a reopenable sink (a file or stderr).
 #[derive(Debug)]
@@ -52,11 +62,19 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct Entry<'a> {
     pub peer: &'a str,
-    pub head: &'a Head,
-    pub buf: &'a [u8],
+    pub request: Request<'a>,
     pub status: u16,
     pub body_bytes: usize,
     pub elapsed: Duration,
+}
+
+/// What is known of the request.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// A parsed head, and the buffer its ranges point into.
+    Parsed { head: &'a Head, buf: &'a [u8] },
+    /// Refused before its head was parsed: the bytes received so far.
+    Unparsed(&'a [u8]),
 }
 
 struct Buffer {
@@ -90,24 +108,33 @@ pub fn record(log: &AccessLog, entry: &Entry<'_>) {
         out.extend_from_slice(b" - - ");
         out.extend_from_slice(buffer.stamp.as_bytes());
         out.extend_from_slice(b" \"");
-        escaped(out, entry.head.method(entry.buf));
-        out.push(b' ');
-        escaped(out, entry.head.target(entry.buf));
-        out.extend_from_slice(if entry.head.http_minor == 0 {
-            b" HTTP/1.0\" "
-        } else {
-            b" HTTP/1.1\" "
-        });
-        let _ = write!(out, "{} {} \"", entry.status, entry.body_bytes);
-        escaped(
-            out,
-            entry.head.header(entry.buf, b"referer").unwrap_or(b"-"),
-        );
+        let (referer, agent) = match entry.request {
+            Request::Parsed { head, buf } => {
+                escaped(out, head.method(buf));
+                out.push(b' ');
+                escaped(out, head.target(buf));
+                out.extend_from_slice(if head.http_minor == 0 {
+                    b" HTTP/1.0"
+                } else {
+                    b" HTTP/1.1"
+                });
+                (
+                    head.header(buf, b"referer"),
+                    head.header(buf, b"user-agent"),
+                )
+            }
+            Request::Unparsed(bytes) => {
+                match http::first_line(bytes) {
+                    [] => out.push(b'-'),
+                    line => escaped(out, &line[..line.len().min(RAW_LINE_MAX)]),
+                }
+                (None, None)
+            }
+        };
+        let _ = write!(out, "\" {} {} \"", entry.status, entry.body_bytes);
+        escaped(out, referer.unwrap_or(b"-"));
         out.extend_from_slice(b"\" \"");
-        escaped(
-            out,
-            entry.head.header(entry.buf, b"user-agent").unwrap_or(b"-"),
-        );
+        escaped(out, agent.unwrap_or(b"-"));
         let _ = writeln!(
             out,
             "\" {} {}",
@@ -183,8 +210,10 @@ mod tests {
             .unwrap();
         let entry = Entry {
             peer: "127.0.0.1:5000",
-            head: &head,
-            buf: raw,
+            request: Request::Parsed {
+                head: &head,
+                buf: raw,
+            },
             status: 200,
             body_bytes: 13,
             elapsed: Duration::from_micros(42),
@@ -199,6 +228,45 @@ mod tests {
         assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
         assert!(line.ends_with(&expected_tail), "{line}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_request_refused_before_its_head_was_parsed_logs_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(&LogTarget::File(path.clone()))
+            .unwrap()
+            .unwrap();
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(2 * RAW_LINE_MAX));
+        for raw in [&b"\r\nGAR\"BAGE\r\n\r\n"[..], b"", long.as_bytes()] {
+            record(
+                &log,
+                &Entry {
+                    peer: "[::1]:5000",
+                    request: Request::Unparsed(raw),
+                    status: 400,
+                    body_bytes: 12,
+                    elapsed: Duration::from_micros(7),
+                },
+            );
+        }
+        flush(&log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("::1 - - ["), "{}", lines[0]);
+        assert!(
+            lines[0].contains("] \"GAR\\x22BAGE\" 400 12 \"-\" \"-\" 7 "),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("] \"-\" 400 12 \"-\" \"-\" 7 "),
+            "{}",
+            lines[1]
+        );
+        let logged = lines[2].split('"').nth(1).unwrap_or_default();
+        assert_eq!(logged.len(), RAW_LINE_MAX, "{}", lines[2]);
     }
 
     #[test]

@@ -10,9 +10,24 @@
 //! Deadlines: `headerTimeout` runs from the first byte of a request and is
 //! not extended by later bytes, so a client trickling a byte a second is
 //! cut off on time; `bodyTimeout` runs from the end of the head;
-//! `keepAliveTimeout` from the end of the last response. The worker's sweep
-//! closes a connection past its deadline, with a 408 if a request was
-//! under way.
+//! `keepAliveTimeout` from the end of the last response. `sendTimeout` is
+//! time without progress, as nginx's `send_timeout`: it starts when a
+//! write cannot take all the output, and every later write that moves
+//! bytes starts it again, so a slow reader that keeps reading is never cut
+//! while one that stops is, and neither holds a thread (the rest waits for
+//! the next writable edge). A response that goes out in one write costs no
+//! clock read for it. The worker's sweep closes a connection past its
+//! deadline, with a 408 if a request was under way.
+//!
+//! A client that sends its last request and its FIN together raises one
+//! edge for both; the short read that takes the request does not show the
+//! FIN, and no later edge would. So the event's `EPOLLRDHUP` is passed in
+//! ([`Conn::on_ready`]'s `hung_up`): once the socket is drained, what was
+//! read is answered and the connection closes as soon as that is written.
+//!
+//! Requests refused here (400, 408, 413, 414, 431, 505, …) are counted as
+//! unrouted and access-logged like any other; a connection that closes
+//! without sending a byte is neither.
 //!
 //! Closing after a response the client did not ask to be the last (an
 //! error, `maxKeepAliveRequests`, a stop) is done in stages, as RFC 9112
@@ -95,12 +110,22 @@ pub struct Conn {
     drained: bool,
     /// Close in stages rather than at once (see the module doc).
     linger: bool,
+    /// A write could not take all the output: `deadline` is the send
+    /// deadline (`sendTimeout` from the last progress).
+    stalled: bool,
+    /// The client has shut its side (`EPOLLRDHUP`): nothing more will come
+    /// than what the socket holds.
+    hung_up: bool,
+    /// When the first byte of the current request arrived (for the access
+    /// log of a refused one); set with the header deadline, at no extra cost.
+    began: Instant,
     /// Bytes discarded while lingering.
     lingered: usize,
 }
 
 impl Conn {
     pub fn new(stream: Transport, peer: String, shared: &Shared) -> Conn {
+        let now = Instant::now();
         Conn {
             stream,
             peer,
@@ -116,11 +141,14 @@ impl Conn {
             body: Vec::new(),
             continue_sent: false,
             phase: Phase::Idle,
-            deadline: Instant::now() + shared.limits.header_timeout,
+            deadline: now + shared.limits.header_timeout,
             served: 0,
             closing: false,
             drained: false,
             linger: false,
+            stalled: false,
+            hung_up: false,
+            began: now,
             lingered: 0,
         }
     }
@@ -136,10 +164,13 @@ impl Conn {
     }
 
     /// The socket is ready: make all the progress possible without blocking.
-    pub fn on_ready(&mut self, shared: &Shared) -> Next {
+    /// `hung_up`: the client has shut its side (the event had `EPOLLRDHUP`,
+    /// now or before).
+    pub fn on_ready(&mut self, shared: &Shared, hung_up: bool) -> Next {
+        self.hung_up |= hung_up;
         loop {
             if self.written < self.out.len() {
-                match self.flush() {
+                match self.flush(shared) {
                     Ok(true) => {}
                     Ok(false) => return Next::Write,
                     Err(_) => return Next::Close,
@@ -171,6 +202,14 @@ impl Conn {
                 Err(_) => return Next::Close,
             };
             self.serve(shared);
+            // The request and the FIN came in one burst: the drained
+            // socket holds only the EOF, and no edge will announce it.
+            // Answer what was read, then close (nothing can follow).
+            if self.drained && self.hung_up && !self.closing {
+                self.closing = true;
+                self.linger = false;
+                continue;
+            }
             // The socket was drained: send what was answered and wait for
             // the next edge instead of reading again. Reading on would also
             // let one quick client keep this thread to itself (its next
@@ -178,7 +217,7 @@ impl Conn {
             // connections of the batch; its next request raises a new edge
             // and waits its turn behind theirs.
             if self.drained && !self.closing {
-                return match self.flush() {
+                return match self.flush(shared) {
                     Ok(true) => Next::Read,
                     Ok(false) => Next::Write,
                     Err(_) => Next::Close,
@@ -188,12 +227,22 @@ impl Conn {
     }
 
     /// Writes pending output. `Ok(true)` when all of it is out.
-    fn flush(&mut self) -> io::Result<bool> {
+    fn flush(&mut self, shared: &Shared) -> io::Result<bool> {
+        let before = self.written;
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // sendTimeout counts from the last progress: the first
+                    // stall and every write since that moved bytes restart
+                    // it; an edge that moved nothing does not.
+                    if !self.stalled || self.written > before {
+                        self.stalled = true;
+                        self.deadline = Instant::now() + shared.limits.send_timeout;
+                    }
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -202,6 +251,17 @@ impl Conn {
         self.written = 0;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new(); // a large response is no reason to keep its memory
+        }
+        if self.stalled {
+            // The send deadline is over; what comes next is timed from now
+            // (the one set when the response was built may have passed).
+            self.stalled = false;
+            self.deadline = Instant::now()
+                + if self.phase == Phase::Idle {
+                    shared.limits.keep_alive_timeout
+                } else {
+                    shared.limits.header_timeout
+                };
         }
         Ok(true)
     }
@@ -249,7 +309,14 @@ impl Conn {
             self.start = 0;
         }
         if self.inbuf.len() - self.end < 1024 {
-            let limit = shared.limits.max_header_bytes + shared.limits.max_body_bytes + READ_CHUNK;
+            // Saturating: maxBodyBytes may be as large as usize::MAX, and
+            // a wrapped sum would cap the buffer near zero (every body over
+            // a few KiB a 413).
+            let limit = shared
+                .limits
+                .max_header_bytes
+                .saturating_add(shared.limits.max_body_bytes)
+                .saturating_add(READ_CHUNK);
             let grown = (self.inbuf.len() * 2).min(limit.max(self.inbuf.len()));
             self.inbuf.resize(grown, 0);
         }
@@ -258,10 +325,13 @@ impl Conn {
             // The buffer is at its limit and the current request still
             // needs more: the request is too large (normally caught
             // earlier). The caller flushes the answer, seeing `closing`.
-            self.reject(&HttpError {
-                status: 413,
-                reason: "request too large",
-            });
+            self.reject(
+                shared,
+                &HttpError {
+                    status: 413,
+                    reason: "request too large",
+                },
+            );
             return Ok(Some(0));
         }
         loop {
@@ -273,7 +343,8 @@ impl Conn {
                     self.drained = n < room;
                     if n > 0 && self.phase == Phase::Idle {
                         self.phase = Phase::Receiving;
-                        self.deadline = Instant::now() + shared.limits.header_timeout;
+                        self.began = Instant::now();
+                        self.deadline = self.began + shared.limits.header_timeout;
                     }
                     return Ok(Some(n));
                 }
@@ -292,14 +363,14 @@ impl Conn {
                 None => match self.parse_head(shared) {
                     Ok(Some(len)) => len,
                     Ok(None) => return,
-                    Err(e) => return self.reject(&e),
+                    Err(e) => return self.reject(shared, &e),
                 },
             };
             let (body_start, request_end) =
                 match self.complete_body(head_len, shared.limits.max_body_bytes) {
                     Ok(Some(range)) => range,
                     Ok(None) => return self.send_continue(),
-                    Err(e) => return self.reject(&e),
+                    Err(e) => return self.reject(shared, &e),
                 };
             self.served += 1;
             let keep_alive = self.head.keep_alive
@@ -396,8 +467,10 @@ impl Conn {
                 log,
                 &access::Entry {
                     peer: &self.peer,
-                    head: &self.head,
-                    buf,
+                    request: access::Request::Parsed {
+                        head: &self.head,
+                        buf,
+                    },
                     status: sent.status,
                     body_bytes: sent.body_bytes,
                     elapsed: started.elapsed(),
@@ -424,17 +497,15 @@ impl Conn {
             // request and sent nothing after it.
             self.linger = self.head.keep_alive || self.start < self.end;
         }
-        self.phase = if self.start == self.end {
-            Phase::Idle
+        let now = Instant::now();
+        if self.start == self.end {
+            self.phase = Phase::Idle;
+            self.deadline = now + shared.limits.keep_alive_timeout;
         } else {
-            Phase::Receiving
-        };
-        self.deadline = Instant::now()
-            + if self.phase == Phase::Idle {
-                shared.limits.keep_alive_timeout
-            } else {
-                shared.limits.header_timeout
-            };
+            self.phase = Phase::Receiving;
+            self.began = now;
+            self.deadline = now + shared.limits.header_timeout;
+        }
     }
 
     fn check_body_size(&self, shared: &Shared) -> Result<(), HttpError> {
@@ -458,20 +529,30 @@ impl Conn {
 
     /// Answers a request that cannot be served and stops reading: after a
     /// framing error the rest of the stream cannot be trusted.
-    fn reject(&mut self, error: &HttpError) {
+    fn reject(&mut self, shared: &Shared, error: &HttpError) {
         log::debug!("{}: {} {}", self.peer, error.status, error.reason);
-        http::write_error(&mut self.out, error, self.head.http_minor);
+        let body_bytes = http::write_error(&mut self.out, error, self.head.http_minor);
+        self.record_refused(shared, error.status, body_bytes);
         self.closing = true;
         self.linger = true;
         self.start = self.end;
     }
 
     /// The deadline passed and the connection is about to close: a client
-    /// in the middle of a request gets a 408 first (best effort, one write).
-    pub fn on_timeout(&mut self) {
+    /// in the middle of a request gets a 408 first (best effort, one write);
+    /// one that stopped taking its response is reset.
+    pub fn on_timeout(&mut self, shared: &Shared) {
+        if self.stalled {
+            // sendTimeout: the client stopped reading. Closing normally
+            // would leave the kernel sending it the rest of the buffered
+            // response (megabytes) for as long as it cares to trickle.
+            log::debug!("{}: no progress sending for sendTimeout; reset", self.peer);
+            let _ = crate::sys::net::reset_on_close(self.stream.tcp());
+            return;
+        }
         if self.phase == Phase::Receiving {
             let mut out = Vec::new();
-            http::write_error(
+            let body_bytes = http::write_error(
                 &mut out,
                 &HttpError {
                     status: 408,
@@ -480,6 +561,34 @@ impl Conn {
                 1,
             );
             let _ = self.stream.write(&out);
+            self.record_refused(shared, 408, body_bytes);
         }
+    }
+
+    /// Counts and access-logs a request the HTTP layer refused, with what
+    /// is known of it: its head if that was parsed, else the bytes received.
+    fn record_refused(&self, shared: &Shared, status: u16, body_bytes: usize) {
+        dispatch::count_unrouted(status);
+        let Some(log) = &shared.access else {
+            return;
+        };
+        let buf = &self.inbuf[self.start..self.end];
+        let request = match self.head_len {
+            Some(_) => access::Request::Parsed {
+                head: &self.head,
+                buf,
+            },
+            None => access::Request::Unparsed(buf),
+        };
+        access::record(
+            log,
+            &access::Entry {
+                peer: &self.peer,
+                request,
+                status,
+                body_bytes,
+                elapsed: self.began.elapsed(),
+            },
+        );
     }
 }

@@ -23,7 +23,7 @@ use super::reserved;
 use crate::board::scoreboard::{self, Ended};
 use crate::board::stats;
 use crate::http::{self, Head, WriteOpts};
-use crate::plugin::routes::{Endpoint, Lookup};
+use crate::plugin::routes::{self, Endpoint, Lookup};
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::dl::CallSink;
@@ -42,8 +42,6 @@ pub struct CallState {
     refused: Option<String>,
     /// The plugin's namespace and the request's session.
     store: CallStore,
-    /// The request came over TLS: a new session's cookie is `Secure`.
-    https: bool,
 }
 
 impl CallState {
@@ -91,16 +89,7 @@ impl CallSink for CallState {
     }
 
     fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError> {
-        let reply = self.store.execute(op);
-        // A write that created the session succeeded: it exists in the
-        // store from now on, and the visitor learns its id from this
-        // response. (After a failed write the id waits for one that works.)
-        if reply.is_ok() {
-            if let Some(id) = self.store.take_created() {
-                self.add_header(b"Set-Cookie", id.set_cookie(self.https).as_bytes());
-            }
-        }
-        reply
+        self.store.execute(op)
     }
 }
 
@@ -133,8 +122,14 @@ fn track<R>(f: impl FnOnce(&Tracker) -> R) -> Option<R> {
 
 /// Counts an answer the host gave without a plugin.
 fn unrouted(sent: Sent) -> Sent {
-    track(|t| t.stats().record(stats::UNROUTED, sent.status, None));
+    count_unrouted(sent.status);
     sent
+}
+
+/// Counts an answer no plugin was asked for: the host's own pages, and
+/// requests the HTTP layer refused (400, 408, 413, …).
+pub fn count_unrouted(status: u16) {
+    track(|t| t.stats().record(stats::UNROUTED, status, None));
 }
 
 /// Whether the master is stopping this host (see `reserved`).
@@ -247,7 +242,6 @@ fn call_plugin(
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
         scratch.call.reset();
-        scratch.call.https = ex.https;
         scratch.headers.clear();
         scratch
             .headers
@@ -276,15 +270,26 @@ fn call_plugin(
             param_count: scratch.params.len(),
             body: Bytes::new(ex.body),
             remote_addr: Bytes::from_str(ex.peer),
+            // Trusted proxies (X-Forwarded-Proto) will say `https` here too.
+            scheme: Bytes::from_str(if ex.https { "https" } else { "http" }),
         };
         scratch
             .call
             .store
-            .begin(&plugin.decl.name, ex.head.headers(ex.buf));
+            .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
         let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), ex.fd));
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);
+        // The session cookie, as the call left it (created, regenerated,
+        // destroyed): one header, whatever the plugin did in between.
+        if let Some(mut cookie) = scratch.call.store.take_set_cookie() {
+            if ex.https {
+                // Never sent back over plain HTTP (RFC 6265 §4.1.2.5).
+                cookie.push_str("; Secure");
+            }
+            scratch.call.add_header(b"Set-Cookie", cookie.as_bytes());
+        }
         let (ended, handler_us) = track(|t| {
             let ended = t.slot().end();
             (
@@ -311,8 +316,10 @@ fn call_plugin(
             }
             (_, Some(why)) => {
                 log::error!(
-                    "plugin `{}` {why} on {method} {}; answered 500",
+                    "plugin `{}` (route {} {}) {why} on {method} {}; answered 500",
                     plugin.decl.name,
+                    endpoint.shown_method(),
+                    routes::shown_path(&endpoint.pattern),
                     String::from_utf8_lossy(ex.head.target(ex.buf))
                 );
                 answer::plugin_failed(out, opts)
@@ -325,12 +332,20 @@ fn call_plugin(
 }
 
 /// Why a plugin call's result cannot be sent, if it cannot: the plugin
-/// failed or panicked, refused a header, or set no final status.
+/// failed or panicked, refused a header, or set a status that is not a
+/// final one (1xx, or anything outside 100–599).
 fn failure(outcome: abi::Outcome, call: &CallState) -> Option<String> {
     match outcome {
-        abi::OUTCOME_OK if (200..=999).contains(&call.status) => None,
-        abi::OUTCOME_OK => Some(format!(
+        abi::OUTCOME_OK if (200..=599).contains(&call.status) => None,
+        // RFC 9110 §15: a status code is three digits, and the first one
+        // (1–5) is its class; a client cannot know what to make of any
+        // other, and 1xx is never the final answer.
+        abi::OUTCOME_OK if (100..=199).contains(&call.status) => Some(format!(
             "answered with status {}, which is not a final status",
+            call.status
+        )),
+        abi::OUTCOME_OK => Some(format!(
+            "answered with status {}, which is outside 100-599",
             call.status
         )),
         abi::OUTCOME_PANICKED => Some("panicked".to_owned()),
@@ -354,11 +369,18 @@ mod tests {
     }
 
     #[test]
-    fn a_call_is_sent_only_with_a_final_status() {
+    fn a_call_is_sent_only_with_a_final_status_from_100_to_599() {
         assert_eq!(failure(abi::OUTCOME_OK, &call(200, None)), None);
-        assert_eq!(failure(abi::OUTCOME_OK, &call(999, None)), None);
+        assert_eq!(failure(abi::OUTCOME_OK, &call(599, None)), None);
         let why = failure(abi::OUTCOME_OK, &call(101, None)).unwrap_or_default();
         assert!(why.contains("status 101"), "{why}");
+        for status in [0, 99, 600, 999] {
+            let why = failure(abi::OUTCOME_OK, &call(status, None)).unwrap_or_default();
+            assert!(
+                why.contains(&format!("status {status}, which is outside")),
+                "{why}"
+            );
+        }
         assert_eq!(
             failure(abi::OUTCOME_PANICKED, &call(200, None)).as_deref(),
             Some("panicked")

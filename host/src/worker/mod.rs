@@ -367,7 +367,7 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                 SIGNALS => on_signal(shared),
                 token => {
                     shared.pool.enter(epoch);
-                    serve(shared, token);
+                    serve(shared, token, hung_up(&event));
                     shared.pool.leave(epoch);
                 }
             },
@@ -550,9 +550,14 @@ fn accept_upto(shared: &Shared, max: usize) {
             continue;
         };
         // Edge-triggered, for reading and writing, once for the life of
-        // the connection: no epoll_ctl per request (see `serve`).
+        // the connection: no epoll_ctl per request (see `serve`). With
+        // EPOLLRDHUP, so that a FIN that came with the last request is
+        // seen (see `conn`).
         let event = EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET,
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLOUT
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLET,
             token(index, slot.generation),
         );
         if shared.epoll.add(&conn.stream, event).is_err() {
@@ -565,6 +570,11 @@ fn accept_upto(shared: &Shared, max: usize) {
         shared.served_since_trim.store(true, Ordering::Relaxed);
         shared.balance.publish(open);
     }
+}
+
+/// Whether a connection's event says the client has shut its side.
+fn hung_up(event: &EpollEvent) -> bool {
+    event.events().contains(EpollFlags::EPOLLRDHUP)
 }
 
 /// The listener's registration. `EPOLLEXCLUSIVE`: one waiting worker is
@@ -631,7 +641,7 @@ fn sweep(shared: &Shared, now: Instant, force: bool) {
         let expired = now >= conn.deadline;
         if expired || force || (close_idle && conn.is_idle() && !has_input(conn.stream.tcp())) {
             if expired {
-                conn.on_timeout();
+                conn.on_timeout(shared);
             }
             close(shared, index as u32, &mut slot);
         }

@@ -14,7 +14,7 @@
 
 use super::conn::{Conn, Next};
 use super::Shared;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -30,6 +30,10 @@ pub(super) struct Slot {
 pub(super) struct SlotCell {
     pub(super) slot: Mutex<Slot>,
     pub(super) pending: AtomicBool,
+    /// Generation + 1 of the connection whose client shut its side
+    /// (`EPOLLRDHUP`), 0 for none: news that must not be lost with the
+    /// edge either, and must not reach the slot's next connection.
+    hung_up: AtomicU64,
 }
 
 /// The epoll token of the connection in slot `index`.
@@ -55,8 +59,9 @@ pub(super) fn close(shared: &Shared, index: u32, slot: &mut Slot) {
     }
 }
 
-/// Handles an event for the connection with `token`.
-pub(super) fn serve(shared: &Shared, token: u64) {
+/// Handles an event for the connection with `token`; `hung_up`: the event
+/// says the client has shut its side.
+pub(super) fn serve(shared: &Shared, token: u64, hung_up: bool) {
     let index = (token & 0xffff_ffff) as u32;
     let generation = (token >> 32) as u32;
     let Some(cell) = shared.slots.get(index as usize) else {
@@ -68,6 +73,10 @@ pub(super) fn serve(shared: &Shared, token: u64) {
     // holds the slot looks at the flag again before it lets go. A short
     // read in `on_ready` means the socket was drained at that moment; what
     // arrives later raises a new edge.
+    if hung_up {
+        cell.hung_up
+            .store(u64::from(generation) + 1, Ordering::SeqCst);
+    }
     cell.pending.store(true, Ordering::SeqCst);
     loop {
         let Ok(mut slot) = cell.slot.try_lock() else {
@@ -82,8 +91,9 @@ pub(super) fn serve(shared: &Shared, token: u64) {
         let Some(conn) = slot.conn.as_mut() else {
             return;
         };
+        let hung_up = cell.hung_up.load(Ordering::SeqCst) == u64::from(generation) + 1;
         // Read or Write: nothing to do but wait for the next edge.
-        if conn.on_ready(shared) == Next::Close {
+        if conn.on_ready(shared, hung_up) == Next::Close {
             return close(shared, index, &mut slot);
         }
         drop(slot);

@@ -35,23 +35,95 @@ pub const fn route_method(method: &'static str) -> &'static str {
     method
 }
 
-/// Checks a route pattern at compile time: it starts with `/`.
-pub const fn route_pattern(pattern: &'static str) -> &'static str {
+/// Why a route pattern cannot be served, or `None` if it can. The one
+/// definition of a well-formed pattern: `plugin!` checks it at compile
+/// time ([`route_pattern`]) and the router again when it loads a plugin.
+///
+/// A pattern starts with `/`; every segment after that is a literal, a
+/// `{name}` or, last only, a `{*name}`, with names of letters, digits and
+/// `_`; no segment is empty except the whole pattern `/`.
+pub const fn pattern_problem(pattern: &str) -> Option<&'static str> {
     let b = pattern.as_bytes();
-    assert!(
-        !b.is_empty() && b[0] == b'/',
-        "drupe_sdk::plugin!: a route pattern starts with `/`"
-    );
+    if b.is_empty() || b[0] != b'/' {
+        return Some("a route pattern starts with `/`");
+    }
+    if b.len() == 1 {
+        return None;
+    }
+    // Walk segment by segment: [start, end) between slashes.
+    let mut start = 1;
+    while start <= b.len() {
+        let mut end = start;
+        while end < b.len() && b[end] != b'/' {
+            end += 1;
+        }
+        if end == start {
+            return Some("empty segment (`//` or a trailing `/`)");
+        }
+        if b[start] == b'{' {
+            if b[end - 1] != b'}' || end - start < 3 {
+                return Some(if b[end - 1] != b'}' {
+                    "unclosed `{`: a parameter fills a whole segment, like `/{name}`"
+                } else {
+                    "a parameter needs a name, like `/{name}`"
+                });
+            }
+            let mut name = start + 1;
+            if b[name] == b'*' {
+                if end != b.len() {
+                    return Some("`{*rest}` must be the last segment");
+                }
+                name += 1;
+                if name == end - 1 {
+                    return Some("a parameter needs a name, like `/{*rest}`");
+                }
+            }
+            while name < end - 1 {
+                let c = b[name];
+                if !(c.is_ascii_alphanumeric() || c == b'_') {
+                    return Some("parameter names are letters, digits and `_`");
+                }
+                name += 1;
+            }
+        } else {
+            let mut i = start;
+            while i < end {
+                if b[i] == b'{' || b[i] == b'}' {
+                    return Some("a parameter must fill a whole segment, like `/{name}`");
+                }
+                i += 1;
+            }
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// Checks a route pattern at compile time (see [`pattern_problem`]).
+pub const fn route_pattern(pattern: &'static str) -> &'static str {
+    if let Some(problem) = pattern_problem(pattern) {
+        panic!("{}", problem);
+    }
     pattern
 }
 
-/// Declares a plugin: its name, optional `init`, and routes.
+/// Takes a handler as `plugin!` lists it: one of the wrong shape, or with
+/// a return type that is not `IntoResponse`, fails here with an error
+/// that names this function and the expected signature.
+pub fn route_handler<R: crate::IntoResponse>(
+    handler: for<'r, 'a, 'c, 'b> fn(&'r crate::Request<'a>, &'c mut crate::Context<'b>) -> R,
+) -> for<'r, 'a, 'c, 'b> fn(&'r crate::Request<'a>, &'c mut crate::Context<'b>) -> R {
+    handler
+}
+
+/// Declares a plugin: its name, optional `init`, `state` and `layers`, and
+/// routes.
 ///
 /// ```
 /// use drupe_sdk::prelude::*;
 ///
-/// fn index(_req: &Request, _ctx: &mut Context) -> Result<Response> {
-///     Ok(Response::text("Hello, World!"))
+/// fn index(_req: &Request, _ctx: &mut Context) -> &'static str {
+///     "Hello, World!"
 /// }
 ///
 /// fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
@@ -75,14 +147,24 @@ pub const fn route_pattern(pattern: &'static str) -> &'static str {
 /// }
 /// ```
 ///
+/// The keys, in this order (all optional except `name` and `routes`):
+///
 /// - `name`: `[a-z0-9_-]+`; the default mount point is `/<name>`.
-/// - `init` (optional): runs once per worker with the `[plugin.NAME]`
-///   settings before any request; an `Err` stops the worker from starting,
-///   with the message in the host's log.
+/// - `init`: runs once per worker with the `[plugin.NAME]` settings before
+///   any request; an `Err` stops the worker from starting, with the message
+///   in the host's log. It returns `Result<S, String>`, where `S` is the
+///   `state` type (`()` without one).
+/// - `state`: a type `S` (`Send + Sync + 'static`) that handlers read with
+///   [`Context::state`](crate::Context::state); built by `init`, or by
+///   `S::default()` without one.
+/// - `layers: [f, ...]`: functions `fn(&Request, &mut Context, Next) ->
+///   Result<Response>` around every route, the first outermost; see
+///   [`Next`](crate::Next).
 /// - `routes`: `METHOD "pattern" => handler`, where `METHOD` is `GET`,
 ///   `POST`, … or `ANY`, and the pattern is relative to the mount point:
 ///   `/`, `/literal`, `/{name}`, `/{*rest}` (last segment only). A handler
-///   is `fn(&Request, &mut Context) -> Result<Response>`.
+///   is `fn(&Request, &mut Context) -> R` for any `R` that implements
+///   [`IntoResponse`](crate::IntoResponse).
 ///
 /// Mistakes in the declaration are compile errors, not load-time surprises:
 ///
@@ -104,6 +186,31 @@ pub const fn route_pattern(pattern: &'static str) -> &'static str {
 /// drupe_sdk::plugin! { name: "hello", routes: [GET "items" => index] } // starts with `/`
 /// ```
 ///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/{*rest}/edit" => index] } // `{*rest}` last
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/item-{id}" => index] } // a whole segment
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// # fn index(_: &Request, _: &mut Context) -> Result<Response> { Ok(Response::new(204)) }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/{id" => index] } // unclosed brace
+/// ```
+///
+/// ```compile_fail
+/// # use drupe_sdk::prelude::*;
+/// struct NotAResponse;
+/// fn index(_: &Request, _: &mut Context) -> NotAResponse { NotAResponse }
+/// drupe_sdk::plugin! { name: "hello", routes: [GET "/" => index] } // not IntoResponse
+/// ```
+///
 /// The macro exports the C symbol `drupe_plugin_v1`, so use it once per
 /// crate, in a crate built as a `cdylib`. Build with `panic = "unwind"` (the
 /// default): the SDK turns a panicking handler into a 500, which it cannot
@@ -113,6 +220,8 @@ macro_rules! plugin {
     (
         name: $name:literal,
         $(init: $init:path,)?
+        $(state: $state:ty,)?
+        $(layers: [ $($layer:path),* $(,)? ],)?
         routes: [ $( $method:ident $pattern:literal => $handler:path ),* $(,)? ] $(,)?
     ) => {
         #[allow(unsafe_code)] // the C entry points must be `unsafe extern "C"`
@@ -128,8 +237,34 @@ macro_rules! plugin {
                 },
             )*];
 
-            // Same order as `__DRUPE_ROUTES`: the host's route index picks both.
-            static __DRUPE_HANDLERS: &[$crate::export::Handler] = &[$($handler),*];
+            // Same order as `__DRUPE_ROUTES`: the host's route index picks
+            // both. Each handler, whatever it returns, is wrapped in a
+            // function of the one type the table holds.
+            static __DRUPE_HANDLERS: &[$crate::export::Handler] = &[$({
+                fn route(
+                    req: &$crate::Request<'_>,
+                    ctx: &mut $crate::Context<'_>,
+                ) -> $crate::Result<$crate::Response> {
+                    $crate::IntoResponse::into_result($crate::export::route_handler($handler)(req, ctx))
+                }
+                route
+            }),*];
+
+            static __DRUPE_LAYERS: &[$crate::export::Layer] = &[$($($layer),*)?];
+
+            fn __drupe_state(
+                settings: &$crate::Settings,
+            ) -> ::core::result::Result<::std::boxed::Box<dyn ::core::any::Any + Send + Sync>, ::std::string::String> {
+                $crate::__drupe_state!(settings, [$($init)?], [$($state)?])
+            }
+
+            static __DRUPE_PLUGIN: $crate::export::Plugin = $crate::export::Plugin {
+                name: __DRUPE_NAME,
+                routes: __DRUPE_ROUTES,
+                handlers: __DRUPE_HANDLERS,
+                layers: __DRUPE_LAYERS,
+                init: __drupe_state,
+            };
 
             unsafe extern "C" fn __drupe_init(
                 host: *const $crate::abi::HostApi,
@@ -137,12 +272,10 @@ macro_rules! plugin {
                 settings_len: usize,
                 error: $crate::abi::OutBuf,
             ) -> $crate::abi::Outcome {
-                let user_init: ::core::option::Option<$crate::export::InitFn> =
-                    $crate::__drupe_init!($($init)?);
                 // SAFETY: the host calls `init` as `PluginDecl::init`
                 // documents, which is the shim's contract.
                 unsafe {
-                    $crate::export::init_shim(__DRUPE_NAME, user_init, host, settings, settings_len, error)
+                    $crate::export::init_shim(&__DRUPE_PLUGIN, host, settings, settings_len, error)
                 }
             }
 
@@ -153,7 +286,7 @@ macro_rules! plugin {
             ) -> $crate::abi::Outcome {
                 // SAFETY: the host calls `handle` as `PluginDecl::handle`
                 // documents, which is the shim's contract.
-                unsafe { $crate::export::handle_shim(__DRUPE_HANDLERS, route, request, call) }
+                unsafe { $crate::export::handle_shim(&__DRUPE_PLUGIN, route, request, call) }
             }
 
             unsafe extern "C" fn __drupe_shutdown() {
@@ -179,18 +312,43 @@ macro_rules! plugin {
             pub extern "C" fn drupe_plugin_v1() -> *const $crate::abi::PluginDecl {
                 &__DRUPE_DECL
             }
+
+            // Lets `TestApp::new()` find this plugin in the crate's tests
+            // (and doctests, which build without `cfg(test)`): a pointer
+            // stored before `main`, as a constructor. Release builds of
+            // the plugin carry none.
+            #[cfg(all(target_os = "linux", any(test, debug_assertions)))]
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static __DRUPE_REGISTER: extern "C" fn() = {
+                extern "C" fn register() {
+                    $crate::testing::register(&__DRUPE_PLUGIN);
+                }
+                register
+            };
         };
     };
 }
 
-/// `plugin!`'s optional `init:` line as an `Option`.
+/// `plugin!`'s `init:` and `state:` lines as the function that builds the
+/// state: `init` with its result boxed, or the state's `Default`, or `()`.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __drupe_init {
-    () => {
-        ::core::option::Option::None
+macro_rules! __drupe_state {
+    ($settings:ident, [], []) => {
+        ::core::result::Result::Ok(::std::boxed::Box::new(()))
     };
-    ($init:path) => {
-        ::core::option::Option::Some($init)
+    ($settings:ident, [$init:path], []) => {{
+        let state: ::core::result::Result<(), ::std::string::String> = $init($settings);
+        state.map(|s| ::std::boxed::Box::new(s) as _)
+    }};
+    ($settings:ident, [$init:path], [$state:ty]) => {{
+        let state: ::core::result::Result<$state, ::std::string::String> = $init($settings);
+        state.map(|s| ::std::boxed::Box::new(s) as _)
+    }};
+    ($settings:ident, [], [$state:ty]) => {
+        ::core::result::Result::Ok(::std::boxed::Box::new(
+            <$state as ::core::default::Default>::default(),
+        ))
     };
 }

@@ -32,9 +32,17 @@ use crate::error::Error;
 #[non_exhaustive]
 pub enum StoreError {
     /// The store could not be reached within its timeout (Redis down, the
-    /// SQLite file locked for too long). Worth retrying later; a handler
-    /// that returns it with `?` answers 503 Service Unavailable.
+    /// SQLite file locked for too long), and nothing was done. Worth
+    /// retrying later; a handler that returns it with `?` answers 503
+    /// Service Unavailable.
     Unavailable(String),
+    /// The command reached the store but its answer did not come back in
+    /// time (a frozen or restarting Redis): it may or may not have been
+    /// applied. Only operations that must not run twice fail this way (an
+    /// increment, a push); those that may repeat are retried or reported
+    /// [`Unavailable`](StoreError::Unavailable). Do not simply retry: read
+    /// the value back first if it matters. `?` answers 504 Gateway Timeout.
+    OutcomeUnknown(String),
     /// Anything else: a value of the wrong type (`incr` on text, `get` on
     /// a hash), an overflow, a host without a store. Retrying will not
     /// help; `?` answers 500.
@@ -64,6 +72,14 @@ impl StoreError {
                     label: "store unavailable",
                 },
             ),
+            StoreError::OutcomeUnknown(m) => (
+                m,
+                Kind {
+                    outcome: abi::OUTCOME_UNKNOWN,
+                    status: 504,
+                    label: "store outcome unknown",
+                },
+            ),
             StoreError::Other(m) => (
                 m,
                 Kind {
@@ -80,6 +96,7 @@ impl StoreError {
     pub(crate) fn from_outcome(outcome: Outcome, message: String) -> StoreError {
         match outcome {
             abi::OUTCOME_UNAVAILABLE => StoreError::Unavailable(message),
+            abi::OUTCOME_UNKNOWN => StoreError::OutcomeUnknown(message),
             _ => StoreError::Other(message),
         }
     }
@@ -98,6 +115,18 @@ impl StoreError {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Whether the command may have been applied although the call failed
+    /// (see [`StoreError::OutcomeUnknown`]).
+    ///
+    /// ```
+    /// use drupe_sdk::StoreError;
+    /// assert!(StoreError::OutcomeUnknown("no answer".into()).is_outcome_unknown());
+    /// assert!(!StoreError::Unavailable("down".into()).is_outcome_unknown());
+    /// ```
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, StoreError::OutcomeUnknown(_))
     }
 
     /// The message, for the log.
@@ -121,7 +150,8 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 impl From<StoreError> for Error {
-    /// 503 for [`StoreError::Unavailable`], 500 otherwise; either way the
+    /// 503 for [`StoreError::Unavailable`] (not done), 504 for
+    /// [`StoreError::OutcomeUnknown`] (perhaps done), 500 otherwise; the
     /// message goes to the host's log, not to the client.
     fn from(e: StoreError) -> Error {
         Error::new(e.kind().1.status, e.to_string())
@@ -141,12 +171,17 @@ mod tests {
             Error::from(StoreError::Other("WRONGTYPE".into())).status(),
             500
         );
+        assert_eq!(
+            Error::from(StoreError::OutcomeUnknown("timed out".into())).status(),
+            504
+        );
     }
 
     #[test]
     fn every_kind_survives_the_boundary() {
         for e in [
             StoreError::Unavailable("down".into()),
+            StoreError::OutcomeUnknown("no answer".into()),
             StoreError::Other("bad".into()),
         ] {
             let back = StoreError::from_outcome(e.outcome(), e.message().to_owned());

@@ -9,8 +9,8 @@
 //!
 //! Adding an operation means: a variant and its arms below (name, wire
 //! code, arguments, kind of answer), its case in each backend, and a
-//! method on `Store` or `Session`. An answer of a new shape (a list of
-//! values) adds a [`Reply`] variant and its case in `encode` and `decode`.
+//! method on `Store` or `Session`. An answer of a new shape adds a
+//! [`Reply`] variant and its case in `encode` and `decode`.
 //!
 //! Plugin authors never need this module; it is public for the host.
 
@@ -42,6 +42,12 @@ pub mod code {
     pub const SESSION_SET: u32 = 12;
     pub const SESSION_REMOVE: u32 = 13;
     pub const SESSION_INCR: u32 = 14;
+    pub const KEYS: u32 = 15;
+    pub const PUSH: u32 = 16;
+    pub const RANGE: u32 = 17;
+    pub const LEN: u32 = 18;
+    pub const SESSION_REGENERATE: u32 = 19;
+    pub const SESSION_DESTROY: u32 = 20;
 }
 
 /// A store or session call from a plugin. Keys and fields are the
@@ -77,6 +83,20 @@ pub enum Op<'a> {
     SessionRemove(&'a [u8]),
     /// Adds to an integer session field, starting a session if needed.
     SessionIncr(&'a [u8], i64),
+    /// The plugin's key names that start with the prefix, of any kind,
+    /// sorted bytewise, at most the limit.
+    Keys(&'a [u8], u64),
+    /// Appends a value to the list at key (`RPUSH`); the new length.
+    Push(&'a [u8], &'a [u8]),
+    /// The list's items from start to stop, both included, negative
+    /// counting from the end (`LRANGE`).
+    Range(&'a [u8], i64, i64),
+    /// The list's length (`LLEN`); 0 if missing.
+    Len(&'a [u8]),
+    /// Gives the visitor's session a new id, keeping its data.
+    SessionRegenerate,
+    /// Deletes the visitor's session and expires its cookie.
+    SessionDestroy,
 }
 
 /// The answer to an [`Op`].
@@ -92,6 +112,8 @@ pub enum Reply {
     Int(i64),
     /// A hash's fields.
     Pairs(Fields),
+    /// Byte strings in order: key names, list items.
+    List(Vec<Vec<u8>>),
 }
 
 /// The kind of [`Reply`] an operation answers when it succeeds, which
@@ -106,6 +128,8 @@ enum Answer {
     Int,
     /// Encoded pairs in the out buffer.
     Pairs,
+    /// Encoded byte strings in the out buffer.
+    List,
 }
 
 impl<'a> Op<'a> {
@@ -126,6 +150,12 @@ impl<'a> Op<'a> {
             Op::SessionSet(..) => "session_set",
             Op::SessionRemove(..) => "session_remove",
             Op::SessionIncr(..) => "session_incr",
+            Op::Keys(..) => "store_keys",
+            Op::Push(..) => "store_push",
+            Op::Range(..) => "store_range",
+            Op::Len(..) => "store_len",
+            Op::SessionRegenerate => "session_regenerate",
+            Op::SessionDestroy => "session_destroy",
         }
     }
 
@@ -141,18 +171,26 @@ impl<'a> Op<'a> {
             | Op::HGet(key, _)
             | Op::HSet(key, ..)
             | Op::HDel(key, _)
-            | Op::HGetAll(key) => Some(key),
-            Op::SessionGet(_) | Op::SessionSet(..) | Op::SessionRemove(_) | Op::SessionIncr(..) => {
-                None
-            }
+            | Op::HGetAll(key)
+            | Op::Push(key, _)
+            | Op::Range(key, ..)
+            | Op::Len(key) => Some(key),
+            Op::Keys(..)
+            | Op::SessionGet(_)
+            | Op::SessionSet(..)
+            | Op::SessionRemove(_)
+            | Op::SessionIncr(..)
+            | Op::SessionRegenerate
+            | Op::SessionDestroy => None,
         }
     }
 
     fn answer(&self) -> Answer {
         match self {
             Op::Get(..) | Op::HGet(..) | Op::SessionGet(..) => Answer::Bytes,
-            Op::Incr(..) | Op::SessionIncr(..) => Answer::Int,
+            Op::Incr(..) | Op::SessionIncr(..) | Op::Push(..) | Op::Len(..) => Answer::Int,
             Op::HGetAll(..) => Answer::Pairs,
+            Op::Keys(..) | Op::Range(..) => Answer::List,
             Op::Set(..)
             | Op::Delete(..)
             | Op::Exists(..)
@@ -160,7 +198,9 @@ impl<'a> Op<'a> {
             | Op::HSet(..)
             | Op::HDel(..)
             | Op::SessionSet(..)
-            | Op::SessionRemove(..) => Answer::Done,
+            | Op::SessionRemove(..)
+            | Op::SessionRegenerate
+            | Op::SessionDestroy => Answer::Done,
         }
     }
 
@@ -236,6 +276,27 @@ impl<'a> Op<'a> {
                 ints: [by, 0],
                 ..StoreOp::new(code::SESSION_INCR)
             },
+            Op::Keys(prefix, limit) => StoreOp {
+                key: b(prefix),
+                ints: [i64::try_from(limit).unwrap_or(i64::MAX), 0],
+                ..StoreOp::new(code::KEYS)
+            },
+            Op::Push(key, value) => StoreOp {
+                key: b(key),
+                value: b(value),
+                ..StoreOp::new(code::PUSH)
+            },
+            Op::Range(key, start, stop) => StoreOp {
+                key: b(key),
+                ints: [start, stop],
+                ..StoreOp::new(code::RANGE)
+            },
+            Op::Len(key) => StoreOp {
+                key: b(key),
+                ..StoreOp::new(code::LEN)
+            },
+            Op::SessionRegenerate => StoreOp::new(code::SESSION_REGENERATE),
+            Op::SessionDestroy => StoreOp::new(code::SESSION_DESTROY),
         }
     }
 
@@ -271,7 +332,7 @@ impl<'a> Op<'a> {
             )
         };
         let ttl = Duration::from_millis(raw.ttl_ms);
-        let [n, _] = raw.ints;
+        let [n, m] = raw.ints;
         Ok(match raw.code {
             code::GET => Op::Get(key),
             code::SET => Op::Set(key, value, (raw.ttl_ms > 0).then_some(ttl)),
@@ -287,6 +348,12 @@ impl<'a> Op<'a> {
             code::SESSION_SET => Op::SessionSet(field, value),
             code::SESSION_REMOVE => Op::SessionRemove(field),
             code::SESSION_INCR => Op::SessionIncr(field, n),
+            code::KEYS => Op::Keys(key, u64::try_from(n).unwrap_or(0)),
+            code::PUSH => Op::Push(key, value),
+            code::RANGE => Op::Range(key, n, m),
+            code::LEN => Op::Len(key),
+            code::SESSION_REGENERATE => Op::SessionRegenerate,
+            code::SESSION_DESTROY => Op::SessionDestroy,
             other => {
                 return Err(format!(
                     "store operation {other} is unknown to this drupe (plugin ABI {}.{}); \
@@ -341,6 +408,12 @@ pub fn encode(result: Result<Reply, StoreError>) -> Encoded {
                 "a hash field or value is larger than 4 GiB".to_owned(),
             ))),
         },
+        Ok(Reply::List(items)) => match encode_items(items.iter().map(Vec::as_slice)) {
+            Some(data) => ok(data),
+            None => encode(Err(StoreError::Other(
+                "a key or list item is larger than 4 GiB".to_owned(),
+            ))),
+        },
         Err(e) => Encoded {
             outcome: e.outcome(),
             data: e.message().as_bytes().to_vec(),
@@ -361,6 +434,9 @@ pub fn decode(op: &Op<'_>, outcome: Outcome, data: Vec<u8>, int: i64) -> Result<
             Answer::Pairs => decode_pairs(&data).map(Reply::Pairs).ok_or_else(|| {
                 StoreError::Other(format!("`{name}`: the host sent malformed pairs"))
             }),
+            Answer::List => decode_items(&data).map(Reply::List).ok_or_else(|| {
+                StoreError::Other(format!("`{name}`: the host sent a malformed list"))
+            }),
         },
         abi::OUTCOME_NOT_FOUND => Ok(Reply::NotFound),
         _ => {
@@ -372,6 +448,56 @@ pub fn decode(op: &Op<'_>, outcome: Outcome, data: Vec<u8>, int: i64) -> Result<
             Err(StoreError::from_outcome(outcome, message))
         }
     }
+}
+
+/// Which items `LRANGE start stop` takes from a list of `len` items, as
+/// Redis decides: negative indexes count from the end, `stop` is included,
+/// out-of-range bounds are clamped. `None` when it takes nothing. The
+/// backends without a native `LRANGE` (SQLite, the test store) use this.
+///
+/// ```
+/// use drupe_sdk::store_op::list_range;
+/// assert_eq!(list_range(5, 0, -1), Some(0..5));
+/// assert_eq!(list_range(5, -2, 100), Some(3..5));
+/// assert_eq!(list_range(5, 3, 1), None);
+/// assert_eq!(list_range(0, 0, -1), None);
+/// ```
+pub fn list_range(len: usize, start: i64, stop: i64) -> Option<std::ops::Range<usize>> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let from_end = |i: i64| if i < 0 { len.saturating_add(i) } else { i };
+    let start = from_end(start).max(0);
+    let stop = from_end(stop).min(len - 1);
+    if start > stop {
+        return None;
+    }
+    Some(usize::try_from(start).ok()?..usize::try_from(stop).ok()? + 1)
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "drupe_session";
+
+/// The `Set-Cookie` value that hands session `id` (its hex) to the browser:
+/// the whole site (`Path=/`), out of reach of scripts (`HttpOnly`), and not
+/// sent on cross-site subrequests (`SameSite=Lax`). No `Max-Age`: the
+/// store's idle timeout decides how long the session lives.
+///
+/// ```
+/// use drupe_sdk::store_op::session_cookie;
+/// assert_eq!(session_cookie("ab"), "drupe_session=ab; Path=/; HttpOnly; SameSite=Lax");
+/// ```
+pub fn session_cookie(id: &str) -> String {
+    format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax")
+}
+
+/// The `Set-Cookie` value that makes the browser drop its session cookie
+/// (after [`Op::SessionDestroy`]).
+///
+/// ```
+/// use drupe_sdk::store_op::session_cookie_removal;
+/// assert!(session_cookie_removal().contains("; Max-Age=0"));
+/// ```
+pub fn session_cookie_removal() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
 }
 
 /// The encoding of a list of byte strings: each as a `u32` little-endian
@@ -479,6 +605,12 @@ mod tests {
             Op::SessionSet(b"f", b"v"),
             Op::SessionRemove(b"f"),
             Op::SessionIncr(b"f", 3),
+            Op::Keys(b"user:", 50),
+            Op::Push(b"k", b"v"),
+            Op::Range(b"k", -3, -1),
+            Op::Len(b"k"),
+            Op::SessionRegenerate,
+            Op::SessionDestroy,
         ]
     }
 
@@ -524,6 +656,9 @@ mod tests {
                 Op::HGetAll(b"k"),
                 Reply::Pairs(vec![(b"f".to_vec(), b"v".to_vec())]),
             ),
+            (Op::Keys(b"", 10), Reply::List(vec![b"a".to_vec(), vec![]])),
+            (Op::Range(b"k", 0, -1), Reply::List(vec![])),
+            (Op::Push(b"k", b"v"), Reply::Int(3)),
         ];
         for (op, reply) in cases {
             let sent = encode(Ok(reply.clone()));

@@ -8,11 +8,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::store::op::{Op, Reply};
+use crate::store::op::{list_range, session_cookie, session_cookie_removal, Op, Reply};
 use crate::store::StoreError;
 
-/// The session cookie's name, as the host sends it.
-pub(crate) const SESSION_COOKIE: &str = "drupe_session";
+pub(crate) use crate::store::op::SESSION_COOKIE;
 
 /// How long an unused session lives: the host's default `sessionTimeout`.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -74,6 +73,7 @@ struct Entry {
 enum Data {
     Bytes(Vec<u8>),
     Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    List(Vec<Vec<u8>>),
 }
 
 impl TestStore {
@@ -184,6 +184,42 @@ impl Memory {
         Ok(new)
     }
 
+    /// The live keys that start with `prefix`, sorted, at most `limit`.
+    fn keys(&mut self, prefix: &[u8], limit: u64) -> Vec<Vec<u8>> {
+        let now = Instant::now();
+        self.entries
+            .retain(|_, e| e.expires.is_none_or(|at| at > now));
+        let mut keys: Vec<Vec<u8>> = self
+            .entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        keys
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
+        if self.live(key).is_none() {
+            let data = Data::List(Vec::new());
+            self.entries.insert(
+                key.to_vec(),
+                Entry {
+                    data,
+                    expires: None,
+                },
+            );
+        }
+        match self.entries.get_mut(key).map(|e| &mut e.data) {
+            Some(Data::List(items)) => {
+                items.push(value.to_vec());
+                Ok(i64::try_from(items.len()).unwrap_or(i64::MAX))
+            }
+            _ => Err(wrong_type(key)),
+        }
+    }
+
     fn hincr(&mut self, key: &[u8], field: Vec<u8>, by: i64) -> Result<i64, StoreError> {
         let map = self.hash(key)?;
         let new = add(&field, map.get(&field).map(Vec::as_slice), by)?;
@@ -198,7 +234,7 @@ impl Memory {
             Op::Get(_) => match self.live(key).map(|e| &e.data) {
                 None => Reply::NotFound,
                 Some(Data::Bytes(b)) => Reply::Bytes(b.clone()),
-                Some(Data::Hash(_)) => return Err(wrong_type(key)),
+                Some(_) => return Err(wrong_type(key)),
             },
             Op::Set(_, value, ttl) => {
                 let expires = ttl.map(expiry);
@@ -222,7 +258,7 @@ impl Memory {
                     .get(field)
                     .cloned()
                     .map_or(Reply::NotFound, Reply::Bytes),
-                Some(Data::Bytes(_)) => return Err(wrong_type(key)),
+                Some(_) => return Err(wrong_type(key)),
             },
             Op::HSet(_, field, value) => {
                 self.hash(key)?.insert(field.to_vec(), value.to_vec());
@@ -237,29 +273,47 @@ impl Memory {
                     }
                     found(existed)
                 }
-                Some(Data::Bytes(_)) => return Err(wrong_type(key)),
+                Some(_) => return Err(wrong_type(key)),
             },
             Op::HGetAll(_) => match self.live(key).map(|e| &e.data) {
                 None => Reply::Pairs(Vec::new()),
                 Some(Data::Hash(map)) => {
                     Reply::Pairs(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 }
-                Some(Data::Bytes(_)) => return Err(wrong_type(key)),
+                Some(_) => return Err(wrong_type(key)),
             },
-            // Sessions are handled by `TestCall`, which maps them onto the
-            // hash operations above.
-            Op::SessionGet(..)
+            Op::Push(_, value) => Reply::Int(self.push(key, value)?),
+            Op::Range(_, start, stop) => match self.live(key).map(|e| &e.data) {
+                None => Reply::List(Vec::new()),
+                Some(Data::List(items)) => Reply::List(
+                    list_range(items.len(), start, stop)
+                        .map_or_else(Vec::new, |taken| items[taken].to_vec()),
+                ),
+                Some(_) => return Err(wrong_type(key)),
+            },
+            Op::Len(_) => match self.live(key).map(|e| &e.data) {
+                None => Reply::Int(0),
+                Some(Data::List(items)) => Reply::Int(i64::try_from(items.len()).unwrap_or(0)),
+                Some(_) => return Err(wrong_type(key)),
+            },
+            // Key listings and sessions are handled by `TestCall`, which
+            // knows the namespace and maps sessions onto the hash
+            // operations above.
+            Op::Keys(..)
+            | Op::SessionGet(..)
             | Op::SessionSet(..)
             | Op::SessionRemove(..)
-            | Op::SessionIncr(..) => {
-                return Err(StoreError::Other("session operation on a plain key".into()))
+            | Op::SessionIncr(..)
+            | Op::SessionRegenerate
+            | Op::SessionDestroy => {
+                return Err(StoreError::Other(format!("`{}` on a plain key", op.name())))
             }
         })
     }
 }
 
 /// One request's view of a [`TestStore`]: the plugin's namespace, the
-/// session cookie it came with, and the session it created, if any.
+/// session cookie it came with, and the cookie to send back, if any.
 #[derive(Debug)]
 pub(crate) struct TestCall {
     store: TestStore,
@@ -269,8 +323,9 @@ pub(crate) struct TestCall {
     cookie: Option<String>,
     /// The live session of this request, once looked up or created.
     session: RefCell<Option<Option<String>>>,
-    /// The id of a session this request created, for `Set-Cookie`.
-    created: RefCell<Option<String>>,
+    /// The `Set-Cookie` value for the response: the id of a session this
+    /// request created or regenerated, or the removal of one it destroyed.
+    set_cookie: RefCell<Option<String>>,
 }
 
 impl TestCall {
@@ -280,17 +335,14 @@ impl TestCall {
             namespace: format!("{plugin}:").into_bytes(),
             cookie,
             session: RefCell::new(None),
-            created: RefCell::new(None),
+            set_cookie: RefCell::new(None),
         }
     }
 
     /// The `Set-Cookie` value to add to the response, if this request
-    /// started a session.
+    /// started, regenerated or destroyed a session.
     pub(crate) fn set_cookie(&self) -> Option<String> {
-        self.created
-            .borrow()
-            .as_ref()
-            .map(|id| format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax"))
+        self.set_cookie.borrow().clone()
     }
 
     pub(crate) fn exec(&self, op: Op<'_>) -> Result<Reply, StoreError> {
@@ -303,6 +355,14 @@ impl TestCall {
         let (field, writes) = match op {
             Op::SessionGet(f) | Op::SessionRemove(f) => (f, false),
             Op::SessionSet(f, _) | Op::SessionIncr(f, _) => (f, true),
+            Op::SessionRegenerate => return Ok(self.regenerate(&mut memory)),
+            Op::SessionDestroy => return Ok(self.destroy(&mut memory)),
+            Op::Keys(prefix, limit) => {
+                let prefix = [&self.namespace, prefix].concat();
+                let keys = memory.keys(&prefix, limit);
+                let own = |k: Vec<u8>| k[self.namespace.len()..].to_vec();
+                return Ok(Reply::List(keys.into_iter().map(own).collect()));
+            }
             _ => {
                 let key = [&self.namespace, op.key().unwrap_or_default()].concat();
                 return memory.exec(&key, &op);
@@ -328,6 +388,38 @@ impl TestCall {
         Ok(reply)
     }
 
+    /// A fresh session id, which the response hands to the visitor.
+    fn new_id(&self, memory: &mut Memory) -> String {
+        memory.sessions_created += 1;
+        let id = format!("{:032x}", memory.sessions_created);
+        *self.set_cookie.borrow_mut() = Some(session_cookie(&id));
+        id
+    }
+
+    /// Moves the live session's data to a new id; nothing without one.
+    fn regenerate(&self, memory: &mut Memory) -> Reply {
+        let Some(old) = self.session_id(memory, false) else {
+            return Reply::Done;
+        };
+        let id = self.new_id(memory);
+        if let Some(entry) = memory.entries.remove(&session_key(&old)) {
+            memory.entries.insert(session_key(&id), entry);
+        }
+        *self.session.borrow_mut() = Some(Some(id));
+        Reply::Done
+    }
+
+    /// Deletes the live session, and tells the browser to drop a cookie it
+    /// sent.
+    fn destroy(&self, memory: &mut Memory) -> Reply {
+        if let Some(id) = self.session_id(memory, false) {
+            memory.entries.remove(&session_key(&id));
+        }
+        *self.session.borrow_mut() = Some(None);
+        *self.set_cookie.borrow_mut() = self.cookie.as_ref().map(|_| session_cookie_removal());
+        Reply::Done
+    }
+
     /// The request's live session id; with `create`, a new one if it has
     /// none. A cookie naming a session that does not exist is ignored, as
     /// the host ignores it (so nobody can pick a visitor's session id).
@@ -346,10 +438,8 @@ impl TestCall {
         if !create {
             return None;
         }
-        memory.sessions_created += 1;
-        let id = format!("{:032x}", memory.sessions_created);
+        let id = self.new_id(memory);
         *session = Some(Some(id.clone()));
-        *self.created.borrow_mut() = Some(id.clone());
         Some(id)
     }
 }
@@ -459,6 +549,30 @@ mod tests {
             cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax"),
             "{cookie}"
         );
+    }
+
+    #[test]
+    fn lists_and_keys_behave_like_the_host() {
+        let store = TestStore::new();
+        with(&store, "p", |ctx| {
+            let s = ctx.store();
+            assert_eq!(s.push("l", "a")?, 1);
+            assert_eq!(s.push("l", "b")?, 2);
+            assert_eq!(s.len("l")?, 2);
+            assert_eq!(s.range("l", -1, 5)?, vec![Value::from("b")]);
+            assert!(s.get("l").is_err(), "a list is not a string");
+            s.set("k", "v")?;
+            assert!(s.push("k", "x").is_err() && s.len("k").is_err());
+            assert_eq!(s.keys("", 10)?, ["k", "l"]);
+            assert_eq!(s.keys("", 1)?, ["k"]);
+            Ok(())
+        })
+        .unwrap();
+        with(&store, "q", |ctx| {
+            assert_eq!(ctx.store().keys("", 10)?, Vec::<String>::new(), "p's keys");
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]
