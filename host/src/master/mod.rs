@@ -19,7 +19,8 @@
 //! workers and their scoreboard ([`table::Pool`]; [`manage`]), the
 //! generations and reloads ([`generation::Generations`]; [`reload`]), the
 //! public socket ([`listen::Listener`]), the workers' pipe
-//! ([`inbox::Inbox`]), the status listener ([`status`]), and how it stops
+//! ([`inbox::Inbox`]), the status listener ([`status`]), the redirect
+//! listener ([`redirect`]), and how it stops
 //! ([`Stop`]; [`signals`], [`drain`]).
 
 mod drain;
@@ -29,6 +30,7 @@ mod inbox;
 mod listen;
 mod manage;
 mod notify;
+mod redirect;
 mod reload;
 mod report;
 mod signals;
@@ -120,6 +122,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     raise_open_files_limit();
     let listener = Listener::bind(&config.server)?;
     let status = status::StatusServer::bind(&config)?;
+    let redirect = redirect::RedirectServer::bind(&config, listener.address.port())?;
     let signals = signals::master_signals()
         .map_err(|e| MasterError::Io(format!("cannot set up signals: {e}")))?;
     let inbox = Inbox::new()?;
@@ -155,6 +158,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
         listener,
         inbox,
         status,
+        redirect,
         stop: None,
         failure: None,
     };
@@ -199,6 +203,8 @@ struct Master {
     inbox: Inbox,
     /// `[status]`: the status listener and the counts of exited workers.
     status: status::StatusServer,
+    /// `[tls] redirectPort`: plain HTTP sent on to https:// ([`redirect`]).
+    redirect: redirect::RedirectServer,
     stop: Option<Stop>,
     /// Set when a worker cannot boot: stop and report it.
     failure: Option<MasterError>,
@@ -211,6 +217,8 @@ struct Woken {
     watch: bool,
     /// Poll results of the status sockets ([`status::StatusServer::poll_fds`]).
     status: Vec<PollFlags>,
+    /// Poll results of the redirect sockets, likewise.
+    redirect: Vec<PollFlags>,
 }
 
 impl Master {
@@ -251,19 +259,24 @@ impl Master {
         }
         let first_status = fds.len();
         self.status.poll_fds(&mut fds);
+        let first_redirect = fds.len();
+        self.redirect.poll_fds(&mut fds);
         match poll(&mut fds, self.next_wakeup()) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(MasterError::Io(format!("poll: {e}"))),
         }
         let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let revents = |fds: &[PollFd]| {
+            fds.iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect()
+        };
         Ok(Woken {
             signals: ready(&fds[0]),
             inbox: ready(&fds[1]),
             watch: first_status > 2 && ready(&fds[2]),
-            status: fds[first_status..]
-                .iter()
-                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                .collect(),
+            status: revents(&fds[first_status..first_redirect]),
+            redirect: revents(&fds[first_redirect..]),
         })
     }
 
@@ -288,6 +301,7 @@ impl Master {
             }
         }
         self.serve_status(&woken.status);
+        self.redirect.serve(&woken.redirect);
     }
 
     fn next_wakeup(&self) -> PollTimeout {
@@ -317,6 +331,7 @@ impl Master {
                     .and_then(watch::Watch::deadline),
             )
             .chain(self.status.deadline())
+            .chain(self.redirect.deadline())
             .chain(self.drain_deadline())
             .chain(self.pool.next_check);
         for deadline in deadlines {

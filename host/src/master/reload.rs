@@ -43,21 +43,30 @@ pub(super) struct Rollout {
     started: Instant,
 }
 
-/// Starts watching the plugin directory if `config` asks for it; keeps
-/// `old` if it already watches the same directory.
+/// Starts watching the plugin directory and the `[tls]` files if `config`
+/// asks for it; keeps `old` if it already watches the same.
 pub(super) fn watch_for(config: &Config, old: Option<Watch>) -> Option<Watch> {
     if !config.plugins.watch {
         return None;
     }
     let dir = &config.plugins.directory;
-    if let Some(watch) = old.filter(|w| w.dir() == dir) {
+    let files: Vec<&std::path::Path> = config
+        .tls
+        .files()
+        .map_or(Vec::new(), |(certificate, key)| vec![certificate, key]);
+    if let Some(watch) = old.filter(|w| w.watches(dir, &files)) {
         return Some(watch);
     }
-    match Watch::new(dir) {
+    match Watch::new(dir, &files) {
         Ok(watch) => Some(watch),
         Err(e) => {
+            let tls = if files.is_empty() {
+                ""
+            } else {
+                " and the folders of the [tls] files"
+            };
             log::warn!(
-                "[plugins] watch: cannot watch {}: {e}; reload with SIGHUP instead",
+                "[plugins] watch: cannot watch {}{tls}: {e}; reload with SIGHUP instead",
                 dir.display()
             );
             None
@@ -110,6 +119,7 @@ impl Master {
         super::files::hand_over(&config); // its paths may be new
         let mut restart = needs_restart(&self.listener.bound, &config);
         restart.extend(self.status.needs_restart(&config));
+        restart.extend(self.redirect.needs_restart(&config));
         if !restart.is_empty() {
             log::warn!(
                 "{why}: {} changed but only take effect after a restart; still listening as before",
@@ -265,8 +275,10 @@ impl Master {
         let Some(changed) = self.generations.watch.as_mut().and_then(|w| w.due(now)) else {
             return;
         };
+        let plugins = changed.iter().all(|name| name.ends_with(".so"));
         self.reload(&format!(
-            "plugin directory changed ({})",
+            "{} changed ({})",
+            if plugins { "plugin directory" } else { "watched files" },
             changed.join(", ")
         ));
     }

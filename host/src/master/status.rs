@@ -47,14 +47,17 @@ pub(super) struct StatusServer {
     retired_plugins: BTreeMap<String, Totals>,
 }
 
+/// A connection served from the master's loop: one request of at most
+/// [`MAX_REQUEST`] bytes, one response, within [`TIMEOUT`]. The redirect
+/// listener's too.
 #[derive(Debug)]
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
-    input: Vec<u8>,
+    pub input: Vec<u8>,
     /// The response, once the request is complete.
-    output: Option<Vec<u8>>,
+    pub output: Option<Vec<u8>>,
     written: usize,
-    deadline: Instant,
+    pub deadline: Instant,
 }
 
 impl StatusServer {
@@ -95,14 +98,7 @@ impl StatusServer {
     pub fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
         if let Some(listener) = &self.listener {
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            for conn in &self.conns {
-                let wanted = if conn.output.is_some() {
-                    PollFlags::POLLOUT
-                } else {
-                    PollFlags::POLLIN
-                };
-                fds.push(PollFd::new(conn.stream.as_fd(), wanted));
-            }
+            fds.extend(self.conns.iter().map(Conn::poll_fd));
         }
     }
 
@@ -122,39 +118,59 @@ impl StatusServer {
     }
 
     fn accept(&mut self, now: Instant) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    log::warn!("status listener: accept: {e}");
-                    return;
-                }
-            };
-            if self.conns.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err() {
-                log::debug!(
-                    "status listener: {MAX_CONNECTIONS} connections open; closing one more"
-                );
-                let _ = stream.shutdown(Shutdown::Both);
-                continue;
-            }
-            self.conns.push(Conn {
-                stream,
-                input: Vec::new(),
-                output: None,
-                written: 0,
-                deadline: now + TIMEOUT,
-            });
+        if let Some(listener) = &self.listener {
+            accept_into(listener, &mut self.conns, MAX_CONNECTIONS, now, "status");
         }
     }
 }
 
+/// Accepts every queued connection of `listener` into `conns`, closing
+/// those beyond `max` at once. `what` names the listener in the log.
+pub(super) fn accept_into(
+    listener: &TcpListener,
+    conns: &mut Vec<Conn>,
+    max: usize,
+    now: Instant,
+    what: &str,
+) {
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) => {
+                log::warn!("{what} listener: accept: {e}");
+                return;
+            }
+        };
+        if conns.len() >= max || stream.set_nonblocking(true).is_err() {
+            log::debug!("{what} listener: {max} connections open; closing one more");
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
+        conns.push(Conn {
+            stream,
+            input: Vec::new(),
+            output: None,
+            written: 0,
+            deadline: now + TIMEOUT,
+        });
+    }
+}
+
 impl Conn {
+    /// The poll registration: readable until the response is ready, then
+    /// writable.
+    pub fn poll_fd(&self) -> PollFd<'_> {
+        let wanted = if self.output.is_some() {
+            PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        };
+        PollFd::new(self.stream.as_fd(), wanted)
+    }
+
     /// Reads what has arrived; `false` if the connection is done for.
-    fn read(&mut self) -> bool {
+    pub fn read(&mut self) -> bool {
         let mut buf = [0u8; 1024];
         loop {
             match self.stream.read(&mut buf) {
@@ -174,7 +190,7 @@ impl Conn {
     }
 
     /// Writes what it can; `false` once the response is out (or cannot be).
-    fn write(&mut self) -> bool {
+    pub fn write(&mut self) -> bool {
         let Some(output) = &self.output else {
             return true;
         };
@@ -190,7 +206,7 @@ impl Conn {
         false
     }
 
-    fn close(self) {
+    pub fn close(self) {
         // shutdown, not just close: workers forked while this connection
         // was open hold a copy of its descriptor.
         let _ = self.stream.shutdown(Shutdown::Both);

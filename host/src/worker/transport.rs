@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// The response to plain HTTP on the TLS port, so that a client that
 /// forgot the `https://` learns why instead of seeing a reset.
 const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
-Content-Type: text/plain; charset=utf-8\r\nContent-Length: 41\r\nConnection: close\r\n\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 44\r\nConnection: close\r\n\r\n\
 This port speaks HTTPS: use an https:// URL\n";
 
 #[derive(Debug)]
@@ -220,4 +220,14 @@ fn push(tls: &mut ServerConnection, mut tcp: &TcpStream) -> io::Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_plain_http_answer_declares_its_body_length() {
+        let text = String::from_utf8_lossy(super::PLAIN_HTTP_ON_TLS);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+    }
 }
