@@ -27,3 +27,4 @@ mod status;
 mod stop;
 mod store;
 mod supervision;
+mod tls;

@@ -244,7 +244,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let log = self.log();
-            if let Some(rest) = log.split("listening on http://").nth(1) {
+            // `http://`, or `https://` with `[tls]`.
+            let rest = log.split("listening on http://").nth(1);
+            if let Some(rest) = rest.or_else(|| log.split("listening on https://").nth(1)) {
                 let addr = rest.split_whitespace().next().unwrap_or_default();
                 return addr
                     .parse()

@@ -13,8 +13,8 @@ use std::path::Path;
 use super::error::suggest;
 use super::raw::RawConfig;
 use super::values::{
-    account, boolean, fractional_seconds, host, int, level, log_target, mount, optional_path,
-    path, port, processes, seconds, size,
+    account, boolean, fractional_seconds, host, int, level, log_target, mount, optional_path, path,
+    port, processes, seconds, size,
 };
 use super::{store_url, Config, ConfigError};
 
@@ -368,8 +368,12 @@ static SETTINGS: &[Setting] = &[
 /// `[tls]` keys that only make sense together.
 pub(super) fn check_tls(tls: &super::Tls, file: &Path) -> Result<(), ConfigError> {
     let why = match (&tls.certificate, &tls.key) {
-        (Some(_), None) => "[tls] certificate is set but key is not: set both for HTTPS, or neither",
-        (None, Some(_)) => "[tls] key is set but certificate is not: set both for HTTPS, or neither",
+        (Some(_), None) => {
+            "[tls] certificate is set but key is not: set both for HTTPS, or neither"
+        }
+        (None, Some(_)) => {
+            "[tls] key is set but certificate is not: set both for HTTPS, or neither"
+        }
         (None, None) if tls.redirect_port.is_some() => {
             "[tls] redirectPort needs certificate and key: it sends clients to https://"
         }

@@ -161,8 +161,8 @@ impl Generation {
         replaces: Option<&Generation>,
     ) -> Result<Generation, MasterError> {
         let previous = replaces.and_then(|g| g.tls.as_ref()).map(|t| &t.tickets);
-        let tls = crate::tls::load(&config.tls, previous)
-            .map_err(|e| MasterError::Io(e.to_string()))?;
+        let tls =
+            crate::tls::load(&config.tls, previous).map_err(|e| MasterError::Io(e.to_string()))?;
         let dir = Folder::new(snapshots.root().join(format!("gen-{number}")));
         let files = plugin::snapshot(&config.plugins.directory, dir.path())
             .map_err(|e| MasterError::Io(e.to_string()))?;

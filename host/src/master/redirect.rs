@@ -187,12 +187,22 @@ mod tests {
 
     #[test]
     fn sends_the_same_path_and_query_to_the_https_port() {
-        let out = text("GET /a/b?c=1 HTTP/1.1\r\nHost: example.org:8080\r\n\r\n", 8443).unwrap();
-        assert!(out.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"), "{out}");
+        let out = text(
+            "GET /a/b?c=1 HTTP/1.1\r\nHost: example.org:8080\r\n\r\n",
+            8443,
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+            "{out}"
+        );
         assert!(out.contains("\r\nLocation: https://example.org:8443/a/b?c=1\r\n"));
         assert!(out.contains("Connection: close\r\n"));
         let out = text("POST /form HTTP/1.1\r\nHost: example.org\r\n\r\n", 443).unwrap();
-        assert!(out.contains("\r\nLocation: https://example.org/form\r\n"), "{out}");
+        assert!(
+            out.contains("\r\nLocation: https://example.org/form\r\n"),
+            "{out}"
+        );
         let out = text("HEAD / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 443).unwrap();
         assert!(out.contains("\r\nLocation: https://[::1]/\r\n"), "{out}");
         assert!(out.ends_with("\r\n\r\n"), "HEAD has no body");

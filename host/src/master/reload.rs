@@ -278,7 +278,11 @@ impl Master {
         let plugins = changed.iter().all(|name| name.ends_with(".so"));
         self.reload(&format!(
             "{} changed ({})",
-            if plugins { "plugin directory" } else { "watched files" },
+            if plugins {
+                "plugin directory"
+            } else {
+                "watched files"
+            },
             changed.join(", ")
         ));
     }

@@ -85,7 +85,12 @@ impl Watch {
 
     /// Whether this watches `dir` and exactly `files`.
     pub fn watches(&self, dir: &Path, files: &[&Path]) -> bool {
-        self.dir == dir && self.files.iter().map(PathBuf::as_path).eq(files.iter().copied())
+        self.dir == dir
+            && self
+                .files
+                .iter()
+                .map(PathBuf::as_path)
+                .eq(files.iter().copied())
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -134,7 +139,11 @@ impl Watch {
             return false;
         };
         let plugin = *folder == self.dir && Path::new(name).extension().is_some_and(|e| e == "so");
-        plugin || self.files.iter().any(|f| f.parent() == Some(folder) && f.file_name() == Some(name))
+        plugin
+            || self
+                .files
+                .iter()
+                .any(|f| f.parent() == Some(folder) && f.file_name() == Some(name))
     }
 
     /// When [`Watch::due`] will next have something to say.

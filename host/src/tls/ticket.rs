@@ -163,10 +163,7 @@ mod tests {
         let second = first.rotated().unwrap();
         let third = second.rotated().unwrap();
         let ticket = first.ticketer().encrypt(b"session state").unwrap();
-        assert_eq!(
-            first.ticketer().decrypt(&ticket).unwrap(),
-            b"session state"
-        );
+        assert_eq!(first.ticketer().decrypt(&ticket).unwrap(), b"session state");
         assert_eq!(
             second.ticketer().decrypt(&ticket).unwrap(),
             b"session state",

@@ -127,11 +127,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pool::{Pool, Step};
 use slots::{close, release, serve, token, SlotCell};
 use std::net::TcpListener;
-use transport::Transport;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use transport::Transport;
 
 pub use dispatch::CallState;
 

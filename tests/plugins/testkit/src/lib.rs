@@ -72,6 +72,11 @@ pub fn echo(req: &Request, _ctx: &mut Context) -> Result<Response> {
     Ok(Response::bytes(req.body().to_vec()))
 }
 
+/// `GET /scheme`: `req.scheme()`, `http` or `https`.
+pub fn scheme(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::text(req.scheme()))
+}
+
 /// `GET /panic`: the handler panics (the SDK turns that into a 500).
 pub fn panic(_req: &Request, _ctx: &mut Context) -> Result<Response> {
     panic!("testkit: panic on request")
@@ -220,6 +225,7 @@ drupe_sdk::plugin! {
         GET "/store/{key}" => store_get,
         PUT "/store/{key}" => store_put,
         GET "/header/{value}" => echo_header,
+        GET "/scheme" => scheme,
         ANY "/status/{code}" => status,
         GET "/path/{*rest}" => path,
         ANY "/{*rest}" => echo,
