@@ -36,27 +36,23 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` arguments for a new P-256 key, unencrypted, in `key`.
+fn new_key(key: &str) -> [&str; 7] {
+    let curve = "ec_paramgen_curve:P-256";
+    ["-newkey", "ec", "-pkeyopt", curve, "-nodes", "-keyout", key]
+}
+
 /// A test CA in `dir` (ca.pem, ca.key).
 fn make_ca(dir: &Path) {
+    let subject = ["-out", "ca.pem", "-subj", "/CN=drupe test CA"];
     openssl(
         dir,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=drupe test CA",
-        ],
+            &["req", "-x509", "-days", "2"][..],
+            &new_key("ca.key"),
+            &subject,
+        ]
+        .concat(),
     );
     std::fs::write(
         dir.join("leaf.ext"),
@@ -68,46 +64,26 @@ fn make_ca(dir: &Path) {
 /// A server certificate signed by the test CA, with `serial`, written to
 /// `cert` and `key` in `dir`.
 fn issue(dir: &Path, serial: u32, cert: &str, key: &str) {
+    let subject = ["-out", "leaf.csr", "-subj", "/CN=localhost"];
+    openssl(
+        dir,
+        &[&["req", "-new"][..], &new_key(key), &subject].concat(),
+    );
     let serial = serial.to_string();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            &serial,
-            "-days",
-            "2",
-            "-out",
-            cert,
-            "-extfile",
-            "leaf.ext",
-        ],
-    );
+    let sign = [
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+    ];
+    let rest = [
+        "-set_serial",
+        &serial,
+        "-days",
+        "2",
+        "-out",
+        cert,
+        "-extfile",
+        "leaf.ext",
+    ];
+    openssl(dir, &[&sign[..], &rest].concat());
 }
 
 /// A site with `plugins`, HTTPS on its port, and `extra` INI text.

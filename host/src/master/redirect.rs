@@ -12,12 +12,10 @@
 //! a connection gets `status::TIMEOUT` in all and one response, and at
 //! most [`MAX_CONNECTIONS`] are open (more are closed at accept).
 
-use super::status::{self, Conn};
+use super::status::{self, Front};
 use super::MasterError;
 use crate::config::Config;
 use nix::poll::{PollFd, PollFlags};
-use std::net::TcpListener;
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 /// Redirect connections open at once. Each costs the master a poll entry
@@ -26,12 +24,11 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug)]
 pub(super) struct RedirectServer {
-    listener: Option<TcpListener>,
+    front: Front,
     /// `redirectPort` as bound: changing it needs a restart.
     bound: Option<u16>,
     /// The HTTPS port clients are sent to (`socketPort` as bound).
     https_port: u16,
-    conns: Vec<Conn>,
 }
 
 impl RedirectServer {
@@ -50,10 +47,9 @@ impl RedirectServer {
             }
         };
         Ok(RedirectServer {
-            listener,
+            front: Front::new(listener, MAX_CONNECTIONS, "redirect"),
             bound,
             https_port,
-            conns: Vec::new(),
         })
     }
 
@@ -70,17 +66,14 @@ impl RedirectServer {
         })
     }
 
-    /// Adds the sockets to watch: the listener, then each connection.
+    /// Adds the sockets to watch (see [`Front::poll_fds`]).
     pub fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
-        if let Some(listener) = &self.listener {
-            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            fds.extend(self.conns.iter().map(Conn::poll_fd));
-        }
+        self.front.poll_fds(fds);
     }
 
     /// When the oldest connection times out.
     pub fn deadline(&self) -> Option<Instant> {
-        self.conns.iter().map(|c| c.deadline).min()
+        self.front.deadline()
     }
 
     /// Serves the connections; `ready` holds the poll results of the
@@ -88,7 +81,7 @@ impl RedirectServer {
     pub fn serve(&mut self, ready: &[PollFlags]) {
         let now = Instant::now();
         let mut done = Vec::new();
-        for (index, conn) in self.conns.iter_mut().enumerate() {
+        for (index, conn) in self.front.conns.iter_mut().enumerate() {
             // ready[0] is the listener's; connections follow in order.
             let readable = ready.get(1 + index).is_some_and(|r| !r.is_empty());
             let mut open = now < conn.deadline;
@@ -104,14 +97,7 @@ impl RedirectServer {
                 done.push(index);
             }
         }
-        for index in done.into_iter().rev() {
-            self.conns.remove(index).close();
-        }
-        if let (Some(listener), Some(r)) = (&self.listener, ready.first()) {
-            if !r.is_empty() {
-                status::accept_into(listener, &mut self.conns, MAX_CONNECTIONS, now, "redirect");
-            }
-        }
+        self.front.settle(done, ready, now);
     }
 }
 

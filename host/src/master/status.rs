@@ -38,10 +38,9 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// The listener, its open connections, and the counts of exited workers.
 #[derive(Debug)]
 pub(super) struct StatusServer {
-    listener: Option<TcpListener>,
+    front: Front,
     /// `[status]` as bound: changing it needs a restart.
     bound: crate::config::Status,
-    conns: Vec<Conn>,
     started: Instant,
     retired: Totals,
     retired_plugins: BTreeMap<String, Totals>,
@@ -75,9 +74,8 @@ impl StatusServer {
             }
         };
         Ok(StatusServer {
-            listener,
+            front: Front::new(listener, MAX_CONNECTIONS, "status"),
             bound,
-            conns: Vec::new(),
             started: Instant::now(),
             retired: Totals::default(),
             retired_plugins: BTreeMap::new(),
@@ -94,6 +92,49 @@ impl StatusServer {
         (shown(old) != shown(new)).then(|| format!("[status] ({} -> {})", shown(old), shown(new)))
     }
 
+    /// Adds the sockets to watch (see [`Front::poll_fds`]).
+    pub fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
+        self.front.poll_fds(fds);
+    }
+
+    /// When the oldest connection times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.front.deadline()
+    }
+
+    /// Keeps the counts of the worker that held scoreboard slot `slot` and
+    /// has exited, before the slot is reused.
+    pub fn absorb(&mut self, board: &Scoreboard, slot: usize) {
+        let (unrouted, plugins) = board.stats().worker_totals(slot);
+        self.retired.add(&unrouted);
+        for (name, totals) in plugins {
+            self.retired_plugins.entry(name).or_default().add(&totals);
+        }
+    }
+}
+
+/// A listener the master serves from its poll loop, and its open
+/// connections: the status listener's, and the redirect listener's.
+#[derive(Debug)]
+pub(super) struct Front {
+    listener: Option<TcpListener>,
+    pub conns: Vec<Conn>,
+    /// Connections open at once; more are closed at accept.
+    max: usize,
+    /// Names the listener in the log.
+    what: &'static str,
+}
+
+impl Front {
+    pub fn new(listener: Option<TcpListener>, max: usize, what: &'static str) -> Front {
+        Front {
+            listener,
+            conns: Vec::new(),
+            max,
+            what,
+        }
+    }
+
     /// Adds the sockets to watch: the listener, then each connection.
     pub fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
         if let Some(listener) = &self.listener {
@@ -107,53 +148,48 @@ impl StatusServer {
         self.conns.iter().map(|c| c.deadline).min()
     }
 
-    /// Keeps the counts of the worker that held scoreboard slot `slot` and
-    /// has exited, before the slot is reused.
-    pub fn absorb(&mut self, board: &Scoreboard, slot: usize) {
-        let (unrouted, plugins) = board.stats().worker_totals(slot);
-        self.retired.add(&unrouted);
-        for (name, totals) in plugins {
-            self.retired_plugins.entry(name).or_default().add(&totals);
+    /// After a turn of serving: closes the connections at `done` (in
+    /// ascending order), then accepts what is queued if the listener was
+    /// ready (`ready[0]`, as [`Front::poll_fds`] added it).
+    pub fn settle(&mut self, done: Vec<usize>, ready: &[PollFlags], now: Instant) {
+        for index in done.into_iter().rev() {
+            self.conns.remove(index).close();
+        }
+        if ready.first().is_some_and(|r| !r.is_empty()) {
+            self.accept(now);
         }
     }
 
     fn accept(&mut self, now: Instant) {
-        if let Some(listener) = &self.listener {
-            accept_into(listener, &mut self.conns, MAX_CONNECTIONS, now, "status");
-        }
-    }
-}
-
-/// Accepts every queued connection of `listener` into `conns`, closing
-/// those beyond `max` at once. `what` names the listener in the log.
-pub(super) fn accept_into(
-    listener: &TcpListener,
-    conns: &mut Vec<Conn>,
-    max: usize,
-    now: Instant,
-    what: &str,
-) {
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) => {
-                log::warn!("{what} listener: accept: {e}");
-                return;
-            }
+        let Some(listener) = &self.listener else {
+            return;
         };
-        if conns.len() >= max || stream.set_nonblocking(true).is_err() {
-            log::debug!("{what} listener: {max} connections open; closing one more");
-            let _ = stream.shutdown(Shutdown::Both);
-            continue;
+        let what = self.what;
+        loop {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("{what} listener: accept: {e}");
+                    return;
+                }
+            };
+            if self.conns.len() >= self.max || stream.set_nonblocking(true).is_err() {
+                log::debug!(
+                    "{what} listener: {} connections open; closing one more",
+                    self.max
+                );
+                let _ = stream.shutdown(Shutdown::Both);
+                continue;
+            }
+            self.conns.push(Conn {
+                stream,
+                input: Vec::new(),
+                output: None,
+                written: 0,
+                deadline: now + TIMEOUT,
+            });
         }
-        conns.push(Conn {
-            stream,
-            input: Vec::new(),
-            output: None,
-            written: 0,
-            deadline: now + TIMEOUT,
-        });
     }
 }
 
@@ -274,16 +310,16 @@ impl Master {
         let now = Instant::now();
         let mut report = None;
         let mut done = Vec::new();
-        for index in 0..self.status.conns.len() {
+        for index in 0..self.status.front.conns.len() {
             // ready[0] is the listener's; connections follow in order.
             let events = ready.get(1 + index).copied().unwrap_or(PollFlags::empty());
-            let conn = &mut self.status.conns[index];
+            let conn = &mut self.status.front.conns[index];
             let mut open = now < conn.deadline;
             if open && conn.output.is_none() && !events.is_empty() {
                 open = conn.read();
                 if let Some(ask) = parse(&conn.input) {
                     let report = report.get_or_insert_with(|| self.report());
-                    self.status.conns[index].output = Some(match ask {
+                    self.status.front.conns[index].output = Some(match ask {
                         Ask::Status { head } => {
                             response(200, "application/json", &report.to_json(), head)
                         }
@@ -300,7 +336,7 @@ impl Master {
                     open = true;
                 }
             }
-            let conn = &mut self.status.conns[index];
+            let conn = &mut self.status.front.conns[index];
             if open && conn.output.is_some() {
                 open = conn.write();
             }
@@ -308,12 +344,7 @@ impl Master {
                 done.push(index);
             }
         }
-        for index in done.into_iter().rev() {
-            self.status.conns.remove(index).close();
-        }
-        if ready.first().is_some_and(|r| !r.is_empty()) {
-            self.status.accept(now);
-        }
+        self.status.front.settle(done, ready, now);
     }
 
     /// A snapshot of the workers and the request counts.
