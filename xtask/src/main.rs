@@ -115,7 +115,8 @@ fn run(drupe_args: &[String]) -> Result<(), String> {
 }
 
 fn test(cargo_test_args: &[String]) -> Result<(), String> {
-    ensure_installed(&["redis-server", "haproxy", "nginx"])?;
+    // openssl makes the TLS tests' certificates; curl is one of their clients.
+    ensure_installed(&["redis-server", "haproxy", "nginx", "openssl", "curl"])?;
     let mut build = cargo();
     build.args(["build", "--workspace"]);
     status(build)?;

@@ -277,7 +277,10 @@ fn call_plugin(
             .call
             .store
             .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
-        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), ex.fd));
+        // A TLS connection is published as `!fd` (negative): `expiry` must
+        // not write a plaintext 504 into it.
+        let fd = if ex.https { !ex.fd } else { ex.fd };
+        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), fd));
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);

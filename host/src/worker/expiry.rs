@@ -63,8 +63,14 @@ impl Expiry {
 /// client reads a complete response and then the end of the stream; the
 /// handler thread, should it return, finds nothing more to read or write.
 /// One `send` of a small response to a client that waits for it (so its
-/// send buffer is empty); best effort.
+/// send buffer is empty); best effort. A TLS connection (published as
+/// `!fd`, see `dispatch`) only ends: its TLS state is with the stuck
+/// handler's thread, and plaintext would be garbage to the client.
 fn send_timed_out(fd: i32) {
+    if fd < 0 {
+        let _ = shutdown(!fd, Shutdown::Both);
+        return;
+    }
     let mut out = Vec::new();
     answer::timed_out(&mut out);
     let _ = send(fd, &out, MsgFlags::MSG_NOSIGNAL);
