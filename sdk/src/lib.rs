@@ -83,6 +83,7 @@ pub mod export;
 mod extract;
 #[doc = include_str!("guide.md")]
 pub mod guide {}
+mod html;
 mod into_response;
 mod layer;
 mod request;
@@ -98,6 +99,7 @@ pub mod testing;
 pub use context::{Context, Settings};
 pub use cookie::{Cookie, SameSite};
 pub use error::{Error, Result};
+pub use html::html_escape;
 #[cfg(feature = "serde")]
 pub use into_response::Json;
 pub use into_response::{Html, IntoResponse, Redirect};
