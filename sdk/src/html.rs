@@ -10,9 +10,9 @@
 /// use drupe_sdk::prelude::*;
 /// use drupe_sdk::html_escape;
 ///
-/// fn hello(req: &Request, _ctx: &mut Context) -> Html<String> {
-///     let name = req.query_param("name").unwrap_or_default();
-///     Html(format!("<p title=\"{0}\">Hello, {0}!</p>", html_escape(&name)))
+/// fn hello(req: &Request, _ctx: &mut Context) -> Result<Response> {
+///     let name = html_escape(&req.query_param("name").unwrap_or_default());
+///     Ok(Response::html(format!("<p title=\"{name}\">Hello, {name}!</p>")))
 /// }
 ///
 /// let resp = drupe_sdk::testing::TestRequest::get("/?name=%3Cb%3E%22A%26B%22").call(hello);
