@@ -60,7 +60,9 @@
 //! host shares (Redis or SQLite, as the host is configured), and
 //! [`Context::session`] the visitor's session; see [`Store`] and
 //! [`Session`]. A [`StoreError`] converts into [`Error`], so `?` answers
-//! 503 when the store is unreachable and 500 otherwise.
+//! 503 when the store could not be reached (nothing was done), 504 when a
+//! write was sent but its answer never came (it may have been applied:
+//! read the value back rather than retrying blindly), and 500 otherwise.
 //! [`testing::TestStore`] keeps both in memory for unit tests.
 //!
 //! # Layout
