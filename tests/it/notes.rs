@@ -35,6 +35,14 @@ fn cookie_from(resp: &Response, name: &str) -> String {
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 
+/// Logs in as `user` with the right password, sending `cookie` (a
+/// `Cookie:` line, or nothing).
+fn login(client: &mut Client, cookie: &str, user: &str) -> Response {
+    let headers = format!("{cookie}{FORM}");
+    let body = format!("user={user}&password=s3cret");
+    send(client, "POST", "/notes/login", &headers, &body)
+}
+
 fn the_app_works(server: &Server) {
     let mut client = server.connect();
 
@@ -62,13 +70,7 @@ fn the_app_works(server: &Server) {
         "user=ana&password=wrong",
     );
     assert_eq!(resp.status, 401);
-    let resp = send(
-        &mut client,
-        "POST",
-        "/notes/login",
-        FORM,
-        "user=ana&password=s3cret",
-    );
+    let resp = login(&mut client, "", "ana");
     assert_eq!(resp.status, 303, "{}", resp.text());
     let session = format!("Cookie: {}\r\n", cookie_from(&resp, "drupe_session"));
     let json = format!("{session}Content-Type: application/json\r\n");
@@ -179,16 +181,9 @@ fn sessions_are_renewed_and_destroyed(server: &Server, redis: Option<&RedisServe
     assert_eq!(first.text(), "1");
     let before = session_header(&first);
 
-    let headers = format!("{before}{FORM}");
-    let login = send(
-        &mut server.connect(),
-        "POST",
-        "/notes/login",
-        &headers,
-        "user=ana&password=s3cret",
-    );
-    assert_eq!(login.status, 303, "{}", login.text());
-    let after = session_header(&login);
+    let resp = login(&mut server.connect(), &before, "ana");
+    assert_eq!(resp.status, 303, "{}", resp.text());
+    let after = session_header(&resp);
     assert_ne!(after, before, "login must hand out a new session id");
 
     let api = |cookie: &str| send(&mut server.connect(), "GET", "/notes/api/notes", cookie, "");
@@ -224,14 +219,7 @@ fn sessions_are_renewed_and_destroyed(server: &Server, redis: Option<&RedisServe
 /// download, whichever worker serves them.
 fn notes_are_listed_by_number(server: &Server) {
     let mut client = server.connect();
-    let login = send(
-        &mut client,
-        "POST",
-        "/notes/login",
-        FORM,
-        "user=bo&password=s3cret",
-    );
-    let session = session_header(&login);
+    let session = session_header(&login(&mut client, "", "bo"));
     let json = format!("{session}Content-Type: application/json\r\n");
     for n in 0..11 {
         let body = format!(r#"{{"text":"ordered {n}"}}"#);
@@ -256,6 +244,9 @@ fn notes_are_listed_by_number(server: &Server) {
     let page = send(&mut client, "GET", "/notes", "", "").text();
     let (at9, at10) = (page.find("ordered 9 <"), page.find("ordered 10 <"));
     assert!(at9.is_some() && at9 < at10, "{page}");
+    let export = send(&mut client, "GET", "/notes/export", &session, "").text();
+    let (at9, at10) = (export.find("ordered 9\n"), export.find("ordered 10\n"));
+    assert!(at9.is_some() && at9 < at10, "{export}");
 }
 
 #[test]
