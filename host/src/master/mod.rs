@@ -58,7 +58,7 @@ use table::{Pool, State};
 pub enum MasterError {
     /// The listening socket could not be set up.
     Bind(String),
-    /// The plugins did not pass the probe (details were logged).
+    /// The plugins or the store did not pass the probe (details were logged).
     Plugins,
     /// A worker could not boot (details were logged by the worker).
     WorkerBoot {
@@ -72,7 +72,7 @@ impl fmt::Display for MasterError {
         match self {
             MasterError::Bind(e) => f.write_str(e),
             MasterError::Plugins => {
-                f.write_str("the plugins could not be loaded (see the errors above)")
+                f.write_str("the plugins or the store failed the check (see the errors above)")
             }
             MasterError::WorkerBoot { pid } => {
                 write!(

@@ -92,6 +92,13 @@ pub fn probe_start(config: &Config, snapshot: &Snapshot, mode: ProbeMode) -> io:
                         log::error!("{errors}");
                     }
                     plugins.shutdown();
+                    // Credentials and TLS are checked here, not by each
+                    // worker: the master stays without a store connection.
+                    let store = crate::store::handshake::check(&config.store);
+                    if let Err(why) = &store {
+                        log::error!("{why}");
+                    }
+                    let started = started.map_err(drop).and(store.map_err(drop));
                     if started.is_ok() && mode == ProbeMode::Describe {
                         let mut out = io::stdout().lock();
                         let _ = out.write_all(plugins.describe().as_bytes());

@@ -27,11 +27,14 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{Client, Cmd, Connection, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
+use redis::cluster::ClusterClient;
+use redis::{Client, Cmd, ErrorKind, RedisError, ServerErrorKind};
 
+use super::cluster::ClusterLink;
+use super::connect::{self, Link};
 use super::sentinel::Sentinels;
 use super::{wrong_type, Fields, Store, StoreError};
-use crate::config::SentinelUrl;
+use crate::config::{ClusterUrl, RedisUrl, SentinelUrl};
 
 /// A connection idle this long gets a `PING` before it is trusted again.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -47,7 +50,7 @@ pub struct RedisStore {
     name: String,
     connect_timeout: Duration,
     timeout: Duration,
-    conn: Option<Connection>,
+    conn: Option<Link>,
     last_used: Instant,
     /// After a failed connect: until when to fail fast, and why.
     down: Option<(Instant, String)>,
@@ -68,6 +71,12 @@ enum Target {
     Fixed(Client),
     /// `redis+sentinel://`: whichever node the Sentinels name as primary.
     Sentinel(Sentinels),
+    /// `redis+cluster://`: one client per seed node to ask first; after a
+    /// failed attempt the next one leads.
+    Cluster {
+        clients: Vec<ClusterClient>,
+        next: usize,
+    },
 }
 
 /// How a failed attempt ended.
@@ -82,27 +91,52 @@ struct Failure {
 }
 
 impl RedisStore {
-    /// A store for `url`; connects on the first call.
+    /// A store for `url` (`redis://` or `rediss://`); connects on the first
+    /// call.
     pub fn new(
         url: &str,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let bad = |e: RedisError| StoreError::Other(format!("bad Redis URL {url}: {e}"));
-        let info = url.into_connection_info().map_err(bad)?;
-        // Connecting sends nothing but what the URL asks for (AUTH, SELECT):
-        // no `CLIENT SETINFO`, whose two replies the crate waits for one
-        // socket timeout each, which would stretch a connection attempt to
-        // a hung server past its budget.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let client = Client::open(info.set_redis_settings(settings)).map_err(bad)?;
-        let name = url.trim_start_matches("redis://").to_owned();
+        let url = RedisUrl::parse(url)
+            .map_err(|e| StoreError::Other(format!("{} {e}", crate::config::Redacted(url))))?;
+        Self::with_url(&url, connect_timeout, timeout)
+    }
+
+    /// A store for a parsed `redis://` or `rediss://` URL.
+    pub fn with_url(
+        url: &RedisUrl,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = connect::client(&url.host, url.port, url.db, &url.auth, url.tls.as_ref())
+            .map_err(|e| StoreError::Other(format!("Redis at {url}: {e}")))?;
+        // Host, port and database only: never the credentials.
+        let tls = if url.tls.is_some() { " (TLS)" } else { "" };
+        let name = format!("{}:{}/{}{tls}", url.host, url.port, url.db);
         Ok(Self::with_target(
             Target::Fixed(client),
             name,
             connect_timeout,
             timeout,
         ))
+    }
+
+    /// A store on the Redis Cluster of `url`; reads the slot map on the
+    /// first call and after any failure.
+    pub fn with_cluster(
+        url: &ClusterUrl,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let clients = (0..url.nodes.len())
+            .map(|first| connect::cluster_client(url, first, connect_timeout))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Other(format!("Redis Cluster {url}: {e}")))?;
+        let seeds: Vec<String> = url.nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let name = format!("cluster {}", seeds.join(","));
+        let target = Target::Cluster { clients, next: 0 };
+        Ok(Self::with_target(target, name, connect_timeout, timeout))
     }
 
     /// A store on the primary that the Sentinels of `url` name; asks them
@@ -134,7 +168,7 @@ impl RedisStore {
     fn run<T>(
         &mut self,
         idempotent: bool,
-        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+        command: impl Fn(&mut Link) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         if self.conn.is_some() && self.last_used.elapsed() >= IDLE_CHECK {
@@ -156,7 +190,7 @@ impl RedisStore {
     fn attempt<T>(
         &mut self,
         deadline: Instant,
-        command: impl Fn(&mut Connection) -> Result<T, RedisError>,
+        command: impl Fn(&mut Link) -> Result<T, RedisError>,
     ) -> Result<T, Failure> {
         self.connect(deadline)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -217,13 +251,25 @@ impl RedisStore {
         let opened = match &mut self.target {
             Target::Fixed(client) => client
                 .get_connection_with_timeout(budget)
+                .map(Link::Node)
                 .map_err(|e| format!("cannot connect to Redis at {}: {e}", self.name)),
             Target::Sentinel(sentinels) => {
                 sentinels
                     .connect_primary(budget, deadline)
                     .map(|(conn, at)| {
                         self.name = format!("primary '{}' at {at}", sentinels.primary());
-                        conn
+                        Link::Node(conn)
+                    })
+            }
+            Target::Cluster { clients, next } => {
+                // The slot map is read within the call's budget, each node's
+                // connection attempt within `connectTimeout`.
+                let remaining = deadline.saturating_duration_since(now);
+                ClusterLink::connect(&clients[*next], remaining)
+                    .map(|link| Link::Cluster(Box::new(link)))
+                    .map_err(|e| {
+                        *next = (*next + 1) % clients.len();
+                        format!("cannot connect to Redis at {}: {e}", self.name)
                     })
             }
         };
