@@ -3,10 +3,12 @@
 //! one area.
 
 mod balancer;
+mod counting;
 mod load;
 mod support;
 
 mod check;
+mod cluster;
 mod corpus;
 mod faults;
 mod health;
@@ -17,6 +19,7 @@ mod logs;
 mod ops;
 mod privileges;
 mod protocol;
+mod redis_auth;
 mod scaffold;
 mod sentinel;
 mod serving;

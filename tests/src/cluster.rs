@@ -3,7 +3,8 @@
 //! `redis-cli --cluster create … --cluster-replicas 1`), all on free ports,
 //! each in a process group of its own, all killed when it is dropped.
 //!
-//! `cluster-node-timeout` is 1 s, so after [`RedisCluster::kill_primary_of`]
+//! `cluster-node-timeout` is 2 s (shorter ones made a loaded 2-core machine
+//! flag live nodes as failed), so after [`RedisCluster::kill_primary_of`]
 //! the dead primary's replica takes over within a few seconds.
 
 use std::process::Command;
@@ -39,7 +40,7 @@ impl RedisCluster {
                         .args(["--cluster-enabled", "yes"])
                         .arg("--cluster-config-file")
                         .arg(dir.path().join(format!("nodes-{port}.conf")))
-                        .args(["--cluster-node-timeout", "1000"])
+                        .args(["--cluster-node-timeout", "2000"])
                         .args(extra);
                     command
                 }))

@@ -158,8 +158,13 @@ fn classify(e: &RedisError, auth: &Auth) -> Problem {
 
 /// A failure of TLS itself (as opposed to the network under it).
 fn is_tls(e: &RedisError) -> bool {
+    let rustls = |error: &(dyn std::error::Error + 'static)| error.is::<rustls::Error>();
     e.kind() == ErrorKind::InvalidClientConfig
-        || connect::io_error(e)
-            .and_then(|io| io.get_ref())
-            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        || std::error::Error::source(e).is_some_and(rustls)
+        || connect::io_error(e).is_some_and(|io| {
+            // rustls reports a failed handshake as `InvalidData` around
+            // its own error; the network under it never does.
+            io.kind() == std::io::ErrorKind::InvalidData || io.get_ref().is_some_and(|i| rustls(i))
+        })
+        || e.to_string().contains("peer certificate")
 }
