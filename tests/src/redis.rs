@@ -6,7 +6,7 @@
 //! never a skip: a suite that silently skipped its Redis tests would pass
 //! while proving nothing about Redis.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -229,27 +229,23 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The first line a Redis server on the port answers to `PING`, if any.
+fn ping_reply(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    stream.write_all(b"PING\r\n").ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line)
+}
+
 /// True if a Redis server answers anything to `PING` on the port (`+PONG`,
 /// or `-NOAUTH` from one that wants a password).
 fn answers(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut reply = [0u8; 1];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && matches!(&reply, b"+" | b"-")
+    ping_reply(port).is_some_and(|line| line.starts_with(['+', '-']))
 }
 
 /// True if a Redis server answers `PING` on the port.
 pub fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
+    ping_reply(port).as_deref() == Some("+PONG\r\n")
 }

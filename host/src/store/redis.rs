@@ -155,7 +155,16 @@ impl Sending<'_> {
 
 impl ConnectionLike for Sending<'_> {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        self.req_packed_commands(cmd, 0, 1).map(connect::single)
+        match self.link {
+            Link::Node(conn) => {
+                connect::exchange(conn, cmd, 0, 1, &mut self.sent).map(connect::single)
+            }
+            Link::Cluster(cluster) => {
+                let reply = cluster.req_packed_command(cmd);
+                self.sent |= cluster.sent();
+                reply
+            }
+        }
     }
 
     fn req_packed_commands(
@@ -167,11 +176,7 @@ impl ConnectionLike for Sending<'_> {
         match self.link {
             Link::Node(conn) => connect::exchange(conn, cmd, offset, count, &mut self.sent),
             Link::Cluster(cluster) => {
-                let replies = if offset == 0 && count == 1 {
-                    cluster.req_packed_command(cmd).map(|reply| vec![reply])
-                } else {
-                    cluster.req_packed_commands(cmd, offset, count)
-                };
+                let replies = cluster.req_packed_commands(cmd, offset, count);
                 self.sent |= cluster.sent();
                 replies
             }
