@@ -189,7 +189,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "url",
         default: "sqlite://drupe-data/shared.db",
-        doc: "shared store: sqlite://PATH, redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://…?ca=PATH (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT",
+        doc: "shared store: sqlite://PATH, redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://…?ca=PATH (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT (rediss+cluster:// with TLS)",
         apply: |c, v, x| store_url::check(v, |file| path(file, x.base))
             .map(|value| c.store.url = value),
     },
@@ -214,7 +214,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "timeout",
         default: "1",
-        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
+        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503 (504 if an increment went out and its answer did not come)",
         apply: |c, v, _| fractional_seconds(v).map(|value| c.store.timeout = value),
     },
     Setting {
