@@ -19,10 +19,18 @@
 //!   whole cluster connection, so the next call starts from a fresh slot
 //!   map (which is how a failover is picked up).
 //!
-//! Keys: every store command touches one key, so it always runs on one
+//! "Sent" is judged per node as for one server (`connect::exchange`): a
+//! command counts as sent once any node received all of it, redirects
+//! included; and each node's socket is found when it connects and peeked
+//! before each command, so a node that closed the connection (restarted,
+//! or killed in a failover) fails the command before it goes out.
+//!
+//! Keys: nearly every store command touches one key, so it runs on one
 //! node. A session is one hash whose key carries its id as a hash tag
 //! (`{id}`, see `call`), so anything added to a session later lands in the
-//! same slot.
+//! same slot. The exceptions are `keys`, which scans every primary
+//! ([`ClusterLink::for_each_primary`]), and `rename`, whose two keys may
+//! be in two slots (see `RedisStore::move_across_slots`).
 
 use std::cell::Cell;
 use std::io;

@@ -45,7 +45,8 @@
 //! Any command that a node refused with `READONLY` (it was demoted to
 //! replica by a failover; nothing was applied) drops the connection and is
 //! retried once: with Sentinel ([`super::sentinel`]) the fresh connection
-//! goes to the new primary.
+//! goes to the new primary, and with Redis Cluster ([`super::cluster`]) it
+//! reads a fresh slot map.
 
 use std::time::{Duration, Instant};
 
