@@ -3,10 +3,12 @@
 //! one area.
 
 mod balancer;
+mod counting;
 mod load;
 mod support;
 
 mod check;
+mod cluster;
 mod corpus;
 mod dev;
 mod faults;
@@ -20,6 +22,7 @@ mod notes;
 mod ops;
 mod privileges;
 mod protocol;
+mod redis_auth;
 mod scaffold;
 mod sentinel;
 mod serving;

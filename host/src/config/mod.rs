@@ -22,7 +22,7 @@ mod values;
 
 pub use error::ConfigError;
 pub use settings::{settings, Setting};
-pub use store_url::SentinelUrl;
+pub use store_url::{Auth, ClusterUrl, Redacted, RedisUrl, SentinelUrl, StoreUrl, Tls};
 
 /// The validated configuration of one drupe host.
 #[derive(Debug, Clone)]
@@ -122,7 +122,9 @@ pub struct PluginSection {
 pub struct Store {
     /// `url`: `sqlite://PATH` (relative to the INI's folder, stored
     /// absolute), `redis://host:port/db` or
-    /// `redis+sentinel://host:port,host:port/primary/db` ([`SentinelUrl`]).
+    /// `redis+sentinel://host:port,host:port/primary/db` or
+    /// `redis+cluster://host:port,host:port`, with credentials and TLS
+    /// ([`StoreUrl`]). It may hold a password: show it only as [`Redacted`].
     /// Default `sqlite://drupe-data/shared.db`.
     pub url: String,
     /// `keyPrefix`, default `drupe:`.

@@ -12,11 +12,12 @@ use std::path::Path;
 
 use super::error::suggest;
 use super::raw::RawConfig;
+use super::store_url::{self, Redacted};
 use super::values::{
     account, boolean, fractional_seconds, host, int, level, log_target, mount, path, port,
     processes, seconds, size,
 };
-use super::{store_url, Config, ConfigError};
+use super::{Config, ConfigError};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -188,7 +189,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "url",
         default: "sqlite://drupe-data/shared.db",
-        doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+        doc: "shared store: sqlite://PATH, redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://…?ca=PATH (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT (rediss+cluster:// with TLS)",
         apply: |c, v, x| store_url::check(v, |file| path(file, x.base))
             .map(|value| c.store.url = value),
     },
@@ -213,7 +214,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "timeout",
         default: "1",
-        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
+        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503 (504 if an increment went out and its answer did not come)",
         apply: |c, v, _| fractional_seconds(v).map(|value| c.store.timeout = value),
     },
     Setting {
@@ -402,7 +403,8 @@ pub(super) fn apply_raw(
                 ConfigError::at(
                     file,
                     entry.line,
-                    format!("{} = {} {why}", entry.key, entry.value),
+                    // A store URL may hold a password: never echo it.
+                    format!("{} = {} {why}", entry.key, Redacted(&entry.value)),
                 )
             })?;
         }

@@ -268,13 +268,13 @@ fn bad_values_name_key_value_and_range() {
         ),
         (
             "[store]\nurl = mysql://x\n",
-            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB \
-             or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB, \
+             redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://HOST:PORT,HOST:PORT",
         ),
         (
-            "[store]\nurl = rediss://cache:6380\n",
-            "url = rediss://cache:6380 asks for TLS to Redis, which drupe does not speak; \
-             use redis:// on a trusted network",
+            "[store]\nurl = rediss://:hunter2@cache:6380/0?ca=/no/such/ca.pem\n",
+            "url = rediss://:***@cache:6380/0?ca=/no/such/ca.pem names the CA file \
+             /no/such/ca.pem, which is not a readable file",
         ),
         (
             "[store]\ntimeout = 0\n",
@@ -291,7 +291,7 @@ fn bad_values_name_key_value_and_range() {
         (
             "[store]\nurl = redis+sentinel://s1:26379,s2:26379\n",
             "url = redis+sentinel://s1:26379,s2:26379 is not a Sentinel URL: the primary's name \
-             is missing; write redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+             is missing; write redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB",
         ),
         (
             "[server]\ndrainPeriod = soon\n",
