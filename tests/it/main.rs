@@ -10,6 +10,7 @@ mod check;
 mod corpus;
 mod dev;
 mod faults;
+mod files;
 mod health;
 mod hosts;
 mod lifecycle;

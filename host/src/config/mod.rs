@@ -21,7 +21,7 @@ mod store_url;
 mod values;
 
 pub use error::ConfigError;
-pub use settings::{settings, Setting};
+pub use settings::{settings, Setting, STATIC_SECTION};
 pub use store_url::SentinelUrl;
 
 /// The validated configuration of one drupe host.
@@ -37,6 +37,8 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub status: Status,
+    /// `[static]`: URL prefixes served from folders, in file order.
+    pub statics: Vec<StaticDir>,
     /// Set by `drupe dev` only, never by the INI file: see [`Dev`].
     pub dev: Option<Dev>,
 }
@@ -115,6 +117,16 @@ pub struct PluginSection {
     pub settings: Vec<(String, String)>,
     /// Line of the section header, for error messages.
     pub line: usize,
+}
+
+/// One line of `[static]`: `/prefix = folder`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticDir {
+    /// A clean URL path (the rules of a plugin mount).
+    pub prefix: String,
+    /// The folder, canonical (relative ones resolved against the INI's
+    /// folder); it existed when the file was read.
+    pub folder: PathBuf,
 }
 
 /// `[store]`
@@ -333,6 +345,7 @@ impl Config {
                 socket_host: String::new(),
                 socket_port: None,
             },
+            statics: Vec::new(),
             dev: None,
         }
     }

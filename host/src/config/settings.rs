@@ -47,6 +47,10 @@ struct Context<'a> {
 /// Section name of the per-plugin sections in [`SETTINGS`].
 const PLUGIN_SECTION: &str = "plugin.NAME";
 
+/// `[static]`: every key is a URL prefix, every value a folder; no fixed
+/// keys, so it is not in [`SETTINGS`].
+pub const STATIC_SECTION: &str = "static";
+
 /// Every setting, in the order `config/drupe.ini` shows them.
 static SETTINGS: &[Setting] = &[
     Setting {
@@ -370,6 +374,20 @@ pub(super) fn apply_raw(
     base: &Path,
 ) -> Result<(), ConfigError> {
     for section in &raw.sections {
+        if section.name == STATIC_SECTION {
+            for entry in &section.entries {
+                let dir = static_dir(&entry.key, &entry.value, base).map_err(|why| {
+                    ConfigError::at(
+                        file,
+                        entry.line,
+                        format!("{} = {} {why}", entry.key, entry.value),
+                    )
+                })?;
+                // A repeated prefix is refused by `raw`, like any repeated key.
+                config.statics.push(dir);
+            }
+            continue;
+        }
         let plugin = match section.name.strip_prefix("plugin.") {
             Some(name) => {
                 check_plugin_name(name).map_err(|why| ConfigError::at(file, section.line, why))?;
@@ -410,6 +428,21 @@ pub(super) fn apply_raw(
     Ok(())
 }
 
+/// One `[static]` line: the prefix follows the rules of a plugin mount,
+/// and the folder must exist (it is stored canonical, so the worker's
+/// containment check compares real paths).
+fn static_dir(prefix: &str, folder: &str, base: &Path) -> Result<crate::config::StaticDir, String> {
+    let prefix = mount(prefix).map_err(|why| why.replacen("mount path", "URL prefix", 1))?;
+    let folder = path(folder, base)?;
+    let folder = folder
+        .canonicalize()
+        .map_err(|e| format!("cannot be served: {}: {e}", folder.display()))?;
+    if !folder.is_dir() {
+        return Err(format!("is not a folder: {}", folder.display()));
+    }
+    Ok(crate::config::StaticDir { prefix, folder })
+}
+
 fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
     let mut known: Vec<String> = Vec::new();
     for s in SETTINGS.iter().filter(|s| s.section != PLUGIN_SECTION) {
@@ -417,6 +450,7 @@ fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
             known.push(s.section.to_string());
         }
     }
+    known.push(STATIC_SECTION.to_owned());
     // `[plugins.hello]` or `[Plugin.hello]` most likely meant `[plugin.hello]`.
     if let Some((_, rest)) = name.split_once(['.', ' ', ':']) {
         known.push(format!("plugin.{rest}"));

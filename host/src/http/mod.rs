@@ -17,6 +17,7 @@
 
 mod body;
 pub mod date;
+pub mod range;
 mod request;
 mod response;
 mod target;
@@ -28,7 +29,7 @@ pub use body::{ChunkedDecoder, Decoded};
 pub use request::{first_line, BodyKind, Head, HeadLimits};
 pub use response::{
     body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
-    write_error, write_head, WriteOpts, CONTINUE_100,
+    write_error, write_head, write_head_framed, Framing, WriteOpts, CONTINUE_100,
 };
 pub use target::{remove_dot_segments, unroutable};
 

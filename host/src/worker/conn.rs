@@ -38,6 +38,7 @@
 //! that explain why the connection ends.
 
 use super::access;
+use super::body_out::{BodyOut, Pumped};
 use super::dispatch::{self, Exchange};
 use super::Shared;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
@@ -90,6 +91,9 @@ pub struct Conn {
     end: usize,
     out: Vec<u8>,
     written: usize,
+    /// The body that follows `out` (a file, a stream), if any; no request
+    /// after it is answered until it is all sent.
+    tail: Option<BodyOut>,
     head: Head,
     /// Length of the parsed head of the current request, once complete.
     head_len: Option<usize>,
@@ -133,6 +137,7 @@ impl Conn {
             end: 0,
             out: Vec::new(),
             written: 0,
+            tail: None,
             head: Head::new(),
             head_len: None,
             chunked: ChunkedDecoder::default(),
@@ -156,7 +161,10 @@ impl Conn {
     /// connection can be closed without cutting anything off.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Lingering
-            || self.phase == Phase::Idle && self.start == self.end && self.written == self.out.len()
+            || self.phase == Phase::Idle
+                && self.start == self.end
+                && self.written == self.out.len()
+                && self.tail.is_none()
     }
 
     /// The socket is ready: make all the progress possible without blocking.
@@ -165,8 +173,15 @@ impl Conn {
     pub fn on_ready(&mut self, shared: &Shared, hung_up: bool) -> Next {
         self.hung_up |= hung_up;
         loop {
-            if self.written < self.out.len() {
+            if self.written < self.out.len() || self.tail.is_some() {
+                let had_tail = self.tail.is_some();
                 match self.flush(shared) {
+                    // Requests that came in behind a file or a stream wait
+                    // in the buffer, and no edge will announce them again.
+                    Ok(true) if had_tail && !self.closing && self.start < self.end => {
+                        self.serve(shared);
+                        continue;
+                    }
                     Ok(true) => {}
                     Ok(false) => return Next::Write,
                     Err(_) => return Next::Close,
@@ -207,6 +222,9 @@ impl Conn {
             // connections of the batch; its next request raises a new edge
             // and waits its turn behind theirs.
             if self.drained && !self.closing {
+                if self.tail.is_some() {
+                    continue; // sent above, then what waits behind it is served
+                }
                 return match self.flush(shared) {
                     Ok(true) => Next::Read,
                     Ok(false) => Next::Write,
@@ -216,7 +234,8 @@ impl Conn {
         }
     }
 
-    /// Writes pending output. `Ok(true)` when all of it is out.
+    /// Writes pending output, then the body that follows it (`tail`).
+    /// `Ok(true)` when all of it is out.
     fn flush(&mut self, shared: &Shared) -> io::Result<bool> {
         let before = self.written;
         while self.written < self.out.len() {
@@ -224,23 +243,31 @@ impl Conn {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // sendTimeout counts from the last progress: the first
-                    // stall and every write since that moved bytes restart
-                    // it; an edge that moved nothing does not.
-                    if !self.stalled || self.written > before {
-                        self.stalled = true;
-                        self.deadline = Instant::now() + shared.limits.send_timeout;
-                    }
+                    self.stall(shared, self.written > before);
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        let moved = self.written > before;
         self.out.clear();
         self.written = 0;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new(); // a large response is no reason to keep its memory
+        }
+        if let Some(tail) = self.tail.as_mut() {
+            match tail.pump(&self.stream) {
+                Ok(Pumped::Done) => self.tail = None,
+                Ok(Pumped::Blocked { progressed }) => {
+                    self.stall(shared, moved || progressed);
+                    return Ok(false);
+                }
+                Err(e) => {
+                    log::debug!("{}: sending the body: {e}", self.peer);
+                    return Err(e);
+                }
+            }
         }
         if self.stalled {
             // The send deadline is over; what comes next is timed from now
@@ -254,6 +281,16 @@ impl Conn {
                 };
         }
         Ok(true)
+    }
+
+    /// A write could not take everything. sendTimeout counts from the last
+    /// progress: the first stall and every write since that moved bytes
+    /// restart it; an edge that moved nothing does not.
+    fn stall(&mut self, shared: &Shared, progressed: bool) {
+        if !self.stalled || progressed {
+            self.stalled = true;
+            self.deadline = Instant::now() + shared.limits.send_timeout;
+        }
     }
 
     /// Lingering close: shut our side once, then read and discard until the
@@ -347,7 +384,7 @@ impl Conn {
 
     /// Answers every complete request in the buffer, in order.
     fn serve(&mut self, shared: &Shared) {
-        while !self.closing && self.start < self.end {
+        while !self.closing && self.tail.is_none() && self.start < self.end {
             let head_len = match self.head_len {
                 Some(len) => len,
                 None => match self.parse_head(shared) {
@@ -448,9 +485,16 @@ impl Conn {
             peer: &self.peer,
             keep_alive,
             fd: self.stream.as_raw_fd(),
+            body_fd: -1,
         };
         let started = shared.access.as_ref().map(|_| Instant::now());
-        let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+        let sent = dispatch::respond(
+            &shared.plugins,
+            &shared.statics,
+            &exchange,
+            &mut self.out,
+            &mut self.tail,
+        );
         if let (Some(log), Some(started)) = (&shared.access, started) {
             access::record(
                 log,
