@@ -387,3 +387,93 @@ fn a_client_that_never_reads_a_download_delays_no_one() {
         drop(stalled);
     }
 }
+
+/// Sends a `len`-byte body (a 1 MiB block of noise, repeated) to testkit's
+/// `/count-body` while sampling the worker's RSS; returns the answer and
+/// the peak RSS (KiB). `chunked`: sent with chunked framing.
+fn upload(server: &Server, worker: i32, len: usize, chunked: bool) -> (String, String, u64) {
+    let block = noise(1 << 20);
+    let mut expected = 0xcbf2_9ce4_8422_2325u64;
+    let stream = TcpStream::connect(server.addr()).expect("connect");
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {len}")
+    };
+    let sender = {
+        let mut stream = stream.try_clone().expect("clone");
+        let block = block.clone();
+        std::thread::spawn(move || {
+            let head = format!("POST /testkit/count-body HTTP/1.1\r\nHost: t\r\n{framing}\r\n\r\n");
+            stream.write_all(head.as_bytes()).expect("head");
+            let mut sent = 0;
+            while sent < len {
+                let n = block.len().min(len - sent);
+                if chunked {
+                    stream
+                        .write_all(format!("{n:x}\r\n").as_bytes())
+                        .expect("size");
+                }
+                stream.write_all(&block[..n]).expect("body");
+                if chunked {
+                    stream.write_all(b"\r\n").expect("crlf");
+                }
+                sent += n;
+            }
+            if chunked {
+                stream.write_all(b"0\r\n\r\n").expect("last chunk");
+            }
+        })
+    };
+    let mut sent = 0;
+    while sent < len {
+        let n = block.len().min(len - sent);
+        expected = block[..n].iter().fold(expected, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        sent += n;
+    }
+    let mut peak = rss_kib(worker);
+    while !sender.is_finished() {
+        peak = peak.max(rss_kib(worker));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sender.join().expect("sender");
+    let mut client = Client::from_stream(stream);
+    let resp = client.read_response(false);
+    peak = peak.max(rss_kib(worker));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    (resp.text(), format!("{len} {expected:016x}"), peak)
+}
+
+#[test]
+fn a_200_mib_upload_is_read_by_the_handler_with_bounded_memory() {
+    let _serial = crate::support::exclusive();
+    let (site, _) = site(&one_worker(2));
+    let site = site.with_ini("[limits]\nmaxBodyBytes = 1073741824\nbodyFolder = .\n");
+    let folder = site.dir.path().to_owned();
+    let server = site.start();
+    assert_eq!(get(&server, "/hello", "").status, 200);
+    let worker = server.worker_pids()[0];
+    let idle = rss_kib(worker);
+    let (got, expected, peak) = upload(&server, worker, 200 << 20, false);
+    eprintln!("upload: worker RSS idle {idle} KiB, peak {peak} KiB for 200 MiB");
+    assert_eq!(got, expected);
+    assert!(
+        peak <= idle + (64 << 10),
+        "RSS grew from {idle} to {peak} KiB"
+    );
+    let (got, expected, _) = upload(&server, worker, (5 << 20) + 7, true);
+    assert_eq!(got, expected, "chunked");
+    // Small bodies stay in memory and still read the same way.
+    let (got, expected, _) = upload(&server, worker, 1000, false);
+    assert_eq!(got, expected, "small");
+    // The spool files had no name: nothing was left in bodyFolder.
+    let left: Vec<_> = std::fs::read_dir(&folder)
+        .expect("site folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("drupe-body"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

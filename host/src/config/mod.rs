@@ -170,6 +170,13 @@ pub struct Limits {
     /// nginx's `send_timeout`; a slow reader that keeps reading is never
     /// cut).
     pub send_timeout: Duration,
+    /// `bodyMemory`, bytes, default 1 MiB: a request body larger than
+    /// this is written to an unnamed file in `body_folder` as it arrives,
+    /// so `maxBodyBytes` can be gigabytes without costing memory.
+    pub body_memory: usize,
+    /// `bodyFolder`, default `auto`: the system's temporary folder
+    /// (`$TMPDIR`, else `/tmp`), looked up when a body is spooled.
+    pub body_folder: Option<PathBuf>,
     /// `maxKeepAliveRequests`, default 10000 (0 = unlimited).
     pub max_keep_alive_requests: usize,
     /// `maxConnectionsPerProcess`, default 10000.
@@ -333,6 +340,8 @@ impl Config {
                 body_timeout: Duration::ZERO,
                 keep_alive_timeout: Duration::ZERO,
                 send_timeout: Duration::ZERO,
+                body_memory: 0,
+                body_folder: None,
                 max_keep_alive_requests: 0,
                 max_connections_per_process: 0,
             },

@@ -285,6 +285,26 @@ static SETTINGS: &[Setting] = &[
     },
     Setting {
         section: "limits",
+        key: "bodyMemory",
+        default: "1048576",
+        doc: "request bodies larger than this (bytes) wait in an unnamed temporary file, not in memory",
+        apply: |c, v, _| size(v).map(|value| c.limits.body_memory = value),
+    },
+    Setting {
+        section: "limits",
+        key: "bodyFolder",
+        default: "auto",
+        doc: "folder of those temporary files; auto = $TMPDIR or /tmp",
+        apply: |c, v, cx| {
+            c.limits.body_folder = match v {
+                "auto" => None,
+                _ => Some(path(v, cx.base)?),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
         key: "maxKeepAliveRequests",
         default: "10000",
         doc: "requests per connection; 0 = unlimited",

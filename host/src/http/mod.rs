@@ -20,6 +20,7 @@ pub mod date;
 pub mod range;
 mod request;
 mod response;
+pub mod spool;
 mod target;
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use super::access;
 use super::body_out::{BodyOut, Pumped};
 use super::dispatch::{self, Exchange};
 use super::Shared;
+use crate::http::spool::Spool;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -102,6 +103,9 @@ pub struct Conn {
     chunk_pos: usize,
     /// De-chunked body of the current request.
     body: Vec<u8>,
+    /// The current request's body, when larger than `bodyMemory`: it goes
+    /// to this file as it arrives instead of into `inbuf` or `body`.
+    spool: Option<Spool>,
     continue_sent: bool,
     phase: Phase,
     /// When the current phase must be over (header, body or idle timeout).
@@ -143,6 +147,7 @@ impl Conn {
             chunked: ChunkedDecoder::default(),
             chunk_pos: 0,
             body: Vec::new(),
+            spool: None,
             continue_sent: false,
             phase: Phase::Idle,
             deadline: now + shared.limits.header_timeout,
@@ -393,12 +398,11 @@ impl Conn {
                     Err(e) => return self.reject(shared, &e),
                 },
             };
-            let (body_start, request_end) =
-                match self.complete_body(head_len, shared.limits.max_body_bytes) {
-                    Ok(Some(range)) => range,
-                    Ok(None) => return self.send_continue(),
-                    Err(e) => return self.reject(shared, &e),
-                };
+            let (body_start, request_end) = match self.complete_body(head_len, &shared.limits) {
+                Ok(Some(range)) => range,
+                Ok(None) => return self.send_continue(),
+                Err(e) => return self.reject(shared, &e),
+            };
             self.served += 1;
             let keep_alive = self.head.keep_alive
                 && !shared.stopping()
@@ -432,8 +436,13 @@ impl Conn {
     fn complete_body(
         &mut self,
         head_len: usize,
-        max_body: usize,
+        limits: &crate::config::Limits,
     ) -> Result<Option<(usize, usize)>, HttpError> {
+        if let BodyKind::Length(n) = self.head.body {
+            if n > limits.body_memory as u64 {
+                return self.spool_body(head_len, n, limits);
+            }
+        }
         let buf = &self.inbuf[self.start..self.end];
         match self.head.body {
             BodyKind::None => Ok(Some((head_len, head_len))),
@@ -443,9 +452,17 @@ impl Conn {
             }
             BodyKind::Chunked => {
                 let from = head_len + self.chunk_pos;
-                let decoded = self
-                    .chunked
-                    .decode(&buf[from..], &mut self.body, max_body)?;
+                let decoded =
+                    self.chunked
+                        .decode(&buf[from..], &mut self.body, limits.max_body_bytes)?;
+                if self.spool.is_some() || self.body.len() > limits.body_memory {
+                    let spool = open_spool(&mut self.spool, limits)?;
+                    spool.write(&self.body).map_err(spool_error)?;
+                    self.body.clear();
+                    if decoded.done {
+                        spool.finish().map_err(spool_error)?;
+                    }
+                }
                 if decoded.done {
                     self.chunk_pos += decoded.consumed;
                     let end = head_len + self.chunk_pos;
@@ -462,6 +479,33 @@ impl Conn {
         }
     }
 
+    /// A `Content-Length` body over `bodyMemory`: what has arrived moves
+    /// from the input buffer to the spool file (anything after it, a
+    /// pipelined request, stays), so the buffer never holds more than a
+    /// read's worth of it. Complete once the file holds all `n` bytes.
+    fn spool_body(
+        &mut self,
+        head_len: usize,
+        n: u64,
+        limits: &crate::config::Limits,
+    ) -> Result<Option<(usize, usize)>, HttpError> {
+        let spool = open_spool(&mut self.spool, limits)?;
+        let body_start = self.start + head_len;
+        let owed = usize::try_from(n - spool.written()).unwrap_or(usize::MAX);
+        let take = (self.end - body_start).min(owed);
+        spool
+            .write(&self.inbuf[body_start..body_start + take])
+            .map_err(spool_error)?;
+        self.inbuf
+            .copy_within(body_start + take..self.end, body_start);
+        self.end -= take;
+        if spool.written() < n {
+            return Ok(None);
+        }
+        spool.finish().map_err(spool_error)?;
+        Ok(Some((head_len, head_len)))
+    }
+
     /// Has the complete current request answered into `out`, and logs it.
     /// Returns whether the connection must close after it (a request past
     /// `requestTimeout`).
@@ -474,8 +518,9 @@ impl Conn {
         keep_alive: bool,
     ) -> bool {
         let buf = &self.inbuf[self.start..self.end];
-        let body = match self.head.body {
-            BodyKind::Chunked => &self.body[..],
+        let body = match (&self.spool, self.head.body) {
+            (Some(spool), _) => spool.body(),
+            (None, BodyKind::Chunked) => &self.body[..],
             _ => &buf[body_start..request_end],
         };
         let exchange = Exchange {
@@ -485,7 +530,7 @@ impl Conn {
             peer: &self.peer,
             keep_alive,
             fd: self.stream.as_raw_fd(),
-            body_fd: -1,
+            body_fd: self.spool.as_ref().map_or(-1, Spool::fd),
         };
         let started = shared.access.as_ref().map(|_| Instant::now());
         let sent = dispatch::respond(
@@ -523,6 +568,7 @@ impl Conn {
         self.chunked.reset();
         self.chunk_pos = 0;
         self.body.clear();
+        self.spool = None; // unnamed: closing it frees the space
         self.continue_sent = false;
         if !keep_alive {
             self.closing = true;
@@ -624,4 +670,29 @@ impl Conn {
             },
         );
     }
+}
+
+/// The current request's spool file, created on first use.
+fn open_spool<'s>(
+    spool: &'s mut Option<Spool>,
+    limits: &crate::config::Limits,
+) -> Result<&'s mut Spool, HttpError> {
+    if spool.is_none() {
+        let folder = limits
+            .body_folder
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        *spool = Some(Spool::create(&folder).map_err(|e| {
+            log::error!("cannot spool a request body in {}: {e}", folder.display());
+            HttpError::new(500, "cannot store the request body")
+        })?);
+    }
+    spool
+        .as_mut()
+        .ok_or(HttpError::new(500, "cannot store the request body"))
+}
+
+fn spool_error(e: io::Error) -> HttpError {
+    log::error!("spooling a request body: {e}");
+    HttpError::new(500, "cannot store the request body")
 }
