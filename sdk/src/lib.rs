@@ -76,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+mod body_source;
 mod context;
 mod cookie;
 mod error;
@@ -108,7 +109,7 @@ pub use into_response::{Html, IntoResponse, Redirect};
 pub use layer::Next;
 #[doc(hidden)]
 pub use request::hex_digit;
-pub use request::Request;
+pub use request::{BodyReader, Request};
 pub use response::Response;
 #[doc(hidden)]
 pub use status::reason_phrase;

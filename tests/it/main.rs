@@ -12,6 +12,7 @@ mod cluster;
 mod corpus;
 mod dev;
 mod faults;
+mod files;
 mod health;
 mod hosts;
 mod lifecycle;

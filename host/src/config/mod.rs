@@ -21,7 +21,7 @@ mod store_url;
 mod values;
 
 pub use error::ConfigError;
-pub use settings::{settings, Setting};
+pub use settings::{settings, Setting, STATIC_SECTION};
 pub use store_url::{Auth, ClusterUrl, Redacted, RedisUrl, SentinelUrl, StoreUrl, Tls};
 
 /// The validated configuration of one drupe host.
@@ -37,6 +37,8 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub status: Status,
+    /// `[static]`: URL prefixes served from folders, in file order.
+    pub statics: Vec<StaticDir>,
     /// Set by `drupe dev` only, never by the INI file: see [`Dev`].
     pub dev: Option<Dev>,
 }
@@ -117,6 +119,16 @@ pub struct PluginSection {
     pub line: usize,
 }
 
+/// One line of `[static]`: `/prefix = folder`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticDir {
+    /// A clean URL path (the rules of a plugin mount).
+    pub prefix: String,
+    /// The folder, canonical (relative ones resolved against the INI's
+    /// folder); it existed when the file was read.
+    pub folder: PathBuf,
+}
+
 /// `[store]`
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -160,6 +172,13 @@ pub struct Limits {
     /// nginx's `send_timeout`; a slow reader that keeps reading is never
     /// cut).
     pub send_timeout: Duration,
+    /// `bodyMemory`, bytes, default 1 MiB: a request body larger than
+    /// this is written to an unnamed file in `body_folder` as it arrives,
+    /// so `maxBodyBytes` can be gigabytes without costing memory.
+    pub body_memory: usize,
+    /// `bodyFolder`, default `auto`: the system's temporary folder
+    /// (`$TMPDIR`, else `/tmp`), looked up when a body is spooled.
+    pub body_folder: Option<PathBuf>,
     /// `maxKeepAliveRequests`, default 10000 (0 = unlimited).
     pub max_keep_alive_requests: usize,
     /// `maxConnectionsPerProcess`, default 10000.
@@ -323,6 +342,8 @@ impl Config {
                 body_timeout: Duration::ZERO,
                 keep_alive_timeout: Duration::ZERO,
                 send_timeout: Duration::ZERO,
+                body_memory: 0,
+                body_folder: None,
                 max_keep_alive_requests: 0,
                 max_connections_per_process: 0,
             },
@@ -335,6 +356,7 @@ impl Config {
                 socket_host: String::new(),
                 socket_port: None,
             },
+            statics: Vec::new(),
             dev: None,
         }
     }

@@ -48,6 +48,10 @@ struct Context<'a> {
 /// Section name of the per-plugin sections in [`SETTINGS`].
 const PLUGIN_SECTION: &str = "plugin.NAME";
 
+/// `[static]`: every key is a URL prefix, every value a folder; no fixed
+/// keys, so it is not in [`SETTINGS`].
+pub const STATIC_SECTION: &str = "static";
+
 /// Every setting, in the order `config/drupe.ini` shows them.
 static SETTINGS: &[Setting] = &[
     Setting {
@@ -282,6 +286,26 @@ static SETTINGS: &[Setting] = &[
     },
     Setting {
         section: "limits",
+        key: "bodyMemory",
+        default: "1048576",
+        doc: "request bodies larger than this (bytes) wait in an unnamed temporary file, not in memory",
+        apply: |c, v, _| size(v).map(|value| c.limits.body_memory = value),
+    },
+    Setting {
+        section: "limits",
+        key: "bodyFolder",
+        default: "auto",
+        doc: "folder of those temporary files; auto = $TMPDIR or /tmp",
+        apply: |c, v, cx| {
+            c.limits.body_folder = match v {
+                "auto" => None,
+                _ => Some(path(v, cx.base)?),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        section: "limits",
         key: "maxKeepAliveRequests",
         default: "10000",
         doc: "requests per connection; 0 = unlimited",
@@ -371,6 +395,20 @@ pub(super) fn apply_raw(
     base: &Path,
 ) -> Result<(), ConfigError> {
     for section in &raw.sections {
+        if section.name == STATIC_SECTION {
+            for entry in &section.entries {
+                let dir = static_dir(&entry.key, &entry.value, base).map_err(|why| {
+                    ConfigError::at(
+                        file,
+                        entry.line,
+                        format!("{} = {} {why}", entry.key, entry.value),
+                    )
+                })?;
+                // A repeated prefix is refused by `raw`, like any repeated key.
+                config.statics.push(dir);
+            }
+            continue;
+        }
         let plugin = match section.name.strip_prefix("plugin.") {
             Some(name) => {
                 check_plugin_name(name).map_err(|why| ConfigError::at(file, section.line, why))?;
@@ -412,6 +450,21 @@ pub(super) fn apply_raw(
     Ok(())
 }
 
+/// One `[static]` line: the prefix follows the rules of a plugin mount,
+/// and the folder must exist (it is stored canonical, so the worker's
+/// containment check compares real paths).
+fn static_dir(prefix: &str, folder: &str, base: &Path) -> Result<crate::config::StaticDir, String> {
+    let prefix = mount(prefix).map_err(|why| why.replacen("mount path", "URL prefix", 1))?;
+    let folder = path(folder, base)?;
+    let folder = folder
+        .canonicalize()
+        .map_err(|e| format!("cannot be served: {}: {e}", folder.display()))?;
+    if !folder.is_dir() {
+        return Err(format!("is not a folder: {}", folder.display()));
+    }
+    Ok(crate::config::StaticDir { prefix, folder })
+}
+
 fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
     let mut known: Vec<String> = Vec::new();
     for s in SETTINGS.iter().filter(|s| s.section != PLUGIN_SECTION) {
@@ -419,6 +472,7 @@ fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
             known.push(s.section.to_string());
         }
     }
+    known.push(STATIC_SECTION.to_owned());
     // `[plugins.hello]` or `[Plugin.hello]` most likely meant `[plugin.hello]`.
     if let Some((_, rest)) = name.split_once(['.', ' ', ':']) {
         known.push(format!("plugin.{rest}"));

@@ -465,3 +465,30 @@ fn site_examples_for_several_hosts() {
     }
     assert_eq!(ports, [8001, 8002]);
 }
+
+#[test]
+fn static_lines_map_clean_prefixes_to_existing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    let ini = dir.path().join("drupe.ini");
+    let load = |text: &str| {
+        std::fs::write(&ini, text).unwrap();
+        Config::load(&ini)
+    };
+    let c = load("[static]\n/assets = public\n/ = public\n").unwrap();
+    let real = dir.path().join("public").canonicalize().unwrap();
+    assert_eq!(c.statics.len(), 2);
+    assert_eq!(
+        (c.statics[0].prefix.as_str(), &c.statics[0].folder),
+        ("/assets", &real)
+    );
+    let err = |text: &str| load(text).unwrap_err().to_string();
+    assert!(err("[static]\n/x = missing\n").contains("line 2: /x = missing cannot be served"));
+    assert!(
+        err("[static]\n/x/ = public\n").contains("is not a URL prefix: it must not end with '/'")
+    );
+    assert!(err("[static]\n/a/../b = public\n").contains("is not a URL prefix"));
+    assert!(err("[static]\n/x = public\n/x = public\n").contains("is set twice in [static]"));
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    assert!(err("[static]\n/x = file\n").contains("is not a folder"));
+}

@@ -9,7 +9,9 @@
 //! - [`slots`]: the connection table and the edge-triggered hand-off;
 //! - [`gate`] and [`balance`]: whether this worker takes new connections;
 //! - [`conn`]: one connection's bytes; [`dispatch`], [`answer`],
-//!   [`reserved`]: one request's response; [`access`]: the access log;
+//!   [`reserved`]: one request's response; [`static_files`]: file
+//!   responses and `[static]`; [`body_out`]: bodies sent after the head
+//!   (files, streams); [`access`]: the access log;
 //!   [`link`]: the line to the master.
 //!
 //! # How it serves
@@ -104,6 +106,7 @@
 mod access;
 mod answer;
 mod balance;
+mod body_out;
 mod conn;
 mod dispatch;
 mod expiry;
@@ -112,6 +115,7 @@ pub mod link;
 mod pool;
 mod reserved;
 mod slots;
+mod static_files;
 
 use crate::board::scoreboard::Scoreboard;
 use crate::config::{Config, Limits};
@@ -164,6 +168,8 @@ const ACCEPT_BATCH: usize = 1;
 #[derive(Debug)]
 pub struct Shared {
     pub plugins: PluginSet,
+    /// `[static]` folders, open.
+    pub statics: static_files::Statics,
     pub limits: Limits,
     pub head_limits: HeadLimits,
     epoll: Epoll,
@@ -305,6 +311,7 @@ impl Shared {
         let reserve = config.server.socket_queue_size as usize;
         Ok(Shared {
             plugins,
+            statics: static_files::Statics::open(&config.statics)?,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
             epoll,
