@@ -38,7 +38,10 @@ pub const ABI_MAJOR: u16 = 1;
 /// - 1.2: [`HostApi::store_call`], one entry for every store and session
 ///   operation, described by a [`StoreOp`]; the SDK uses only that one.
 /// - 1.3: [`Request::scheme`] at the end of [`Request`].
-pub const ABI_MINOR: u16 = 3;
+/// - 1.4: large bodies: [`HostApi::respond_file`] and
+///   [`HostApi::respond_stream`] (with [`StreamBody`]) at the end of
+///   [`HostApi`]; [`Request::body_fd`] at the end of [`Request`].
+pub const ABI_MINOR: u16 = 4;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"drupe_plugin_v1\0";
@@ -254,7 +257,19 @@ pub struct Request {
     /// trusted proxy's word). A plugin reading a request of an older host
     /// (a `size` that ends before this field) takes `http`.
     pub scheme: Bytes,
+
+    // ---- ABI 1.4 ----
+    /// A descriptor of the file that holds the body when it was too large
+    /// to keep in memory (`[limits] bodyMemory`), else -1. `body` then
+    /// maps that file; reading the descriptor with `pread` (never moving
+    /// its offset) is the way to read a large body without making the
+    /// whole of it resident. Borrowed for the call, like every field.
+    pub body_fd: i32,
 }
+
+/// The size of an ABI 1.3 [`Request`]: everything before
+/// [`Request::body_fd`]. A host of ABI 1.3 passes requests this large.
+pub const REQUEST_V1_3_SIZE: usize = core::mem::offset_of!(Request, body_fd);
 
 /// The size of an ABI 1.0 [`Request`]: everything before
 /// [`Request::scheme`]. A host of ABI 1.0–1.2 passes requests this large.
@@ -357,6 +372,25 @@ pub struct HostApi {
     /// integer), as the same operation's 1.1 function would answer. An
     /// operation this host does not know is ERROR, with a message in `out`.
     pub store_call: Option<StoreCallFn>,
+
+    // ---- ABI 1.4: bodies that do not go through memory ----
+    /// Makes the response body the file at `path` (bytes of a path, not
+    /// NUL-terminated). The host opens and stats it itself once the
+    /// handler returns, so nothing but the path crosses; it then answers
+    /// 404 if it does not exist (or is not a regular file), 403 if it
+    /// cannot be read, 304 / 206 / 416 as the request's conditional and
+    /// `Range` headers say, and sends the bytes with `sendfile(2)`. It
+    /// adds `Content-Type` (from the extension, unless the plugin set
+    /// one), `Last-Modified`, `ETag` and `Accept-Ranges`. Replaces any
+    /// body appended so far; the status set must be 200.
+    pub respond_file: Option<RespondFileFn>,
+    /// Makes the response body whatever `reader` yields, sent as the
+    /// client takes it: with `Content-Length: len` if `len` is at least 0
+    /// (a reader that ends early or yields more closes the connection), or
+    /// chunked if `len` is -1. The host owns `reader` from this call on,
+    /// whatever it returns, and calls its `drop` exactly once. `read` is
+    /// called later, on a worker thread, outside the `handle` call.
+    pub respond_stream: Option<RespondStreamFn>,
 }
 
 impl HostApi {
@@ -392,6 +426,8 @@ impl HostApi {
             session_remove: None,
             session_incr: None,
             store_call: None,
+            respond_file: None,
+            respond_stream: None,
         }
     }
 }
@@ -404,6 +440,29 @@ pub type SetStatusFn = unsafe extern "C" fn(call: *mut Call, status: u16);
 pub type AddHeaderFn = unsafe extern "C" fn(call: *mut Call, name: Bytes, value: Bytes) -> Outcome;
 /// [`HostApi::append_body`].
 pub type AppendBodyFn = unsafe extern "C" fn(call: *mut Call, data: Bytes);
+
+/// [`HostApi::respond_file`].
+pub type RespondFileFn = unsafe extern "C" fn(call: *mut Call, path: Bytes) -> Outcome;
+/// [`HostApi::respond_stream`].
+pub type RespondStreamFn =
+    unsafe extern "C" fn(call: *mut Call, reader: StreamBody, len: i64) -> Outcome;
+
+/// A response body the plugin produces piece by piece, handed to the host
+/// with [`HostApi::respond_stream`]. The host calls `read` whenever the
+/// client can take more, from any one thread at a time, and `drop` once.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StreamBody {
+    /// `size_of::<StreamBody>()` as the plugin saw it.
+    pub size: usize,
+    /// The plugin's reader, opaque to the host.
+    pub state: *mut c_void,
+    /// Fills up to `len` bytes at `buf`; returns how many (0 at the end),
+    /// or -1 on an error (the host then closes the connection).
+    pub read: unsafe extern "C" fn(state: *mut c_void, buf: *mut u8, len: usize) -> isize,
+    /// Frees `state`. Called exactly once; `read` is never called after.
+    pub drop: unsafe extern "C" fn(state: *mut c_void),
+}
 
 /// [`HostApi::store_call`]. `op` is borrowed for the call; `int_out` may
 /// be null for an operation that answers no integer.
@@ -511,6 +570,11 @@ pub type SessionIncrFn = unsafe extern "C" fn(
 /// [`HostApi::store_get`]. A table at least this large has the logging and
 /// response functions.
 pub const HOST_API_V1_0_SIZE: usize = core::mem::offset_of!(HostApi, store_get);
+
+/// The size of an ABI 1.3 [`HostApi`]: everything before
+/// [`HostApi::respond_file`]. Only a table of at least
+/// `size_of::<HostApi>()` has the 1.4 functions.
+pub const HOST_API_V1_3_SIZE: usize = core::mem::offset_of!(HostApi, respond_file);
 
 /// The size of an ABI 1.1 [`HostApi`]: everything before
 /// [`HostApi::store_call`]. Only a table of at least

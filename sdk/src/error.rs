@@ -276,6 +276,21 @@ impl From<std::str::Utf8Error> for Error {
     }
 }
 
+impl From<std::io::Error> for Error {
+    /// An I/O error (reading a body, a file, a stream): 500, the message
+    /// in the log only. A handler that can tell the client's fault from
+    /// its own maps the error itself.
+    ///
+    /// ```
+    /// use drupe_sdk::Error;
+    /// let e = Error::from(std::io::Error::other("disk on fire"));
+    /// assert_eq!(e.status(), 500);
+    /// ```
+    fn from(e: std::io::Error) -> Error {
+        Error::internal(format!("I/O error: {e}"))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -14,6 +14,7 @@
 
 #![allow(unsafe_code)] // the C entry points: raw pointers by definition
 
+mod bodies;
 mod macros;
 mod panic;
 pub(crate) mod store;
@@ -304,7 +305,9 @@ unsafe fn copy_host(host: *const HostApi, size: usize) -> HostApi {
         )
     };
     // Whole versions only: a size between two is read as the older one.
-    let prefix = if size >= abi::HOST_API_V1_1_SIZE {
+    let prefix = if size >= abi::HOST_API_V1_3_SIZE {
+        abi::HOST_API_V1_3_SIZE
+    } else if size >= abi::HOST_API_V1_1_SIZE {
         abi::HOST_API_V1_1_SIZE
     } else {
         abi::HOST_API_V1_0_SIZE
@@ -411,12 +414,13 @@ pub unsafe fn handle_shim(
     })
 }
 
-/// A request from a host of ABI 1.0–1.2, shorter than this SDK's: its
-/// fields copied, the later ones empty (so the scheme reads `http`).
+/// A request from a host of ABI 1.0–1.3, shorter than this SDK's: its
+/// fields copied, the later ones empty (so the scheme reads `http`, and
+/// the body is in memory).
 ///
 /// # Safety
-/// `request` must point to at least [`abi::REQUEST_V1_0_SIZE`] readable
-/// bytes of a request.
+/// `request` must point to a request of at least
+/// [`abi::REQUEST_V1_0_SIZE`] readable bytes, as many as its `size` says.
 unsafe fn older_request(request: *const abi::Request) -> abi::Request {
     let mut whole = abi::Request {
         size: std::mem::size_of::<abi::Request>(),
@@ -433,17 +437,21 @@ unsafe fn older_request(request: *const abi::Request) -> abi::Request {
         body: Bytes::EMPTY,
         remote_addr: Bytes::EMPTY,
         scheme: Bytes::EMPTY,
+        body_fd: -1,
+    };
+    // Whole versions only, as for the host's table.
+    // SAFETY: reading `size`, the first field of every version.
+    let prefix = if unsafe { (*request).size } >= abi::REQUEST_V1_3_SIZE {
+        abi::REQUEST_V1_3_SIZE
+    } else {
+        abi::REQUEST_V1_0_SIZE
     };
     // SAFETY: the prefix is readable (caller) and has the same layout as
     // the start of `whole`, which has room for it; every field it
     // overwrites is plain data, valid for any bytes the host put there
     // (pointers are checked for null where read).
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            request.cast::<u8>(),
-            (&raw mut whole).cast::<u8>(),
-            abi::REQUEST_V1_0_SIZE,
-        );
+        std::ptr::copy_nonoverlapping(request.cast::<u8>(), (&raw mut whole).cast::<u8>(), prefix);
     }
     whole
 }
@@ -479,6 +487,20 @@ unsafe fn send(
                 ),
             );
             return abi::OUTCOME_ERROR;
+        }
+    }
+    if let Some(source) = response.source() {
+        // SAFETY: see above.
+        match unsafe { bodies::hand_over(runtime, call, source) } {
+            bodies::Handed::Done(outcome) => return outcome,
+            bodies::Handed::Fallback(status, body) => {
+                // SAFETY: see above.
+                unsafe {
+                    (host.set_status)(call, status);
+                    (host.append_body)(call, Bytes::new(&body));
+                }
+                return abi::OUTCOME_OK;
+            }
         }
     }
     if !response.body().is_empty() {
@@ -579,6 +601,13 @@ mod tests {
     fn bad_header(_: &Request, _: &mut Context) -> Result<Response> {
         Ok(Response::text("x").with_header("X-Bad", "a\r\nInjected: 1"))
     }
+    fn file(req: &Request, _: &mut Context) -> Response {
+        Response::file(format!(
+            "{}/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            req.path_info()
+        ))
+    }
     fn init(settings: &Settings) -> std::result::Result<Who, String> {
         match settings.get("who") {
             Some(who) => Ok(Who(who.to_owned())),
@@ -598,6 +627,7 @@ mod tests {
             GET "/boom" => boom,
             ANY "/{*rest}" => bad_header,
             GET "/cookie" => cookie,
+            GET "/file" => file,
         ],
     }
 
@@ -672,6 +702,7 @@ mod tests {
             body: Bytes::EMPTY,
             remote_addr: Bytes::from_str("127.0.0.1:9"),
             scheme: Bytes::from_str(scheme),
+            body_fd: -1,
         };
         let mut call = FakeCall::default();
         // SAFETY: `raw` and `call` are live for the call.
@@ -802,6 +833,16 @@ mod tests {
         assert_eq!(outcome, abi::OUTCOME_ERROR);
         assert!(call.body.is_empty());
         assert!(logged("refused response header \"X-Bad\""));
+    }
+
+    #[test]
+    fn a_host_without_respond_file_gets_the_file_read_into_the_body() {
+        // `HOST` is a table without the ABI 1.4 functions.
+        let (outcome, call) = handle(6, "Cargo.toml");
+        assert_eq!((outcome, call.status), (abi::OUTCOME_OK, 200));
+        assert!(String::from_utf8_lossy(&call.body).contains("drupe-sdk"));
+        let (outcome, call) = handle(6, "no-such-file");
+        assert_eq!((outcome, call.status), (abi::OUTCOME_OK, 404));
     }
 
     #[test]

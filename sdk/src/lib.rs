@@ -60,7 +60,9 @@
 //! host shares (Redis or SQLite, as the host is configured), and
 //! [`Context::session`] the visitor's session; see [`Store`] and
 //! [`Session`]. A [`StoreError`] converts into [`Error`], so `?` answers
-//! 503 when the store is unreachable and 500 otherwise.
+//! 503 when the store could not be reached (nothing was done), 504 when a
+//! write was sent but its answer never came (it may have been applied:
+//! read the value back rather than retrying blindly), and 500 otherwise.
 //! [`testing::TestStore`] keeps both in memory for unit tests.
 //!
 //! # Layout
@@ -74,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+mod body_source;
 mod context;
 mod cookie;
 mod error;
@@ -83,6 +86,7 @@ pub mod export;
 mod extract;
 #[doc = include_str!("guide.md")]
 pub mod guide {}
+mod html;
 mod into_response;
 mod layer;
 mod request;
@@ -98,13 +102,14 @@ pub mod testing;
 pub use context::{Context, Settings};
 pub use cookie::{Cookie, SameSite};
 pub use error::{Error, Result};
+pub use html::html_escape;
 #[cfg(feature = "serde")]
 pub use into_response::Json;
 pub use into_response::{Html, IntoResponse, Redirect};
 pub use layer::Next;
 #[doc(hidden)]
 pub use request::hex_digit;
-pub use request::Request;
+pub use request::{BodyReader, Request};
 pub use response::Response;
 #[doc(hidden)]
 pub use status::reason_phrase;

@@ -20,6 +20,55 @@ use std::fmt;
 use crate::abi::{self, Bytes, KeyValue};
 use crate::error::Error;
 
+/// Reads a request's body: from memory, or from the host's temporary file
+/// for a large one. Made by [`Request::body_reader`].
+///
+/// ```
+/// # use drupe_sdk::prelude::*;
+/// # use drupe_sdk::testing::TestRequest;
+/// use std::io::Read;
+///
+/// let resp = TestRequest::post("/", "hello").call(|req, _ctx| {
+///     let mut text = String::new();
+///     req.body_reader().read_to_string(&mut text)?;
+///     Ok(Response::text(text.to_uppercase()))
+/// });
+/// assert_eq!(resp.body_text(), "HELLO");
+/// ```
+#[derive(Debug)]
+pub struct BodyReader<'a> {
+    /// The body (in memory, or mapped from the file).
+    body: &'a [u8],
+    /// The host's file holding the body, or -1: read with `pread`, so
+    /// only the caller's buffer is ever resident.
+    fd: i32,
+    at: usize,
+}
+
+impl std::io::Read for BodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.body.len().saturating_sub(self.at);
+        let want = buf.len().min(rest);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = if self.fd >= 0 {
+            use std::os::unix::fs::FileExt;
+            use std::os::unix::io::FromRawFd;
+            // SAFETY: the host keeps `fd` open for the call (`'a`); the
+            // `File` is never dropped (so never closes it), and `read_at`
+            // leaves the descriptor's offset alone.
+            let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(self.fd) });
+            file.read_at(&mut buf[..want], self.at as u64)?
+        } else {
+            buf[..want].copy_from_slice(&self.body[self.at..self.at + want]);
+            want
+        };
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// An HTTP request, borrowed for the duration of one handler call.
 ///
 /// Paths follow the WSGI split: a plugin mounted at `/hello` that receives
@@ -289,6 +338,41 @@ impl<'a> Request<'a> {
         self.bytes(self.raw.body)
     }
 
+    /// The whole body as something to [`Read`](std::io::Read), without
+    /// holding it in memory: a body larger than the host's
+    /// `[limits] bodyMemory` waits in a temporary file, and this reads it
+    /// from there piece by piece (with `pread`), where
+    /// [`body`](Request::body) would map all of it. Use it for uploads
+    /// that may be large.
+    ///
+    /// ```
+    /// # use drupe_sdk::prelude::*;
+    /// # use drupe_sdk::testing::TestRequest;
+    /// use std::io::Read;
+    ///
+    /// fn count(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    ///     let mut total = 0;
+    ///     let mut buf = [0u8; 8192];
+    ///     let mut body = req.body_reader();
+    ///     loop {
+    ///         match body.read(&mut buf)? {
+    ///             0 => break,
+    ///             n => total += n,
+    ///         }
+    ///     }
+    ///     Ok(Response::text(total.to_string()))
+    /// }
+    /// let resp = TestRequest::post("/", vec![1u8; 100_000]).call(count);
+    /// assert_eq!(resp.body_text(), "100000");
+    /// ```
+    pub fn body_reader(&self) -> BodyReader<'a> {
+        BodyReader {
+            body: self.body(),
+            fd: self.raw.body_fd,
+            at: 0,
+        }
+    }
+
     /// The body as text.
     ///
     /// # Errors
@@ -434,6 +518,7 @@ impl Parts<'_> {
             body: Bytes::new(self.body),
             remote_addr: Bytes::from_str(self.remote_addr),
             scheme: Bytes::from_str(self.scheme),
+            body_fd: -1,
         };
         // SAFETY: every pointer in `raw` borrows `self` or the local vectors
         // `headers`/`params`, all of which outlive the `Request`, which
@@ -570,6 +655,7 @@ mod tests {
             body: Bytes::EMPTY,
             remote_addr: Bytes::EMPTY,
             scheme: Bytes::EMPTY,
+            body_fd: -1,
         };
         // SAFETY: every pointer is null or points at a static empty string.
         let req = unsafe { Request::from_raw(&raw) };

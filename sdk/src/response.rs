@@ -7,7 +7,10 @@
 //! or NUL; such a response becomes a 500.
 
 use std::borrow::Cow;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+use crate::body_source::{Source, Stream};
 use crate::cookie::Cookie;
 use crate::error::Error;
 
@@ -38,6 +41,8 @@ pub struct Response {
     /// is sent: only then is the request's scheme known, which decides
     /// `Secure`.
     cookies: Vec<Cookie>,
+    /// A file or a reader instead of `body` (which is then empty).
+    source: Option<Source>,
 }
 
 impl Response {
@@ -54,7 +59,134 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             cookies: Vec::new(),
+            source: None,
         }
+    }
+
+    /// 200 with the file at `path` as the body, sent by the host straight
+    /// from the file (`sendfile(2)`), never through the plugin's memory.
+    ///
+    /// The host opens the file once the handler has returned and adds
+    /// `Content-Type` (guessed from the extension, unless you set one),
+    /// `Last-Modified`, a strong `ETag` and `Accept-Ranges: bytes`. It
+    /// answers `If-None-Match` / `If-Modified-Since` with 304, one byte
+    /// range (`Range: bytes=0-99`) with 206 and an unsatisfiable one with
+    /// 416; HEAD reads nothing. A file that does not exist, or is not a
+    /// regular file, is a 404; one the worker may not read is a 403. Your
+    /// other headers (`Cache-Control`, `Content-Disposition`, cookies) are
+    /// kept. A relative path is relative to the worker's current
+    /// directory; the handler decides which paths are safe to serve.
+    ///
+    /// On a host older than ABI 1.4 the SDK reads the file into the body
+    /// itself instead (same 404 / 403, no ranges or validators), so the
+    /// plugin still works, at the cost of memory.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    ///
+    /// let resp = Response::file("reports/2024.pdf").with_header("Cache-Control", "max-age=60");
+    /// assert_eq!(resp.file_path(), Some(std::path::Path::new("reports/2024.pdf")));
+    /// assert!(resp.body().is_empty()); // the host sends the bytes
+    /// ```
+    pub fn file(path: impl Into<PathBuf>) -> Response {
+        Response {
+            source: Some(Source::File(path.into())),
+            ..Response::new(200)
+        }
+    }
+
+    /// 200 `application/octet-stream` whose body is what `reader` yields,
+    /// sent chunked as the client takes it: the whole body is never in
+    /// memory, and a slow client holds no thread. At most one buffer
+    /// (64 KiB) per connection is read ahead.
+    ///
+    /// `read` runs on a worker thread after the handler has returned,
+    /// whenever the client can take more. A `read` that blocks (a pipe, a
+    /// socket) is allowed: the worker hands its event loop to another
+    /// thread, as for a handler that blocks, but it keeps that thread, so
+    /// prefer readers that are quick. An error or a panic in `read` ends
+    /// the response early (the client sees a truncated chunked body) and is
+    /// logged. `requestTimeout` does not apply to the stream; `sendTimeout`
+    /// does (a client that stops reading is cut).
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// use std::io::Read;
+    ///
+    /// // A million zero bytes, never held in memory at once.
+    /// let resp = Response::stream(std::io::repeat(0).take(1_000_000))
+    ///     .with_content_type("application/zip");
+    /// assert_eq!(resp.header("content-type"), Some("application/zip"));
+    /// assert_eq!(resp.read_body().unwrap().len(), 1_000_000);
+    /// ```
+    pub fn stream(reader: impl Read + Send + 'static) -> Response {
+        Response {
+            source: Some(Source::Stream(Stream::new(reader, None))),
+            ..Response::bytes(Vec::new())
+        }
+    }
+
+    /// Like [`stream`](Response::stream), but with a known length, sent as
+    /// `Content-Length` instead of chunked (clients show progress). The
+    /// reader must yield exactly `len` bytes: if it ends early the host
+    /// closes the connection (the client sees a truncated body), and
+    /// bytes past `len` are not sent.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    ///
+    /// let data = std::io::Cursor::new(vec![7u8; 4096]);
+    /// let resp = Response::stream_sized(data, 4096);
+    /// assert_eq!(resp.read_body().unwrap(), vec![7u8; 4096]);
+    /// ```
+    pub fn stream_sized(reader: impl Read + Send + 'static, len: u64) -> Response {
+        Response {
+            source: Some(Source::Stream(Stream::new(reader, Some(len)))),
+            ..Response::bytes(Vec::new())
+        }
+    }
+
+    /// The file a [`Response::file`] sends, if it is one.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("x").file_path(), None);
+    /// assert!(Response::file("a.txt").file_path().is_some());
+    /// ```
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.source {
+            Some(Source::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The whole body, whatever its source: the bytes, the file's content,
+    /// or what the stream yields (which takes the reader: a second call,
+    /// or a clone's, reads an empty stream). Meant for tests; a worker
+    /// never calls it.
+    ///
+    /// ```
+    /// use drupe_sdk::Response;
+    /// assert_eq!(Response::text("hi").read_body().unwrap(), b"hi");
+    /// assert!(Response::file("/no/such/file").read_body().is_err());
+    /// ```
+    pub fn read_body(&self) -> std::io::Result<Vec<u8>> {
+        match &self.source {
+            None => Ok(self.body.clone()),
+            Some(Source::File(path)) => std::fs::read(path),
+            Some(Source::Stream(stream)) => {
+                let mut body = Vec::new();
+                if let Some(mut reader) = stream.take() {
+                    reader.read_to_end(&mut body)?;
+                }
+                Ok(body)
+            }
+        }
+    }
+
+    /// Where the body comes from when it is not `body`.
+    pub(crate) fn source(&self) -> Option<&Source> {
+        self.source.as_ref()
     }
 
     /// 200 with `Content-Type: text/plain; charset=utf-8`.
@@ -96,6 +228,7 @@ impl Response {
             headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
             body,
             cookies: Vec::new(),
+            source: None,
         }
     }
 
@@ -232,7 +365,8 @@ impl Response {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
-    /// The body.
+    /// The body in memory; empty for a [`file`](Response::file) or a
+    /// [`stream`](Response::stream) (see [`read_body`](Response::read_body)).
     ///
     /// ```
     /// use drupe_sdk::Response;

@@ -3,13 +3,16 @@
 //! one area.
 
 mod balancer;
+mod counting;
 mod load;
 mod support;
 
 mod check;
+mod cluster;
 mod corpus;
 mod dev;
 mod faults;
+mod files;
 mod health;
 mod hosts;
 mod lifecycle;
@@ -20,6 +23,7 @@ mod notes;
 mod ops;
 mod privileges;
 mod protocol;
+mod redis_auth;
 mod scaffold;
 mod sentinel;
 mod serving;

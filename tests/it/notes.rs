@@ -1,15 +1,18 @@
 //! The `notes` example through the real binary and real sockets, on both
 //! store backends: the JSON API with its error statuses, the login layer
 //! and the session it keeps across workers, the HTML form and its
-//! redirect, the theme cookie and the download.
+//! redirect, the theme cookie and the download; a login that gives the
+//! session a new id, a logout that destroys it, and notes listed by number.
 
 use crate::support::{Client, Response, Server, Site};
 use drupe_tests::redis::RedisServer;
 
 const SETTINGS: &str = "[plugin.notes]\npassword = s3cret\n";
 
+/// `notes` beside `session`, whose visit counter shows what happened to
+/// the session data a visitor had before logging in.
 fn start(store: &str) -> Server {
-    Site::new(&["notes"], &format!("{store}{SETTINGS}")).start()
+    Site::new(&["notes", "session"], &format!("{store}{SETTINGS}")).start()
 }
 
 fn send(client: &mut Client, method: &str, path: &str, headers: &str, body: &str) -> Response {
@@ -31,6 +34,14 @@ fn cookie_from(resp: &Response, name: &str) -> String {
 }
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
+
+/// Logs in as `user` with the right password, sending `cookie` (a
+/// `Cookie:` line, or nothing).
+fn login(client: &mut Client, cookie: &str, user: &str) -> Response {
+    let headers = format!("{cookie}{FORM}");
+    let body = format!("user={user}&password=s3cret");
+    send(client, "POST", "/notes/login", &headers, &body)
+}
 
 fn the_app_works(server: &Server) {
     let mut client = server.connect();
@@ -59,13 +70,7 @@ fn the_app_works(server: &Server) {
         "user=ana&password=wrong",
     );
     assert_eq!(resp.status, 401);
-    let resp = send(
-        &mut client,
-        "POST",
-        "/notes/login",
-        FORM,
-        "user=ana&password=s3cret",
-    );
+    let resp = login(&mut client, "", "ana");
     assert_eq!(resp.status, 303, "{}", resp.text());
     let session = format!("Cookie: {}\r\n", cookie_from(&resp, "drupe_session"));
     let json = format!("{session}Content-Type: application/json\r\n");
@@ -155,13 +160,108 @@ fn the_app_works(server: &Server) {
     );
 }
 
+/// `Cookie: drupe_session=…` from the session `resp` started or renewed.
+fn session_header(resp: &Response) -> String {
+    format!("Cookie: {}\r\n", cookie_from(resp, "drupe_session"))
+}
+
+/// The session plugin's visit count for the visitor with `cookie`.
+fn visits(server: &Server, cookie: &str) -> String {
+    send(&mut server.connect(), "GET", "/session", cookie, "").text()
+}
+
+/// Login regenerates the session: a session id from before the login (one
+/// planted by someone else, say) opens nothing afterwards, while the
+/// visitor keeps their data under the new id. Logout destroys it: the
+/// cookie expires and the data is gone (checked in Redis itself when
+/// `redis` is given).
+fn sessions_are_renewed_and_destroyed(server: &Server, redis: Option<&RedisServer>) {
+    // A session from before the login, started by another plugin.
+    let first = send(&mut server.connect(), "GET", "/session", "", "");
+    assert_eq!(first.text(), "1");
+    let before = session_header(&first);
+
+    let resp = login(&mut server.connect(), &before, "ana");
+    assert_eq!(resp.status, 303, "{}", resp.text());
+    let after = session_header(&resp);
+    assert_ne!(after, before, "login must hand out a new session id");
+
+    let api = |cookie: &str| send(&mut server.connect(), "GET", "/notes/api/notes", cookie, "");
+    assert_eq!(api(&after).status, 200);
+    assert_eq!(api(&before).status, 401, "the pre-login id still works");
+    assert_eq!(visits(server, &after), "2", "the data moved to the new id");
+    // The dead id is not revived: its visitor gets a fresh session.
+    assert_eq!(visits(server, &before), "1");
+
+    let logout = send(&mut server.connect(), "POST", "/notes/logout", &after, "");
+    assert_eq!(logout.status, 303);
+    let expired = logout
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("drupe_session="))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    assert!(expired.contains("Max-Age=0"), "{:?}", logout.headers);
+    if let Some(redis) = redis {
+        let id = after.trim_end().rsplit('=').next().unwrap_or_default();
+        let left: Vec<String> = redis
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains(id))
+            .collect();
+        assert!(left.is_empty(), "the session is still stored: {left:?}");
+    }
+    assert_eq!(api(&after).status, 401);
+    assert_eq!(visits(server, &after), "1", "the session's data is gone");
+}
+
+/// Notes come back by number, 9 before 10, in the API, the page and the
+/// download, whichever worker serves them.
+fn notes_are_listed_by_number(server: &Server) {
+    let mut client = server.connect();
+    let session = session_header(&login(&mut client, "", "bo"));
+    let json = format!("{session}Content-Type: application/json\r\n");
+    for n in 0..11 {
+        let body = format!(r#"{{"text":"ordered {n}"}}"#);
+        let mut client = server.connect();
+        let resp = send(&mut client, "POST", "/notes/api/notes", &json, &body);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+    }
+    let list = send(&mut client, "GET", "/notes/api/notes", &session, "");
+    let notes: serde_json::Value = serde_json::from_str(&list.text()).expect("a JSON list");
+    let ids: Vec<i64> = notes
+        .as_array()
+        .expect("a JSON list")
+        .iter()
+        .filter_map(|n| n["id"].as_i64())
+        .collect();
+    assert!(ids.len() >= 11 && ids.iter().any(|&id| id >= 10), "{ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "not by number: {ids:?}"
+    );
+
+    let page = send(&mut client, "GET", "/notes", "", "").text();
+    let (at9, at10) = (page.find("ordered 9 <"), page.find("ordered 10 <"));
+    assert!(at9.is_some() && at9 < at10, "{page}");
+    let export = send(&mut client, "GET", "/notes/export", &session, "").text();
+    let (at9, at10) = (export.find("ordered 9\n"), export.find("ordered 10\n"));
+    assert!(at9.is_some() && at9 < at10, "{export}");
+}
+
 #[test]
 fn notes_on_sqlite() {
-    the_app_works(&start(""));
+    let server = start("");
+    the_app_works(&server);
+    sessions_are_renewed_and_destroyed(&server, None);
+    notes_are_listed_by_number(&server);
 }
 
 #[test]
 fn notes_on_redis() {
     let redis = RedisServer::start();
-    the_app_works(&start(&format!("[store]\nurl = {}\n", redis.url())));
+    let server = start(&format!("[store]\nurl = {}\n", redis.url()));
+    the_app_works(&server);
+    sessions_are_renewed_and_destroyed(&server, Some(&redis));
+    notes_are_listed_by_number(&server);
 }

@@ -6,7 +6,7 @@
 //! never a skip: a suite that silently skipped its Redis tests would pass
 //! while proving nothing about Redis.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +21,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (users, TLS), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -29,14 +31,35 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not installed or does not come up.
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`start`](Self::start), with more `redis-server` arguments
+    /// (`--requirepass`, `--user`, `--tls-port` …).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         on_free_port("redis-server", |port| {
             let mut server = RedisServer {
                 child: None,
                 port,
                 dir: tempfile::tempdir().expect("temp dir for redis-server"),
+                extra: extra.iter().map(|a| a.to_string()).collect(),
             };
             server.spawn().then_some(server)
         })
+    }
+
+    /// A server that lets in only `user` with `password` (an ACL user; the
+    /// default user is off).
+    pub fn with_acl_user(user: &str, password: &str) -> RedisServer {
+        let rule = format!(">{password}");
+        Self::start_with(&[
+            "--user", "default", "off", "--user", user, "on", &rule, "~*", "&*", "+@all",
+        ])
+    }
+
+    /// A server that wants `password` (the old `requirepass`).
+    pub fn with_password(password: &str) -> RedisServer {
+        Self::start_with(&["--requirepass", password])
     }
 
     /// The port it listens on (127.0.0.1).
@@ -121,6 +144,7 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let mut command = server_command(self.dir.path(), self.port);
         command
+            .args(&self.extra)
             .args(["--daemonize", "no"])
             .args(["--loglevel", "warning"])
             .stdin(Stdio::null())
@@ -187,7 +211,7 @@ pub(crate) fn launch(command: &mut Command, port: u16, what: &str) -> Option<Chi
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }
-        if ping(port) {
+        if answers(port) {
             return Some(child);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -205,14 +229,23 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The first line a Redis server on the port answers to `PING`, if any.
+fn ping_reply(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    stream.write_all(b"PING\r\n").ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line)
+}
+
+/// True if a Redis server answers anything to `PING` on the port (`+PONG`,
+/// or `-NOAUTH` from one that wants a password).
+fn answers(port: u16) -> bool {
+    ping_reply(port).is_some_and(|line| line.starts_with(['+', '-']))
+}
+
 /// True if a Redis server answers `PING` on the port.
 pub fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
+    ping_reply(port).as_deref() == Some("+PONG\r\n")
 }

@@ -28,13 +28,13 @@ pub const PRIMARY: &str = "drupe";
 
 /// One `redis-server` process (data node or Sentinel).
 #[derive(Debug)]
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Process {
-    fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
     }
 }
@@ -188,7 +188,7 @@ fn sentinel(dir: &Path, index: usize, port: u16, primary: u16) -> Command {
 
 /// Starts `make(port)` on a free port, logging to `NAME.log`, in a process
 /// group of its own, and waits for it to answer `PING`.
-fn spawn(dir: &Path, name: &str, make: impl Fn(u16) -> Command) -> Process {
+pub(crate) fn spawn(dir: &Path, name: &str, make: impl Fn(u16) -> Command) -> Process {
     let what = format!("redis-server ({name})");
     on_free_port(&what, |port| {
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
@@ -204,7 +204,7 @@ fn spawn(dir: &Path, name: &str, make: impl Fn(u16) -> Command) -> Process {
 
 /// One command to the server on `port`, with short timeouts; `None` on any
 /// error.
-fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
+pub(crate) fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
     use redis::IntoConnectionInfo;
     let info = ("127.0.0.1", port).into_connection_info().ok()?;
     let settings = info.redis_settings().clone().set_skip_set_lib_name();
@@ -217,11 +217,11 @@ fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
 }
 
 /// `INFO section` of the server on `port` (empty on error).
-fn info(port: u16, section: &str) -> String {
+pub(crate) fn info(port: u16, section: &str) -> String {
     query(port, redis::cmd("INFO").arg(section)).unwrap_or_default()
 }
 
-fn wait_for(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_for(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !condition() {
         assert!(

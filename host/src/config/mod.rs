@@ -21,8 +21,8 @@ mod store_url;
 mod values;
 
 pub use error::ConfigError;
-pub use settings::{settings, Setting};
-pub use store_url::SentinelUrl;
+pub use settings::{settings, Setting, STATIC_SECTION};
+pub use store_url::{Auth, ClusterUrl, Redacted, RedisUrl, SentinelUrl, StoreUrl, Tls};
 
 /// The validated configuration of one drupe host.
 #[derive(Debug, Clone)]
@@ -37,7 +37,9 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub status: Status,
-    pub tls: Tls,
+    pub tls: Https,
+    /// `[static]`: URL prefixes served from folders, in file order.
+    pub statics: Vec<StaticDir>,
     /// Set by `drupe dev` only, never by the INI file: see [`Dev`].
     pub dev: Option<Dev>,
 }
@@ -118,12 +120,24 @@ pub struct PluginSection {
     pub line: usize,
 }
 
+/// One line of `[static]`: `/prefix = folder`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticDir {
+    /// A clean URL path (the rules of a plugin mount).
+    pub prefix: String,
+    /// The folder, canonical (relative ones resolved against the INI's
+    /// folder); it existed when the file was read.
+    pub folder: PathBuf,
+}
+
 /// `[store]`
 #[derive(Debug, Clone)]
 pub struct Store {
     /// `url`: `sqlite://PATH` (relative to the INI's folder, stored
     /// absolute), `redis://host:port/db` or
-    /// `redis+sentinel://host:port,host:port/primary/db` ([`SentinelUrl`]).
+    /// `redis+sentinel://host:port,host:port/primary/db` or
+    /// `redis+cluster://host:port,host:port`, with credentials and TLS
+    /// ([`StoreUrl`]). It may hold a password: show it only as [`Redacted`].
     /// Default `sqlite://drupe-data/shared.db`.
     pub url: String,
     /// `keyPrefix`, default `drupe:`.
@@ -159,6 +173,13 @@ pub struct Limits {
     /// nginx's `send_timeout`; a slow reader that keeps reading is never
     /// cut).
     pub send_timeout: Duration,
+    /// `bodyMemory`, bytes, default 1 MiB: a request body larger than
+    /// this is written to an unnamed file in `body_folder` as it arrives,
+    /// so `maxBodyBytes` can be gigabytes without costing memory.
+    pub body_memory: usize,
+    /// `bodyFolder`, default `auto`: the system's temporary folder
+    /// (`$TMPDIR`, else `/tmp`), looked up when a body is spooled.
+    pub body_folder: Option<PathBuf>,
     /// `maxKeepAliveRequests`, default 10000 (0 = unlimited).
     pub max_keep_alive_requests: usize,
     /// `maxConnectionsPerProcess`, default 10000.
@@ -188,7 +209,7 @@ pub struct Status {
 /// `[tls]`: HTTPS on `socketPort` when both files are set. The files are
 /// read by the master (`crate::tls`), at start and at every reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
+pub struct Https {
     /// `certificate`: the PEM chain, server certificate first. Default none.
     pub certificate: Option<PathBuf>,
     /// `key`: its private key, PEM (PKCS#8, PKCS#1 or SEC1). Default none.
@@ -198,7 +219,7 @@ pub struct Tls {
     pub redirect_port: Option<u16>,
 }
 
-impl Tls {
+impl Https {
     /// The certificate and key files, when HTTPS is on.
     pub fn files(&self) -> Option<(&Path, &Path)> {
         Some((self.certificate.as_deref()?, self.key.as_deref()?))
@@ -343,6 +364,8 @@ impl Config {
                 body_timeout: Duration::ZERO,
                 keep_alive_timeout: Duration::ZERO,
                 send_timeout: Duration::ZERO,
+                body_memory: 0,
+                body_folder: None,
                 max_keep_alive_requests: 0,
                 max_connections_per_process: 0,
             },
@@ -355,11 +378,12 @@ impl Config {
                 socket_host: String::new(),
                 socket_port: None,
             },
-            tls: Tls {
+            tls: Https {
                 certificate: None,
                 key: None,
                 redirect_port: None,
             },
+            statics: Vec::new(),
             dev: None,
         }
     }

@@ -12,11 +12,12 @@ use std::path::Path;
 
 use super::error::suggest;
 use super::raw::RawConfig;
+use super::store_url::{self, Redacted};
 use super::values::{
     account, boolean, fractional_seconds, host, int, level, log_target, mount, optional_path, path,
     port, processes, seconds, size,
 };
-use super::{store_url, Config, ConfigError};
+use super::{Config, ConfigError};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -46,6 +47,10 @@ struct Context<'a> {
 
 /// Section name of the per-plugin sections in [`SETTINGS`].
 const PLUGIN_SECTION: &str = "plugin.NAME";
+
+/// `[static]`: every key is a URL prefix, every value a folder; no fixed
+/// keys, so it is not in [`SETTINGS`].
+pub const STATIC_SECTION: &str = "static";
 
 /// Every setting, in the order `config/drupe.ini` shows them.
 static SETTINGS: &[Setting] = &[
@@ -188,7 +193,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "url",
         default: "sqlite://drupe-data/shared.db",
-        doc: "shared store: sqlite://PATH, redis://HOST:PORT/DB or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+        doc: "shared store: sqlite://PATH, redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://…?ca=PATH (TLS), redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT (rediss+cluster:// with TLS)",
         apply: |c, v, x| store_url::check(v, |file| path(file, x.base))
             .map(|value| c.store.url = value),
     },
@@ -213,7 +218,7 @@ static SETTINGS: &[Setting] = &[
         section: "store",
         key: "timeout",
         default: "1",
-        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503",
+        doc: "seconds (0.5 allowed) a store call may take, connecting included; then 503 (504 if an increment went out and its answer did not come)",
         apply: |c, v, _| fractional_seconds(v).map(|value| c.store.timeout = value),
     },
     Setting {
@@ -278,6 +283,26 @@ static SETTINGS: &[Setting] = &[
         default: "60",
         doc: "seconds a client may go without accepting any response bytes",
         apply: |c, v, _| seconds(v, 1).map(|value| c.limits.send_timeout = value),
+    },
+    Setting {
+        section: "limits",
+        key: "bodyMemory",
+        default: "1048576",
+        doc: "request bodies larger than this (bytes) wait in an unnamed temporary file, not in memory",
+        apply: |c, v, _| size(v).map(|value| c.limits.body_memory = value),
+    },
+    Setting {
+        section: "limits",
+        key: "bodyFolder",
+        default: "auto",
+        doc: "folder of those temporary files; auto = $TMPDIR or /tmp",
+        apply: |c, v, cx| {
+            c.limits.body_folder = match v {
+                "auto" => None,
+                _ => Some(path(v, cx.base)?),
+            };
+            Ok(())
+        },
     },
     Setting {
         section: "limits",
@@ -366,7 +391,7 @@ static SETTINGS: &[Setting] = &[
 ];
 
 /// `[tls]` keys that only make sense together.
-pub(super) fn check_tls(tls: &super::Tls, file: &Path) -> Result<(), ConfigError> {
+pub(super) fn check_tls(tls: &super::Https, file: &Path) -> Result<(), ConfigError> {
     let why = match (&tls.certificate, &tls.key) {
         (Some(_), None) => {
             "[tls] certificate is set but key is not: set both for HTTPS, or neither"
@@ -414,6 +439,20 @@ pub(super) fn apply_raw(
     base: &Path,
 ) -> Result<(), ConfigError> {
     for section in &raw.sections {
+        if section.name == STATIC_SECTION {
+            for entry in &section.entries {
+                let dir = static_dir(&entry.key, &entry.value, base).map_err(|why| {
+                    ConfigError::at(
+                        file,
+                        entry.line,
+                        format!("{} = {} {why}", entry.key, entry.value),
+                    )
+                })?;
+                // A repeated prefix is refused by `raw`, like any repeated key.
+                config.statics.push(dir);
+            }
+            continue;
+        }
         let plugin = match section.name.strip_prefix("plugin.") {
             Some(name) => {
                 check_plugin_name(name).map_err(|why| ConfigError::at(file, section.line, why))?;
@@ -446,12 +485,28 @@ pub(super) fn apply_raw(
                 ConfigError::at(
                     file,
                     entry.line,
-                    format!("{} = {} {why}", entry.key, entry.value),
+                    // A store URL may hold a password: never echo it.
+                    format!("{} = {} {why}", entry.key, Redacted(&entry.value)),
                 )
             })?;
         }
     }
     Ok(())
+}
+
+/// One `[static]` line: the prefix follows the rules of a plugin mount,
+/// and the folder must exist (it is stored canonical, so the worker's
+/// containment check compares real paths).
+fn static_dir(prefix: &str, folder: &str, base: &Path) -> Result<crate::config::StaticDir, String> {
+    let prefix = mount(prefix).map_err(|why| why.replacen("mount path", "URL prefix", 1))?;
+    let folder = path(folder, base)?;
+    let folder = folder
+        .canonicalize()
+        .map_err(|e| format!("cannot be served: {}: {e}", folder.display()))?;
+    if !folder.is_dir() {
+        return Err(format!("is not a folder: {}", folder.display()));
+    }
+    Ok(crate::config::StaticDir { prefix, folder })
 }
 
 fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
@@ -461,6 +516,7 @@ fn unknown_section(name: &str, line: usize, file: &Path) -> ConfigError {
             known.push(s.section.to_string());
         }
     }
+    known.push(STATIC_SECTION.to_owned());
     // `[plugins.hello]` or `[Plugin.hello]` most likely meant `[plugin.hello]`.
     if let Some((_, rest)) = name.split_once(['.', ' ', ':']) {
         known.push(format!("plugin.{rest}"));

@@ -268,13 +268,13 @@ fn bad_values_name_key_value_and_range() {
         ),
         (
             "[store]\nurl = mysql://x\n",
-            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB \
-             or redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+            "url = mysql://x is not a store URL; use sqlite://PATH, redis://HOST:PORT/DB, \
+             redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB or redis+cluster://HOST:PORT,HOST:PORT",
         ),
         (
-            "[store]\nurl = rediss://cache:6380\n",
-            "url = rediss://cache:6380 asks for TLS to Redis, which drupe does not speak; \
-             use redis:// on a trusted network",
+            "[store]\nurl = rediss://:hunter2@cache:6380/0?ca=/no/such/ca.pem\n",
+            "url = rediss://:***@cache:6380/0?ca=/no/such/ca.pem names the CA file \
+             /no/such/ca.pem, which is not a readable file",
         ),
         (
             "[store]\ntimeout = 0\n",
@@ -291,7 +291,7 @@ fn bad_values_name_key_value_and_range() {
         (
             "[store]\nurl = redis+sentinel://s1:26379,s2:26379\n",
             "url = redis+sentinel://s1:26379,s2:26379 is not a Sentinel URL: the primary's name \
-             is missing; write redis+sentinel://HOST:PORT,HOST:PORT/PRIMARY/DB",
+             is missing; write redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT/PRIMARY/DB",
         ),
         (
             "[server]\ndrainPeriod = soon\n",
@@ -488,4 +488,31 @@ fn tls_files_resolve_against_the_ini_folder_and_come_in_pairs() {
         err("[tls]\nredirectPort = 80\n"),
         "drupe.ini: [tls] redirectPort needs certificate and key: it sends clients to https://"
     );
+}
+
+#[test]
+fn static_lines_map_clean_prefixes_to_existing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    let ini = dir.path().join("drupe.ini");
+    let load = |text: &str| {
+        std::fs::write(&ini, text).unwrap();
+        Config::load(&ini)
+    };
+    let c = load("[static]\n/assets = public\n/ = public\n").unwrap();
+    let real = dir.path().join("public").canonicalize().unwrap();
+    assert_eq!(c.statics.len(), 2);
+    assert_eq!(
+        (c.statics[0].prefix.as_str(), &c.statics[0].folder),
+        ("/assets", &real)
+    );
+    let err = |text: &str| load(text).unwrap_err().to_string();
+    assert!(err("[static]\n/x = missing\n").contains("line 2: /x = missing cannot be served"));
+    assert!(
+        err("[static]\n/x/ = public\n").contains("is not a URL prefix: it must not end with '/'")
+    );
+    assert!(err("[static]\n/a/../b = public\n").contains("is not a URL prefix"));
+    assert!(err("[static]\n/x = public\n/x = public\n").contains("is set twice in [static]"));
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    assert!(err("[static]\n/x = file\n").contains("is not a folder"));
 }

@@ -3,7 +3,7 @@
 //! looks again every two seconds, so a browser left open shows the fixed
 //! code by itself.
 
-use crate::plugin::index::escape;
+use drupe_sdk::html_escape;
 use std::path::Path;
 
 /// What went wrong, for the page.
@@ -21,8 +21,8 @@ pub fn render(failures: &[Failure]) -> String {
     for failure in failures {
         body.push_str(&format!(
             "<h1>{}</h1>\n<pre>{}</pre>\n",
-            escape(&failure.title),
-            escape(failure.text.trim_end())
+            html_escape(&failure.title),
+            html_escape(failure.text.trim_end())
         ));
     }
     format!(
@@ -43,7 +43,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; line-height: 1.35; }
 </body>
 </html>
 "#,
-        title = escape(failures.first().map_or("", |f| f.title.as_str())),
+        title = html_escape(failures.first().map_or("", |f| f.title.as_str())),
     )
 }
 

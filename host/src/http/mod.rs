@@ -17,8 +17,10 @@
 
 mod body;
 pub mod date;
+pub mod range;
 mod request;
 mod response;
+pub mod spool;
 mod target;
 
 #[cfg(test)]
@@ -28,7 +30,7 @@ pub use body::{ChunkedDecoder, Decoded};
 pub use request::{first_line, BodyKind, Head, HeadLimits};
 pub use response::{
     body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
-    write_error, write_head, WriteOpts, CONTINUE_100,
+    write_error, write_head, write_head_framed, Framing, WriteOpts, CONTINUE_100,
 };
 pub use target::{remove_dot_segments, unroutable};
 

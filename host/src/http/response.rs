@@ -37,7 +37,7 @@ pub fn body_allowed(status: u16, head_request: bool) -> bool {
 /// (§15.3.6); on 304 only the length the 200 would have had, which we know
 /// only when the handler supplied that body — an empty 304 gets none, since
 /// `Content-Length: 0` would tell a cache the stored representation is empty.
-fn content_length(status: u16, body_len: usize) -> Option<usize> {
+fn content_length(status: u16, body_len: u64) -> Option<u64> {
     match status {
         100..=199 | 204 => None,
         205 => Some(0),
@@ -53,11 +53,38 @@ fn content_length(status: u16, body_len: usize) -> Option<usize> {
 /// `Name: value\r\n` lines, already validated (a plugin's headers are
 /// serialised as they are added); it must not contain the fields
 /// [`host_managed_header`] names, which the host writes.
+#[inline]
 pub fn write_head(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[u8],
     body_len: usize,
+    opts: WriteOpts,
+) {
+    write_head_framed(out, status, headers, Framing::Length(body_len as u64), opts);
+}
+
+/// How the body of a response is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` (as [`content_length`] says for the status).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: a stream of unknown length to an
+    /// HTTP/1.1 client.
+    Chunked,
+    /// Neither: the body ends when the connection closes (a stream of
+    /// unknown length to an HTTP/1.0 client, which knows no chunks); the
+    /// caller must pass `keep_alive: false`.
+    Close,
+}
+
+/// [`write_head`] for a body delimited as `framing` says.
+#[inline]
+pub fn write_head_framed(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[u8],
+    framing: Framing,
     opts: WriteOpts,
 ) {
     // We always answer as HTTP/1.1, the highest version we conform to, even
@@ -69,10 +96,16 @@ pub fn write_head(
     out.extend_from_slice(b"\r\n");
     date::append_date_line(out);
     out.extend_from_slice(headers);
-    if let Some(len) = content_length(status, body_len) {
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, len as u64);
-        out.extend_from_slice(b"\r\n");
+    match framing {
+        Framing::Length(body_len) => {
+            if let Some(len) = content_length(status, body_len) {
+                out.extend_from_slice(b"Content-Length: ");
+                push_decimal(out, len);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::Close => {}
     }
     if !opts.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -130,7 +163,7 @@ pub fn host_managed_header(name: &[u8]) -> bool {
 }
 
 /// Append `n` in decimal without going through `fmt`.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

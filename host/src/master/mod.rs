@@ -60,8 +60,7 @@ use table::{Pool, State};
 pub enum MasterError {
     /// The listening socket could not be set up.
     Bind(String),
-    /// The plugins (or the store) did not pass the probe (details were
-    /// logged).
+    /// The plugins or the store did not pass the probe (details were logged).
     Plugins,
     /// A worker could not boot (details were logged by the worker).
     WorkerBoot {
@@ -75,7 +74,8 @@ impl fmt::Display for MasterError {
         match self {
             MasterError::Bind(e) => f.write_str(e),
             MasterError::Plugins => f.write_str(
-                "the plugins could not be loaded or the store prepared (see the errors above)",
+                "the plugins could not be loaded or the store failed its check \
+                 (see the errors above)",
             ),
             MasterError::WorkerBoot { pid } => {
                 write!(

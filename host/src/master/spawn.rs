@@ -124,28 +124,30 @@ pub fn probe_start(
             let step = |what: &str| {
                 let _ = nix::unistd::write(&write, format!("{what}\n").as_bytes());
             };
+            // The store and the plugins are both checked, so that one
+            // run of `--check` reports every problem.
             let ok = child_setup(master, identity.as_ref()).is_ok()
                 && prepare_store(config)
-                && load(config, snapshot, step).is_ok_and(|plugins| {
-                    let started = plugins.init_with::<CallState>(|p| {
-                        step(&format!(
-                            "starting plugin `{}` ({})",
-                            p.decl.name,
-                            p.file.display()
-                        ));
+                    & load(config, snapshot, step).is_ok_and(|plugins| {
+                        let started = plugins.init_with::<CallState>(|p| {
+                            step(&format!(
+                                "starting plugin `{}` ({})",
+                                p.decl.name,
+                                p.file.display()
+                            ));
+                        });
+                        if let Err(errors) = &started {
+                            log::error!("{errors}");
+                        }
+                        step("shutting the plugins down");
+                        plugins.shutdown();
+                        if started.is_ok() && mode == ProbeMode::Describe {
+                            let mut out = io::stdout().lock();
+                            let _ = out.write_all(plugins.describe().as_bytes());
+                            let _ = out.flush();
+                        }
+                        started.is_ok()
                     });
-                    if let Err(errors) = &started {
-                        log::error!("{errors}");
-                    }
-                    step("shutting the plugins down");
-                    plugins.shutdown();
-                    if started.is_ok() && mode == ProbeMode::Describe {
-                        let mut out = io::stdout().lock();
-                        let _ = out.write_all(plugins.describe().as_bytes());
-                        let _ = out.flush();
-                    }
-                    started.is_ok()
-                });
             std::process::exit(if ok { 0 } else { PROBE_LOGGED })
         }
     }

@@ -8,6 +8,7 @@
 
 use super::routes::shown_path;
 use super::PluginSet;
+use drupe_sdk::html_escape;
 
 /// The page's HTML.
 pub fn render(set: &PluginSet) -> Vec<u8> {
@@ -21,19 +22,19 @@ pub fn render(set: &PluginSet) -> Vec<u8> {
     for (index, plugin) in set.plugins.iter().enumerate() {
         out.push_str(&format!(
             "<h2>{} <small>{}</small></h2>\n<p>mounted at <code>{}</code></p>\n<ul>\n",
-            escape(&plugin.decl.name),
-            escape(&plugin.decl.version),
-            escape(shown_path(&plugin.mount))
+            html_escape(&plugin.decl.name),
+            html_escape(&plugin.decl.version),
+            html_escape(shown_path(&plugin.mount))
         ));
         for e in endpoints.iter().filter(|e| e.target.plugin == index) {
             let method = e.shown_method();
             let path = shown_path(&e.pattern);
-            let shown = format!("<code>{} {}</code>", escape(method), escape(path));
+            let shown = format!("<code>{} {}</code>", html_escape(method), html_escape(path));
             // A link where following it is a plain GET of a concrete path.
             if matches!(method, "GET" | "ANY") && !path.contains('{') {
                 out.push_str(&format!(
                     "<li><a href=\"{}\">{shown}</a></li>\n",
-                    escape(path)
+                    html_escape(path)
                 ));
             } else {
                 out.push_str(&format!("<li>{shown}</li>\n"));
@@ -45,33 +46,9 @@ pub fn render(set: &PluginSet) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Text safe in HTML content and in a quoted attribute.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape("<a href=\"x\">&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn an_empty_set_says_so() {

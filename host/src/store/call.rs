@@ -10,7 +10,7 @@
 //! always `keyPrefix + namespace + ":" + key` and a plugin reaches only the
 //! keys of its namespace.
 //!
-//! Sessions: one hash per visitor at `keyPrefix + "@session:" + id` (`@`
+//! Sessions: one hash per visitor at `keyPrefix + "@session:{" + id + "}"` (`@`
 //! cannot start a plugin name, so it never collides with a plugin's keys),
 //! one field per plugin field (`namespace + ":" + field`), and an idle TTL of
 //! `sessionTimeout` that every use refreshes. A session is created only by
@@ -200,13 +200,17 @@ impl CallStore {
         &self.key
     }
 
-    /// `keyPrefix + "@session:" + id`.
+    /// `keyPrefix + "@session:{" + id + "}"`. The braces are a Redis
+    /// Cluster hash tag: only the id picks the slot, so whatever a session
+    /// ever keeps beside its hash (under the same tag) can be changed in
+    /// one command or `MULTI` with it.
     fn session_key(&mut self, id: SessionId) -> &[u8] {
         self.key.clear();
         self.key
             .extend_from_slice(&self.namespace[..self.plugin_at]);
-        self.key.extend_from_slice(b"@session:");
+        self.key.extend_from_slice(b"@session:{");
         self.key.extend_from_slice(id.hex().as_bytes());
+        self.key.push(b'}');
         &self.key
     }
 

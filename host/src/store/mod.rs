@@ -17,6 +17,9 @@
 //! help).
 
 pub mod call;
+pub mod cluster;
+pub mod connect;
+pub mod handshake;
 pub mod redis;
 pub mod sentinel;
 pub mod session;
@@ -108,16 +111,9 @@ pub trait Store {
     fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError>;
 }
 
-/// Where the store lives, from `[store] url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// `redis://host:port/db`, as written.
-    Redis(String),
-    /// `redis+sentinel://…`: the primary the Sentinels name.
-    Sentinel(config::SentinelUrl),
-    /// `sqlite://PATH`, absolute (the config resolved it).
-    Sqlite(PathBuf),
-}
+/// Where the store lives: `[store] url`, parsed. Its `Display` hides any
+/// password; show it only that way.
+pub type Location = config::StoreUrl;
 
 /// What a worker needs to know to open and use the store.
 #[derive(Debug, Clone)]
@@ -132,15 +128,15 @@ pub struct Settings {
 impl Settings {
     /// From the validated `[store]` section.
     pub fn from_config(store: &config::Store) -> Settings {
-        let location = match store.url.strip_prefix("sqlite://") {
-            Some(path) => Location::Sqlite(PathBuf::from(path)),
-            // Checked when the config was read; a URL that fails here
-            // anyway is passed on as `redis://`, whose error names it.
-            None => match config::SentinelUrl::parse(&store.url) {
-                Ok(url) => Location::Sentinel(url),
-                Err(_) => Location::Redis(store.url.clone()),
-            },
-        };
+        // Checked when the config was read, so this parses; a URL that
+        // fails anyway names itself (redacted) when the store is opened.
+        let location = Location::parse(&store.url).unwrap_or_else(|why| {
+            log::error!(
+                "store: [store] url = {} {why}",
+                config::Redacted(&store.url)
+            );
+            Location::Sqlite(PathBuf::new())
+        });
         Settings {
             location,
             key_prefix: store.key_prefix.clone(),
@@ -150,21 +146,9 @@ impl Settings {
         }
     }
 
-    /// Where the store is, for log lines.
+    /// Where the store is, for log lines: the URL without its password.
     pub fn describe(&self) -> String {
-        match &self.location {
-            Location::Redis(url) => url.clone(),
-            Location::Sentinel(url) => format!(
-                "Redis primary '{}' via Sentinel {}",
-                url.primary,
-                url.sentinels
-                    .iter()
-                    .map(|(h, p)| format!("{h}:{p}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            Location::Sqlite(path) => format!("sqlite://{}", path.display()),
-        }
+        self.location.to_string()
     }
 }
 
@@ -182,22 +166,31 @@ pub fn settings() -> Option<&'static Settings> {
 }
 
 /// Makes the store ready before any worker opens it: for SQLite, the file,
-/// WAL mode and schema (see [`sqlite::SqliteStore::create`]); nothing for
-/// Redis, which may be down at start without stopping pages that do not
-/// use it. Run by the plugin probe, never by the master, which opens no
-/// store connection. The error names the file.
+/// WAL mode and schema (see [`sqlite::SqliteStore::create`]); for Redis, a
+/// login that catches wrong credentials or TLS settings at once (see
+/// [`handshake`]; a Redis that is merely down is only a warning, since
+/// pages that do not use it keep working). Run by the plugin probe, never
+/// by the master, which opens no store connection. The error names the
+/// file or the server, never a password.
 pub fn prepare(store: &config::Store) -> Result<(), StoreError> {
     let settings = Settings::from_config(store);
     match &settings.location {
         Location::Sqlite(path) => sqlite::SqliteStore::create(path, settings.timeout),
-        Location::Redis(_) | Location::Sentinel(_) => Ok(()),
+        Location::Redis(_) | Location::Sentinel(_) | Location::Cluster(_) => {
+            handshake::check(&settings).map_err(StoreError::Other)
+        }
     }
 }
 
 /// Opens a backend (Redis connects lazily; SQLite opens its file now).
 pub fn open(settings: &Settings) -> Result<Box<dyn Store>, StoreError> {
     Ok(match &settings.location {
-        Location::Redis(url) => Box::new(redis::RedisStore::new(
+        Location::Redis(url) => Box::new(redis::RedisStore::with_url(
+            url,
+            settings.connect_timeout,
+            settings.timeout,
+        )?),
+        Location::Cluster(url) => Box::new(redis::RedisStore::with_cluster(
             url,
             settings.connect_timeout,
             settings.timeout,

@@ -45,21 +45,23 @@
 //! Any command that a node refused with `READONLY` (it was demoted to
 //! replica by a failover; nothing was applied) drops the connection and is
 //! retried once: with Sentinel ([`super::sentinel`]) the fresh connection
-//! goes to the new primary.
+//! goes to the new primary, and with Redis Cluster ([`super::cluster`]) it
+//! reads a fresh slot map.
 
 use std::time::{Duration, Instant};
 
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
+use redis::cluster::ClusterClient;
 use redis::{
-    Client, Cmd, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError,
-    RedisResult, ServerErrorKind, Value,
+    Client, Cmd, ConnectionLike, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value,
 };
 
+use super::cluster::ClusterLink;
+use super::connect::{self, is_reply, Link};
 use super::sentinel::Sentinels;
 use super::{wrong_type, Fields, Store, StoreError};
-use crate::config::SentinelUrl;
+use crate::config::{ClusterUrl, RedisUrl, SentinelUrl};
 use crate::sys::peer;
 
 /// A connection idle this long gets a `PING` before it is trusted again.
@@ -79,9 +81,9 @@ pub struct RedisStore {
     name: String,
     connect_timeout: Duration,
     timeout: Duration,
-    conn: Option<Connection>,
+    conn: Option<Link>,
     /// `conn`'s descriptor, if it was found: peeked before each command.
-    /// Set and cleared with `conn`.
+    /// Set and cleared with `conn`. (A cluster's nodes peek their own.)
     socket: Option<RawFd>,
     last_used: Instant,
     /// After a failed connect: until when to fail fast, and why.
@@ -103,6 +105,12 @@ enum Target {
     Fixed(Client),
     /// `redis+sentinel://`: whichever node the Sentinels name as primary.
     Sentinel(Sentinels),
+    /// `redis+cluster://`: one client per seed node to ask first; after a
+    /// failed attempt the next one leads.
+    Cluster {
+        clients: Vec<ClusterClient>,
+        next: usize,
+    },
 }
 
 /// How a failed attempt ended.
@@ -125,82 +133,126 @@ impl Failure {
 }
 
 /// A connection that notes whether a command's bytes all went out, so that
-/// a failure can tell "not sent" from "sent, answer lost".
+/// a failure can tell "not sent" from "sent, answer lost". On a cluster,
+/// "went out" means to any node, redirects included.
 struct Sending<'c> {
-    conn: &'c mut Connection,
+    link: &'c mut Link,
     sent: bool,
+}
+
+impl Sending<'_> {
+    /// Runs `step` once per primary: once on a single server, once per
+    /// primary of a cluster on a connection to that primary alone.
+    fn for_each_primary(
+        &mut self,
+        mut step: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<()>,
+    ) -> RedisResult<()> {
+        match self.link {
+            Link::Node(_) => step(self),
+            Link::Cluster(cluster) => cluster.for_each_primary(step),
+        }
+    }
 }
 
 impl ConnectionLike for Sending<'_> {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        self.conn.send_packed_command(cmd)?;
-        self.sent = true;
-        self.conn.recv_response()
+        match self.link {
+            Link::Node(conn) => {
+                connect::exchange(conn, cmd, 0, 1, &mut self.sent).map(connect::single)
+            }
+            Link::Cluster(cluster) => {
+                let reply = cluster.req_packed_command(cmd);
+                self.sent |= cluster.sent();
+                reply
+            }
+        }
     }
 
-    /// As the crate's own: every reply is read (keeping the connection in
-    /// step), the last `count` are returned, and a command refused while a
-    /// transaction was queued fails the whole call.
     fn req_packed_commands(
         &mut self,
         cmd: &[u8],
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
-        self.conn.send_packed_command(cmd)?;
-        self.sent = true;
-        let mut replies = Vec::with_capacity(count);
-        let mut refused = None;
-        for i in 0..offset + count {
-            match self.conn.recv_response()? {
-                Value::ServerError(e) if i < offset => {
-                    refused.get_or_insert(e);
-                }
-                reply if i >= offset => replies.push(reply),
-                _ => {}
+        match self.link {
+            Link::Node(conn) => connect::exchange(conn, cmd, offset, count, &mut self.sent),
+            Link::Cluster(cluster) => {
+                let replies = cluster.req_packed_commands(cmd, offset, count);
+                self.sent |= cluster.sent();
+                replies
             }
-        }
-        match refused {
-            Some(e) => Err(e.into()),
-            None => Ok(replies),
         }
     }
 
     fn get_db(&self) -> i64 {
-        self.conn.get_db()
+        match &*self.link {
+            Link::Node(conn) => conn.get_db(),
+            Link::Cluster(_) => 0,
+        }
     }
 
     fn check_connection(&mut self) -> bool {
-        self.conn.check_connection()
+        match self.link {
+            Link::Node(conn) => conn.check_connection(),
+            Link::Cluster(cluster) => cluster.check_connection(),
+        }
     }
 
     fn is_open(&self) -> bool {
-        self.conn.is_open()
+        match &*self.link {
+            Link::Node(conn) => conn.is_open(),
+            Link::Cluster(cluster) => cluster.is_open(),
+        }
     }
 }
 
 impl RedisStore {
-    /// A store for `url`; connects on the first call.
+    /// A store for `url` (`redis://` or `rediss://`); connects on the first
+    /// call.
     pub fn new(
         url: &str,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let bad = |e: RedisError| StoreError::Other(format!("bad Redis URL {url}: {e}"));
-        let info = url.into_connection_info().map_err(bad)?;
-        // Connecting sends nothing but what the URL asks for (AUTH, SELECT):
-        // no `CLIENT SETINFO`, whose two replies the crate waits for one
-        // socket timeout each, which would stretch a connection attempt to
-        // a hung server past its budget.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let client = Client::open(info.set_redis_settings(settings)).map_err(bad)?;
-        let name = url.trim_start_matches("redis://").to_owned();
+        let url = RedisUrl::parse(url)
+            .map_err(|e| StoreError::Other(format!("{} {e}", crate::config::Redacted(url))))?;
+        Self::with_url(&url, connect_timeout, timeout)
+    }
+
+    /// A store for a parsed `redis://` or `rediss://` URL.
+    pub fn with_url(
+        url: &RedisUrl,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = connect::client(&url.host, url.port, url.db, &url.auth, url.tls.as_ref())
+            .map_err(|e| StoreError::Other(format!("Redis at {url}: {e}")))?;
+        // Host, port and database only: never the credentials.
+        let tls = if url.tls.is_some() { " (TLS)" } else { "" };
+        let name = format!("{}:{}/{}{tls}", url.host, url.port, url.db);
         Ok(Self::with_target(
             Target::Fixed(client),
             name,
             connect_timeout,
             timeout,
         ))
+    }
+
+    /// A store on the Redis Cluster of `url`; reads the slot map on the
+    /// first call and after any failure.
+    pub fn with_cluster(
+        url: &ClusterUrl,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let clients = (0..url.nodes.len())
+            .map(|first| connect::cluster_client(url, first, connect_timeout))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Other(format!("Redis Cluster {url}: {e}")))?;
+        let seeds: Vec<String> = url.nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let name = format!("cluster {}", seeds.join(","));
+        let target = Target::Cluster { clients, next: 0 };
+        Ok(Self::with_target(target, name, connect_timeout, timeout))
     }
 
     /// A store on the primary that the Sentinels of `url` name; asks them
@@ -234,7 +286,7 @@ impl RedisStore {
     fn run<T>(
         &mut self,
         idempotent: bool,
-        command: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
+        command: impl Fn(&mut Sending<'_>) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         if self.socket.is_some_and(peer::closed) {
@@ -259,18 +311,20 @@ impl RedisStore {
         &mut self,
         deadline: Instant,
         idempotent: bool,
-        command: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
+        command: impl Fn(&mut Sending<'_>) -> Result<T, RedisError>,
     ) -> Result<T, Failure> {
         self.connect(deadline)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let Some(conn) = self.conn.as_mut().filter(|_| !remaining.is_zero()) else {
             return Err(self.timed_out());
         };
-        let mut sending = Sending { conn, sent: false };
+        let mut sending = Sending {
+            link: conn,
+            sent: false,
+        };
         let result = sending
-            .conn
-            .set_read_timeout(Some(remaining))
-            .and_then(|()| sending.conn.set_write_timeout(Some(remaining)))
+            .link
+            .set_budget(remaining)
             .and_then(|()| command(&mut sending));
         let sent = sending.sent;
         match result {
@@ -329,25 +383,42 @@ impl RedisStore {
         let opened = match &mut self.target {
             Target::Fixed(client) => client
                 .get_connection_with_timeout(budget)
+                .map(Link::Node)
                 .map_err(|e| format!("cannot connect to Redis at {}: {e}", self.name)),
             Target::Sentinel(sentinels) => {
                 sentinels
                     .connect_primary(budget, deadline)
                     .map(|(conn, at)| {
                         self.name = format!("primary '{}' at {at}", sentinels.primary());
-                        conn
+                        Link::Node(conn)
+                    })
+            }
+            Target::Cluster { clients, next } => {
+                // The slot map is read within the call's budget, each node's
+                // connection attempt within `connectTimeout`.
+                let remaining = deadline.saturating_duration_since(now);
+                ClusterLink::connect(&clients[*next], remaining)
+                    .map(|link| Link::Cluster(Box::new(link)))
+                    .map_err(|e| {
+                        *next = (*next + 1) % clients.len();
+                        format!("cannot connect to Redis at {}: {e}", self.name)
                     })
             }
         };
-        let found = opened.and_then(|mut conn| {
-            find_socket(&mut conn, now + budget)
-                .map(|socket| (conn, socket))
-                .map_err(|e| {
-                    format!(
-                        "Redis at {} did not complete the connection: {e}",
-                        self.name
-                    )
-                })
+        let found = opened.and_then(|mut link| {
+            let socket = match &mut link {
+                Link::Node(conn) => {
+                    let left = (now + budget).saturating_duration_since(Instant::now());
+                    connect::find_socket(conn, left)
+                }
+                Link::Cluster(_) => Ok(None),
+            };
+            socket.map(|socket| (link, socket)).map_err(|e| {
+                format!(
+                    "Redis at {} did not complete the connection: {e}",
+                    self.name
+                )
+            })
         });
         match found {
             Ok((conn, socket)) => {
@@ -389,6 +460,62 @@ impl RedisStore {
         ))
     }
 
+    /// `rename` on a cluster. The two keys may be in different slots (a
+    /// session's new id is a new hash tag), which no command, transaction
+    /// or script may touch together. So: three steps, each on one slot and
+    /// each safe to repeat, so each is retried like a read:
+    /// 1. copy `from` and its TTL (`DUMP` and `PTTL` in one `MULTI`);
+    /// 2. write the copy at `to` (`RESTORE … REPLACE`);
+    /// 3. delete `from` if it still holds what was copied (a script on its
+    ///    slot).
+    ///
+    /// A failure after step 2 fails the call (503) and leaves `from` as it
+    /// was, still working, beside a copy that expires with it: the caller
+    /// learns that the move did not happen, never the reverse. `from`
+    /// changed between the steps (a concurrent write) is also a failure,
+    /// and the stale copy is removed.
+    fn move_across_slots(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+        let (dump, pttl): (Option<Vec<u8>>, i64) = self.run(true, |c| {
+            redis::pipe()
+                .atomic()
+                .add_command(cmd("DUMP", from))
+                .add_command(cmd("PTTL", from))
+                .query(c)
+        })?;
+        let Some(dump) = dump else {
+            return Ok(false);
+        };
+        // PTTL is -1 for a key without a TTL: RESTORE's 0.
+        let ttl = pttl.max(0);
+        self.run(true, |c| {
+            cmd("RESTORE", to)
+                .arg(ttl)
+                .arg(&dump)
+                .arg("REPLACE")
+                .query::<()>(c)
+        })?;
+        let script = "if redis.call('DUMP', KEYS[1]) == ARGV[1] then \
+                      redis.call('DEL', KEYS[1]) return 1 else return 0 end";
+        let deleted = self.run(true, |c| {
+            redis::cmd("EVAL")
+                .arg(script)
+                .arg(1)
+                .arg(from)
+                .arg(&dump)
+                .query::<i64>(c)
+        })?;
+        if deleted == 1 {
+            return Ok(true);
+        }
+        // Best effort: the copy would otherwise outlive the failed move
+        // until its TTL.
+        let _ = self.delete(to);
+        Err(StoreError::Unavailable(format!(
+            "Redis at {}: the key changed while it was being renamed; try again",
+            self.name
+        )))
+    }
+
     fn classify(&self, e: &RedisError) -> StoreError {
         let transient = matches!(
             e.kind(),
@@ -408,42 +535,6 @@ impl RedisStore {
             StoreError::Other(format!("Redis at {}: {e}", self.name))
         }
     }
-}
-
-/// The descriptor of a fresh connection, found by the client and server
-/// addresses that Redis reports for it (`CLIENT INFO`, Redis 6.2+), within
-/// `deadline`. `Ok(None)` when Redis does not say or the addresses are not
-/// ours (a proxy or NAT in between); an error if the connection failed.
-fn find_socket(conn: &mut Connection, deadline: Instant) -> Result<Option<RawFd>, RedisError> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Ok(None);
-    }
-    conn.set_read_timeout(Some(remaining))?;
-    conn.set_write_timeout(Some(remaining))?;
-    let info: String = match redis::cmd("CLIENT").arg("INFO").query(conn) {
-        Ok(info) => info,
-        Err(e) if is_reply(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let field = |name: &str| -> Option<SocketAddr> {
-        info.split_ascii_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
-            .parse()
-            .ok()
-    };
-    Ok(field("addr")
-        .zip(field("laddr"))
-        .and_then(|(ours, theirs)| peer::find_tcp(ours, theirs)))
-}
-
-/// An error the server answered with (or a reply we could not convert):
-/// the connection is still in step and can be reused.
-fn is_reply(e: &RedisError) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType
-    )
 }
 
 /// Milliseconds for `PX`/`PEXPIRE`; a zero TTL on `SET` is refused by
@@ -565,29 +656,33 @@ impl Store for RedisStore {
         let pattern = [glob_escape(prefix).as_slice(), b"*"].concat();
         self.run(true, |c| {
             // SCAN, never KEYS: it walks the keyspace in steps and never
-            // blocks Redis. The order is arbitrary and a key may come
-            // twice, so keep the `limit` smallest in a sorted set.
+            // blocks Redis. A cursor belongs to one node, so a cluster is
+            // scanned primary by primary. The order is arbitrary and a key
+            // may come twice, so keep the `limit` smallest in a sorted set.
             let mut found = std::collections::BTreeSet::new();
-            let mut cursor = 0u64;
-            loop {
-                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)?;
-                for key in batch {
-                    found.insert(key);
-                    if found.len() > limit {
-                        found.pop_last();
+            c.for_each_primary(|node| {
+                let mut cursor = 0u64;
+                loop {
+                    let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(node)?;
+                    for key in batch {
+                        found.insert(key);
+                        if found.len() > limit {
+                            found.pop_last();
+                        }
                     }
+                    if next == 0 {
+                        return Ok(());
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    return Ok(found.into_iter().collect());
-                }
-                cursor = next;
-            }
+            })?;
+            Ok(found.into_iter().collect())
         })
     }
 
@@ -604,6 +699,9 @@ impl Store for RedisStore {
     }
 
     fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+        if matches!(self.target, Target::Cluster { .. }) {
+            return self.move_across_slots(from, to);
+        }
         // RENAME answers an error for a missing key; the script makes that
         // case an answer, atomically.
         let script = "if redis.call('EXISTS', KEYS[1]) == 1 then \

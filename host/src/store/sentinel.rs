@@ -17,9 +17,10 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, IntoConnectionInfo, Role};
+use redis::{Connection, Role};
 
-use crate::config::SentinelUrl;
+use super::connect;
+use crate::config::{Auth, SentinelUrl};
 
 /// The Sentinels of one primary, in the order to ask them.
 #[derive(Debug)]
@@ -66,7 +67,13 @@ impl Sentinels {
             if refused.contains(&addr) {
                 continue;
             }
-            match connect_checked(&addr, self.url.db, connect_timeout, deadline) {
+            match connect_checked(
+                &addr,
+                self.url.db,
+                &self.url.auth,
+                connect_timeout,
+                deadline,
+            ) {
                 Ok(conn) => {
                     self.url.sentinels[..=i].rotate_right(1);
                     return Ok((conn, format!("{}:{}", addr.0, addr.1)));
@@ -85,14 +92,35 @@ impl Sentinels {
             problems.join("; ")
         ))
     }
+
+    /// The primary's address as the first Sentinel that answers says.
+    pub fn primary_address(
+        &self,
+        connect_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<(String, u16), String> {
+        let name = &self.url.primary;
+        let mut problems = Vec::new();
+        for (host, port) in &self.url.sentinels {
+            match ask(host, *port, name, connect_timeout, deadline) {
+                Ok(Some(addr)) => return Ok(addr),
+                Ok(None) => {
+                    problems.push(format!("Sentinel {host}:{port} knows no primary '{name}'"))
+                }
+                Err(e) => problems.push(format!("Sentinel {host}:{port}: {e}")),
+            }
+        }
+        Err(problems.join("; "))
+    }
 }
 
-/// A connection to `host:port` with database `db`, its reads and writes
-/// bounded by what is left until `deadline`.
+/// A connection to `host:port` with database `db`, logged in as `auth`,
+/// its reads and writes bounded by what is left until `deadline`.
 fn open(
     host: &str,
     port: u16,
     db: i64,
+    auth: &Auth,
     connect_timeout: Duration,
     deadline: Instant,
 ) -> Result<Connection, String> {
@@ -101,17 +129,9 @@ fn open(
     if budget.is_zero() {
         return Err(out_of_time());
     }
-    let info = (host, port)
-        .into_connection_info()
-        .map_err(|e| e.to_string())?;
-    // No `CLIENT SETINFO` on connect (see `store::redis`); a Sentinel
-    // refuses `SELECT`, so `db` is 0 for those (which sends none).
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_db(db)
-        .set_skip_set_lib_name();
-    let client = Client::open(info.set_redis_settings(settings)).map_err(|e| e.to_string())?;
+    // A Sentinel refuses `SELECT`, so `db` is 0 for those (which sends
+    // none); they are asked without credentials.
+    let client = connect::client(host, port, db, auth, None)?;
     let conn = client
         .get_connection_with_timeout(budget)
         .map_err(|e| e.to_string())?;
@@ -134,7 +154,7 @@ fn ask(
     connect_timeout: Duration,
     deadline: Instant,
 ) -> Result<Option<(String, u16)>, String> {
-    let mut conn = open(host, port, 0, connect_timeout, deadline)?;
+    let mut conn = open(host, port, 0, &Auth::default(), connect_timeout, deadline)?;
     let reply: Option<(String, String)> = redis::cmd("SENTINEL")
         .arg("GET-MASTER-ADDR-BY-NAME")
         .arg(name)
@@ -153,10 +173,11 @@ fn ask(
 fn connect_checked(
     addr: &(String, u16),
     db: i64,
+    auth: &Auth,
     connect_timeout: Duration,
     deadline: Instant,
 ) -> Result<Connection, String> {
-    let mut conn = open(&addr.0, addr.1, db, connect_timeout, deadline)?;
+    let mut conn = open(&addr.0, addr.1, db, auth, connect_timeout, deadline)?;
     match redis::cmd("ROLE").query::<Role>(&mut conn) {
         Ok(Role::Primary { .. }) => Ok(conn),
         Ok(_) => Err("it is not a primary (a failover is under way)".to_owned()),

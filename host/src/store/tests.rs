@@ -1,7 +1,8 @@
-//! The conformance suite: every case runs against both backends, SQLite on
-//! a temp file and Redis on a `redis-server` this test starts on a free
-//! port, so the two behave as one [`Store`]. Backend-specific behaviour
-//! (timeouts, reconnecting, lock contention) is tested at the end.
+//! The conformance suite: every case runs against every backend, SQLite on
+//! a temp file, Redis on a `redis-server` this test starts on a free port,
+//! and Redis Cluster on three primaries and three replicas it starts too,
+//! so they behave as one [`Store`]. Backend-specific behaviour (timeouts,
+//! reconnecting, lock contention) is tested at the end.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,6 +21,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 enum Fixture {
     Sqlite(tempfile::TempDir),
     Redis(RedisServer),
+    /// The URL of a cluster that the test owns.
+    Cluster(String),
 }
 
 impl Fixture {
@@ -43,6 +46,10 @@ impl Fixture {
             Fixture::Redis(server) => {
                 Box::new(RedisStore::new(&server.url(), TIMEOUT, TIMEOUT).unwrap())
             }
+            Fixture::Cluster(url) => {
+                let url = crate::config::ClusterUrl::parse(url).unwrap();
+                Box::new(RedisStore::with_cluster(&url, TIMEOUT, TIMEOUT).unwrap())
+            }
         }
     }
 }
@@ -59,6 +66,18 @@ macro_rules! conformance {
         }
         mod redis {
             $(#[test] fn $case() { super::$case(&super::Fixture::redis()) })*
+        }
+        /// Every case on one Redis Cluster, in turn: a cluster takes
+        /// seconds to form. The case that fails is the last one printed.
+        #[test]
+        fn cluster() {
+            let cluster = drupe_tests::cluster::RedisCluster::start(&[]);
+            let fixture = Fixture::Cluster(cluster.url(""));
+            $(
+                eprintln!("cluster: {}", stringify!($case));
+                cluster.flush();
+                $case(&fixture);
+            )*
         }
     };
 }

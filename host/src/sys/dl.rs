@@ -234,6 +234,16 @@ pub trait CallSink {
     /// One store or session call (`HostApi::store_call`, or a function of
     /// ABI 1.1).
     fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError>;
+    /// The body is the file at `path` (`HostApi::respond_file`). Returns
+    /// false if this sink cannot send files.
+    fn respond_file(&mut self, _path: &[u8]) -> bool {
+        false
+    }
+    /// The body is what `reader` yields (`HostApi::respond_stream`), `len`
+    /// bytes if known. Returns false if this sink cannot stream.
+    fn respond_stream(&mut self, _reader: super::bodies::PluginReader, _len: Option<u64>) -> bool {
+        false
+    }
 }
 
 impl Entry {
@@ -309,11 +319,8 @@ pub(super) fn abort_on_panic<T>(result: std::thread::Result<T>) -> T {
 struct Api<S>(std::marker::PhantomData<S>);
 
 impl<S: CallSink> Api<S> {
-    const TABLE: HostApi = store_api::with_store::<S>(HostApi::new(
-        host_log,
-        set_status::<S>,
-        add_header::<S>,
-        append_body::<S>,
+    const TABLE: HostApi = super::bodies::with_bodies::<S>(store_api::with_store::<S>(
+        HostApi::new(host_log, set_status::<S>, add_header::<S>, append_body::<S>),
     ));
 }
 

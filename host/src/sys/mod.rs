@@ -9,6 +9,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod bodies;
 pub mod dl;
 pub mod net;
 pub mod peer;

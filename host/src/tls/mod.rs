@@ -49,7 +49,7 @@ impl std::error::Error for TlsError {}
 /// Loads `[tls]` if it is set. `previous` is the ticket keys of the
 /// generation being replaced: the new one encrypts with a fresh key and
 /// still decrypts the tickets of the last.
-pub fn load(tls: &config::Tls, previous: Option<&TicketKeys>) -> Result<Option<Tls>, TlsError> {
+pub fn load(tls: &config::Https, previous: Option<&TicketKeys>) -> Result<Option<Tls>, TlsError> {
     let Some((certificate, key)) = tls.files() else {
         return Ok(None);
     };

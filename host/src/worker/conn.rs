@@ -38,9 +38,11 @@
 //! that explain why the connection ends.
 
 use super::access;
+use super::body_out::{BodyOut, Pumped};
 use super::dispatch::{self, Exchange};
 use super::transport::Transport;
 use super::Shared;
+use crate::http::spool::Spool;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
 use std::io;
 use std::net::Shutdown;
@@ -91,6 +93,9 @@ pub struct Conn {
     end: usize,
     out: Vec<u8>,
     written: usize,
+    /// The body that follows `out` (a file, a stream), if any; no request
+    /// after it is answered until it is all sent.
+    tail: Option<BodyOut>,
     head: Head,
     /// Length of the parsed head of the current request, once complete.
     head_len: Option<usize>,
@@ -99,6 +104,9 @@ pub struct Conn {
     chunk_pos: usize,
     /// De-chunked body of the current request.
     body: Vec<u8>,
+    /// The current request's body, when larger than `bodyMemory`: it goes
+    /// to this file as it arrives instead of into `inbuf` or `body`.
+    spool: Option<Spool>,
     continue_sent: bool,
     phase: Phase,
     /// When the current phase must be over (header, body or idle timeout).
@@ -134,11 +142,13 @@ impl Conn {
             end: 0,
             out: Vec::new(),
             written: 0,
+            tail: None,
             head: Head::new(),
             head_len: None,
             chunked: ChunkedDecoder::default(),
             chunk_pos: 0,
             body: Vec::new(),
+            spool: None,
             continue_sent: false,
             phase: Phase::Idle,
             deadline: now + shared.limits.header_timeout,
@@ -160,6 +170,7 @@ impl Conn {
             || self.phase == Phase::Idle
                 && self.start == self.end
                 && self.written == self.out.len()
+                && self.tail.is_none()
                 && !self.stream.has_pending_output()
     }
 
@@ -169,8 +180,15 @@ impl Conn {
     pub fn on_ready(&mut self, shared: &Shared, hung_up: bool) -> Next {
         self.hung_up |= hung_up;
         loop {
-            if self.written < self.out.len() {
+            if self.written < self.out.len() || self.tail.is_some() {
+                let had_tail = self.tail.is_some();
                 match self.flush(shared) {
+                    // Requests that came in behind a file or a stream wait
+                    // in the buffer, and no edge will announce them again.
+                    Ok(true) if had_tail && !self.closing && self.start < self.end => {
+                        self.serve(shared);
+                        continue;
+                    }
                     Ok(true) => {}
                     Ok(false) => return Next::Write,
                     Err(_) => return Next::Close,
@@ -217,6 +235,9 @@ impl Conn {
             // connections of the batch; its next request raises a new edge
             // and waits its turn behind theirs.
             if self.drained && !self.closing {
+                if self.tail.is_some() {
+                    continue; // sent above, then what waits behind it is served
+                }
                 return match self.flush(shared) {
                     Ok(true) => Next::Read,
                     Ok(false) => Next::Write,
@@ -226,7 +247,8 @@ impl Conn {
         }
     }
 
-    /// Writes pending output. `Ok(true)` when all of it is out.
+    /// Writes pending output, then the body that follows it (`tail`).
+    /// `Ok(true)` when all of it is out.
     fn flush(&mut self, shared: &Shared) -> io::Result<bool> {
         let before = self.written;
         while self.written < self.out.len() {
@@ -234,23 +256,31 @@ impl Conn {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // sendTimeout counts from the last progress: the first
-                    // stall and every write since that moved bytes restart
-                    // it; an edge that moved nothing does not.
-                    if !self.stalled || self.written > before {
-                        self.stalled = true;
-                        self.deadline = Instant::now() + shared.limits.send_timeout;
-                    }
+                    self.stall(shared, self.written > before);
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        let moved = self.written > before;
         self.out.clear();
         self.written = 0;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new(); // a large response is no reason to keep its memory
+        }
+        if let Some(tail) = self.tail.as_mut() {
+            match tail.pump(&mut self.stream) {
+                Ok(Pumped::Done) => self.tail = None,
+                Ok(Pumped::Blocked { progressed }) => {
+                    self.stall(shared, moved || progressed);
+                    return Ok(false);
+                }
+                Err(e) => {
+                    log::debug!("{}: sending the body: {e}", self.peer);
+                    return Err(e);
+                }
+            }
         }
         if self.stalled {
             // The send deadline is over; what comes next is timed from now
@@ -264,6 +294,16 @@ impl Conn {
                 };
         }
         Ok(true)
+    }
+
+    /// A write could not take everything. sendTimeout counts from the last
+    /// progress: the first stall and every write since that moved bytes
+    /// restart it; an edge that moved nothing does not.
+    fn stall(&mut self, shared: &Shared, progressed: bool) {
+        if !self.stalled || progressed {
+            self.stalled = true;
+            self.deadline = Instant::now() + shared.limits.send_timeout;
+        }
     }
 
     /// Lingering close: shut our side once, then read and discard until the
@@ -357,7 +397,7 @@ impl Conn {
 
     /// Answers every complete request in the buffer, in order.
     fn serve(&mut self, shared: &Shared) {
-        while !self.closing && self.start < self.end {
+        while !self.closing && self.tail.is_none() && self.start < self.end {
             let head_len = match self.head_len {
                 Some(len) => len,
                 None => match self.parse_head(shared) {
@@ -366,12 +406,11 @@ impl Conn {
                     Err(e) => return self.reject(shared, &e),
                 },
             };
-            let (body_start, request_end) =
-                match self.complete_body(head_len, shared.limits.max_body_bytes) {
-                    Ok(Some(range)) => range,
-                    Ok(None) => return self.send_continue(),
-                    Err(e) => return self.reject(shared, &e),
-                };
+            let (body_start, request_end) = match self.complete_body(head_len, &shared.limits) {
+                Ok(Some(range)) => range,
+                Ok(None) => return self.send_continue(),
+                Err(e) => return self.reject(shared, &e),
+            };
             self.served += 1;
             let keep_alive = self.head.keep_alive
                 && !shared.stopping()
@@ -405,8 +444,13 @@ impl Conn {
     fn complete_body(
         &mut self,
         head_len: usize,
-        max_body: usize,
+        limits: &crate::config::Limits,
     ) -> Result<Option<(usize, usize)>, HttpError> {
+        if let BodyKind::Length(n) = self.head.body {
+            if n > limits.body_memory as u64 {
+                return self.spool_body(head_len, n, limits);
+            }
+        }
         let buf = &self.inbuf[self.start..self.end];
         match self.head.body {
             BodyKind::None => Ok(Some((head_len, head_len))),
@@ -416,9 +460,17 @@ impl Conn {
             }
             BodyKind::Chunked => {
                 let from = head_len + self.chunk_pos;
-                let decoded = self
-                    .chunked
-                    .decode(&buf[from..], &mut self.body, max_body)?;
+                let decoded =
+                    self.chunked
+                        .decode(&buf[from..], &mut self.body, limits.max_body_bytes)?;
+                if self.spool.is_some() || self.body.len() > limits.body_memory {
+                    let spool = open_spool(&mut self.spool, limits)?;
+                    spool.write(&self.body).map_err(spool_error)?;
+                    self.body.clear();
+                    if decoded.done {
+                        spool.finish().map_err(spool_error)?;
+                    }
+                }
                 if decoded.done {
                     self.chunk_pos += decoded.consumed;
                     let end = head_len + self.chunk_pos;
@@ -435,6 +487,33 @@ impl Conn {
         }
     }
 
+    /// A `Content-Length` body over `bodyMemory`: what has arrived moves
+    /// from the input buffer to the spool file (anything after it, a
+    /// pipelined request, stays), so the buffer never holds more than a
+    /// read's worth of it. Complete once the file holds all `n` bytes.
+    fn spool_body(
+        &mut self,
+        head_len: usize,
+        n: u64,
+        limits: &crate::config::Limits,
+    ) -> Result<Option<(usize, usize)>, HttpError> {
+        let spool = open_spool(&mut self.spool, limits)?;
+        let body_start = self.start + head_len;
+        let owed = usize::try_from(n - spool.written()).unwrap_or(usize::MAX);
+        let take = (self.end - body_start).min(owed);
+        spool
+            .write(&self.inbuf[body_start..body_start + take])
+            .map_err(spool_error)?;
+        self.inbuf
+            .copy_within(body_start + take..self.end, body_start);
+        self.end -= take;
+        if spool.written() < n {
+            return Ok(None);
+        }
+        spool.finish().map_err(spool_error)?;
+        Ok(Some((head_len, head_len)))
+    }
+
     /// Has the complete current request answered into `out`, and logs it.
     /// Returns whether the connection must close after it (a request past
     /// `requestTimeout`).
@@ -447,8 +526,9 @@ impl Conn {
         keep_alive: bool,
     ) -> bool {
         let buf = &self.inbuf[self.start..self.end];
-        let body = match self.head.body {
-            BodyKind::Chunked => &self.body[..],
+        let body = match (&self.spool, self.head.body) {
+            (Some(spool), _) => spool.body(),
+            (None, BodyKind::Chunked) => &self.body[..],
             _ => &buf[body_start..request_end],
         };
         let exchange = Exchange {
@@ -459,9 +539,16 @@ impl Conn {
             keep_alive,
             https: self.stream.is_tls(),
             fd: self.stream.as_raw_fd(),
+            body_fd: self.spool.as_ref().map_or(-1, Spool::fd),
         };
         let started = shared.access.as_ref().map(|_| Instant::now());
-        let sent = dispatch::respond(&shared.plugins, &exchange, &mut self.out);
+        let sent = dispatch::respond(
+            &shared.plugins,
+            &shared.statics,
+            &exchange,
+            &mut self.out,
+            &mut self.tail,
+        );
         if let (Some(log), Some(started)) = (&shared.access, started) {
             access::record(
                 log,
@@ -490,6 +577,7 @@ impl Conn {
         self.chunked.reset();
         self.chunk_pos = 0;
         self.body.clear();
+        self.spool = None; // unnamed: closing it frees the space
         self.continue_sent = false;
         if !keep_alive {
             self.closing = true;
@@ -591,4 +679,29 @@ impl Conn {
             },
         );
     }
+}
+
+/// The current request's spool file, created on first use.
+fn open_spool<'s>(
+    spool: &'s mut Option<Spool>,
+    limits: &crate::config::Limits,
+) -> Result<&'s mut Spool, HttpError> {
+    if spool.is_none() {
+        let folder = limits
+            .body_folder
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        *spool = Some(Spool::create(&folder).map_err(|e| {
+            log::error!("cannot spool a request body in {}: {e}", folder.display());
+            HttpError::new(500, "cannot store the request body")
+        })?);
+    }
+    spool
+        .as_mut()
+        .ok_or(HttpError::new(500, "cannot store the request body"))
+}
+
+fn spool_error(e: io::Error) -> HttpError {
+    log::error!("spooling a request body: {e}");
+    HttpError::new(500, "cannot store the request body")
 }

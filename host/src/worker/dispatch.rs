@@ -19,13 +19,16 @@
 //! (`board::stats`: plain stores to this thread's own counters).
 
 use super::answer::{self, Sent};
+use super::body_out::{self, BodyOut};
 use super::reserved;
+use super::static_files::{self, Statics};
 use crate::board::scoreboard::{self, Ended};
 use crate::board::stats;
 use crate::http::{self, Head, WriteOpts};
 use crate::plugin::routes::{self, Endpoint, Lookup};
 use crate::plugin::PluginSet;
 use crate::store::{CallStore, Op, Reply, StoreError};
+use crate::sys::bodies::PluginReader;
 use crate::sys::dl::CallSink;
 use crate::worker::link::Tracker;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
@@ -40,6 +43,8 @@ pub struct CallState {
     body: Vec<u8>,
     /// The first header the plugin tried that the host refused, for the log.
     refused: Option<String>,
+    /// A body that is not `body`: a file or a stream (ABI 1.4).
+    source: Option<Source>,
     /// The plugin's namespace and the request's session.
     store: CallStore,
 }
@@ -53,7 +58,17 @@ impl CallState {
             self.body = Vec::new(); // one large response is no reason to keep its memory
         }
         self.refused = None;
+        self.source = None;
     }
+}
+
+/// Where a plugin's body comes from when it is not in memory.
+#[derive(Debug)]
+enum Source {
+    /// `Response::file`: the path, opened once the handler returned.
+    File(std::path::PathBuf),
+    /// `Response::stream`: the reader and the length, if known.
+    Stream(PluginReader, Option<u64>),
 }
 
 impl CallSink for CallState {
@@ -90,6 +105,20 @@ impl CallSink for CallState {
 
     fn store(&mut self, op: Op<'_>) -> Result<Reply, StoreError> {
         self.store.execute(op)
+    }
+
+    fn respond_file(&mut self, path: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.body.clear();
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        self.source = Some(Source::File(path.to_owned()));
+        true
+    }
+
+    fn respond_stream(&mut self, reader: PluginReader, len: Option<u64>) -> bool {
+        self.body.clear();
+        self.source = Some(Source::Stream(reader, len));
+        true
     }
 }
 
@@ -152,6 +181,9 @@ pub struct Exchange<'a> {
     /// The connection's descriptor, published for the duration of the
     /// plugin call (see `expiry`).
     pub fd: i32,
+    /// The spool file holding `body` when it was larger than
+    /// `bodyMemory`, else -1.
+    pub body_fd: i32,
 }
 
 /// Serves one request and appends the complete response to `out`: a page
@@ -159,7 +191,16 @@ pub struct Exchange<'a> {
 ///
 /// [`answer`]: super::answer
 /// [`reserved`]: super::reserved
-pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sent {
+///
+/// A body that does not fit the output buffer (a file, a stream) goes to
+/// `tail`, which the connection sends after `out`.
+pub fn respond(
+    plugins: &PluginSet,
+    statics: &Statics,
+    ex: &Exchange<'_>,
+    out: &mut Vec<u8>,
+    tail: &mut Option<BodyOut>,
+) -> Sent {
     track(|t| t.slot().count());
     let opts = WriteOpts {
         http_minor: ex.head.http_minor,
@@ -180,6 +221,9 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
             return unrouted(sent);
         }
     }
+    if statics.claims(path) {
+        return unrouted(statics.serve(method, path, ex, opts, out, tail));
+    }
     if path == "*" {
         return unrouted(answer::server_options(
             &plugins.router.server_allow(),
@@ -195,7 +239,7 @@ pub fn respond(plugins: &PluginSet, ex: &Exchange<'_>, out: &mut Vec<u8>) -> Sen
                 path,
                 opts,
             };
-            call_plugin(plugins, endpoint, &values, &routed, out)
+            call_plugin(plugins, endpoint, &values, &routed, out, tail)
         }
         Lookup::NotFound => unrouted(answer::not_found(
             plugins.index_page.as_deref(),
@@ -230,6 +274,7 @@ fn call_plugin(
     values: &[String],
     req: &Routed<'_>,
     out: &mut Vec<u8>,
+    tail: &mut Option<BodyOut>,
 ) -> Sent {
     let Routed {
         ex,
@@ -272,6 +317,7 @@ fn call_plugin(
             remote_addr: Bytes::from_str(ex.peer),
             // Trusted proxies (X-Forwarded-Proto) will say `https` here too.
             scheme: Bytes::from_str(if ex.https { "https" } else { "http" }),
+            body_fd: ex.body_fd,
         };
         scratch
             .call
@@ -301,7 +347,8 @@ fn call_plugin(
             )
         })
         .unzip();
-        let call = &scratch.call;
+        let call = &mut scratch.call;
+        let source = call.source.take();
         let sent = match (ended, failure(outcome, call)) {
             // Past requestTimeout: the client was promised a 504 and gets
             // nothing else (see `expiry`).
@@ -310,6 +357,7 @@ fn call_plugin(
                 closes: true,
                 ..Sent::new(504, 0)
             },
+            (_, None) if source.is_some() => respond_from(source, call, ex, opts, out, tail),
             (_, None) => {
                 http::write_head(out, call.status, &call.headers, call.body.len(), opts);
                 if http::body_allowed(call.status, opts.head_request) {
@@ -332,6 +380,26 @@ fn call_plugin(
         track(|t| t.stats().record(entry, sent.status, handler_us));
         sent
     })
+}
+
+/// The response to a call whose body is a file or a stream.
+fn respond_from(
+    source: Option<Source>,
+    call: &CallState,
+    ex: &Exchange<'_>,
+    opts: WriteOpts,
+    out: &mut Vec<u8>,
+    tail: &mut Option<BodyOut>,
+) -> Sent {
+    match source {
+        Some(Source::File(path)) => {
+            static_files::respond_file(&path, call.status, &call.headers, ex, opts, out, tail)
+        }
+        Some(Source::Stream(reader, len)) => {
+            body_out::start_stream(reader, len, call.status, &call.headers, opts, out, tail)
+        }
+        None => Sent::new(call.status, 0),
+    }
 }
 
 /// Why a plugin call's result cannot be sent, if it cannot: the plugin

@@ -10,7 +10,9 @@
 //! - [`gate`] and [`balance`]: whether this worker takes new connections;
 //! - [`conn`]: one connection's bytes, over [`transport`] (plain TCP or
 //!   TLS); [`dispatch`], [`answer`],
-//!   [`reserved`]: one request's response; [`access`]: the access log;
+//!   [`reserved`]: one request's response; [`static_files`]: file
+//!   responses and `[static]`; [`body_out`]: bodies sent after the head
+//!   (files, streams); [`access`]: the access log;
 //!   [`link`]: the line to the master.
 //!
 //! # How it serves
@@ -105,6 +107,7 @@
 mod access;
 mod answer;
 mod balance;
+mod body_out;
 mod conn;
 mod dispatch;
 mod expiry;
@@ -113,6 +116,7 @@ pub mod link;
 mod pool;
 mod reserved;
 mod slots;
+mod static_files;
 mod transport;
 
 use crate::board::scoreboard::Scoreboard;
@@ -167,6 +171,8 @@ const ACCEPT_BATCH: usize = 1;
 #[derive(Debug)]
 pub struct Shared {
     pub plugins: PluginSet,
+    /// `[static]` folders, open.
+    pub statics: static_files::Statics,
     pub limits: Limits,
     pub head_limits: HeadLimits,
     epoll: Epoll,
@@ -317,6 +323,7 @@ impl Shared {
         let reserve = config.server.socket_queue_size as usize;
         Ok(Shared {
             plugins,
+            statics: static_files::Statics::open(&config.statics)?,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
             epoll,

@@ -171,7 +171,7 @@ impl Pool {
     /// Marks the start of a connection event handled by the leader of
     /// `epoch` (the part that may run a plugin).
     pub fn enter(&self, epoch: u64) {
-        self.seq.fetch_add(1, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::AcqRel);
         self.busy.store(epoch, Ordering::Release);
     }
 
@@ -193,10 +193,26 @@ impl Pool {
     }
 
     /// Hands leadership of `epoch` to a standby thread (if any is free;
-    /// otherwise to the first thread that finishes its handler).
-    fn promote(&self, epoch: u64) -> bool {
+    /// otherwise to the first thread that finishes its handler), if its
+    /// leader is still inside handler call `call` (`seq` when it was
+    /// sampled).
+    ///
+    /// The monitor's verdict rests on a sample that may be stale: under
+    /// load it can be descheduled between reading `busy` and deciding,
+    /// while the leader leaves its handler, finds the batch empty and
+    /// waits on the epoll set — asleep in the kernel, as a blocked handler
+    /// is. Promoting then would make two leaders: the old one would come
+    /// back from `epoll_wait` and overwrite the new one's batch, and the
+    /// connections of the lost events (edge-triggered, never reported
+    /// again) would wait for an answer that never comes. So the check is
+    /// made again under the lock: a leader must take the lock (`next`)
+    /// after leaving a handler before it may wait on the epoll set, so if
+    /// it is still in the call here, it will see the new epoch and resign.
+    fn promote(&self, epoch: u64, call: u64) -> bool {
         let mut state = self.lock();
-        if state.epoch != epoch || state.done {
+        let in_call =
+            self.busy.load(Ordering::Acquire) == epoch && self.seq.load(Ordering::Acquire) == call;
+        if state.epoch != epoch || state.done || !in_call {
             return false;
         }
         state.epoch += 1;
@@ -220,7 +236,7 @@ impl Pool {
                 !crate::sys::proc::thread_running(self.leader_tid.load(Ordering::Relaxed))
             });
             if let Some(epoch) = stalled {
-                if self.promote(epoch) {
+                if self.promote(epoch, seq) {
                     watch.handed_over();
                 }
                 while_stalled();
@@ -330,6 +346,11 @@ mod tests {
         }
     }
 
+    /// The handler call running now, as the monitor samples it.
+    fn call(pool: &Pool) -> u64 {
+        pool.seq.load(Ordering::Relaxed)
+    }
+
     fn resigns(step: Step) -> bool {
         matches!(step, Step::Resign)
     }
@@ -352,7 +373,7 @@ mod tests {
         pool.refill(old, &events(&[1, 2, 3]));
         assert_eq!(token(pool.next(old)), Some(1));
         pool.enter(old); // event 1's handler blocks
-        assert!(pool.promote(old));
+        assert!(pool.promote(old, call(&pool)));
         // A standby (here the same thread) leads the next epoch and picks
         // up events 2 and 3; the old leader resigns after its handler.
         let new = pool.lead().unwrap();
@@ -372,11 +393,40 @@ mod tests {
     fn only_the_current_leader_can_be_replaced() {
         let pool = Pool::new();
         let old = pool.lead().unwrap();
-        assert!(pool.promote(old));
-        assert!(!pool.promote(old), "a second verdict on the same stall");
+        pool.enter(old);
+        assert!(pool.promote(old, call(&pool)));
+        assert!(
+            !pool.promote(old, call(&pool)),
+            "a second verdict on the same stall"
+        );
         let new = pool.lead().unwrap();
+        pool.enter(new);
         pool.finish();
-        assert!(!pool.promote(new), "the worker is done");
+        assert!(!pool.promote(new, call(&pool)), "the worker is done");
+    }
+
+    /// The hang under load: the monitor sampled a blocked handler, was
+    /// descheduled, and by the time it acted the leader had left the
+    /// handler and was waiting on the epoll set, as asleep as a blocked
+    /// handler. That leader must stay the only one.
+    #[test]
+    fn a_leader_that_left_its_handler_since_the_sample_keeps_leading() {
+        let pool = Pool::new();
+        let epoch = pool.lead().unwrap();
+        pool.refill(epoch, &events(&[1]));
+        assert_eq!(token(pool.next(epoch)), Some(1));
+        pool.enter(epoch);
+        let sampled = call(&pool);
+        pool.leave(epoch);
+        assert_eq!(token(pool.next(epoch)), None, "off to epoll_wait");
+        assert!(!pool.promote(epoch, sampled));
+        // Nor when it is already inside the next call.
+        pool.refill(epoch, &events(&[2]));
+        assert_eq!(token(pool.next(epoch)), Some(2));
+        pool.enter(epoch);
+        assert!(!pool.promote(epoch, sampled));
+        pool.leave(epoch);
+        assert_eq!(token(pool.next(epoch)), None);
     }
 
     #[test]
@@ -392,7 +442,8 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(20));
         assert!(!standby.is_finished(), "one leader at a time");
-        assert!(pool.promote(first));
+        pool.enter(first);
+        assert!(pool.promote(first, call(&pool)));
         // The standby leads the next epoch, then (as a thread that lost
         // the lead would) waits again until the worker is done.
         while !pool.lock().led {

@@ -19,8 +19,13 @@
 //!
 //! A private route without a login answers 401 on `/api/…` and redirects
 //! to the page elsewhere. The password is the `password` key of
-//! `[plugin.notes]`; without one, login is refused. Notes live in the
-//! shared store, so every worker and host sees the same ones.
+//! `[plugin.notes]`; without one, login is refused. Logging in gives the
+//! session a new id (a session id someone planted or learned before is
+//! worthless afterwards); logging out destroys the session.
+//!
+//! Notes live in the shared store, so every worker and host sees the same
+//! ones: each as JSON under `note:{id}`, and the ids, in the order they
+//! were added, in the list `ids`, so the page needs no scan of the store.
 
 mod page;
 
@@ -68,12 +73,19 @@ struct Login {
 
 /// The session field that holds the logged-in user.
 const USER: &str = "user";
-/// The store hash of every note, by id.
-const NOTES: &str = "notes";
+/// The list of every note id ever added. The store cannot take one item
+/// out of a list, so a deleted note's id stays and readers skip ids whose
+/// note is gone.
+const IDS: &str = "ids";
 /// The counter that numbers notes.
 const NEXT_ID: &str = "next_id";
 /// The longest note, in bytes.
 const MAX_TEXT: usize = 10_000;
+
+/// The store key of note `id`, which holds it as JSON.
+fn note_key(id: i64) -> String {
+    format!("note:{id}")
+}
 
 /// The logged-in user, if any.
 fn user(ctx: &Context) -> Result<Option<String>> {
@@ -82,23 +94,29 @@ fn user(ctx: &Context) -> Result<Option<String>> {
 
 /// Every note, oldest first.
 fn all_notes(ctx: &Context) -> Result<Vec<Note>> {
-    let mut notes = ctx
-        .store()
-        .hget_all(NOTES)?
-        .into_values()
-        .map(|v| serde_json::from_slice::<Note>(v.as_bytes()))
-        .collect::<std::result::Result<Vec<Note>, _>>()
-        .map_err(|e| Error::internal(format!("a stored note is not JSON: {e}")))?;
-    notes.sort_by_key(|n| n.id);
+    let store = ctx.store();
+    let mut notes = Vec::new();
+    for id in store.range(IDS, 0, -1)? {
+        let id = id
+            .to_i64()
+            .ok_or_else(|| Error::internal(format!("`{IDS}` holds {id:?}, not a note id")))?;
+        // `None`: a deleted note, or one deleted since the list was read.
+        if let Some(note) = store.get_json(&note_key(id))? {
+            notes.push(note);
+        }
+    }
+    // Ids are numbered before they are pushed, so two notes added at the
+    // same moment can reach the list in either order.
+    notes.sort_by_key(|n: &Note| n.id);
     Ok(notes)
 }
 
+/// The note whose id is the text `id`; `None` for an unknown or
+/// malformed id.
 fn find(ctx: &Context, id: &str) -> Result<Option<Note>> {
-    match ctx.store().hget(NOTES, id)? {
-        Some(v) => serde_json::from_slice(v.as_bytes())
-            .map(Some)
-            .map_err(|e| Error::internal(format!("note {id} is not JSON: {e}"))),
-        None => Ok(None),
+    match id.parse() {
+        Ok(id) => Ok(ctx.store().get_json(&note_key(id))?),
+        Err(_) => Ok(None),
     }
 }
 
@@ -117,8 +135,12 @@ fn add(ctx: &Context, text: &str, author: String) -> Result<Note> {
         text: text.to_owned(),
         author,
     };
-    let json = serde_json::to_string(&note).map_err(|e| Error::internal(e.to_string()))?;
-    ctx.store().hset(NOTES, &id.to_string(), json)?;
+    // The id is listed before the note is written: if either call fails,
+    // the client gets the error and no note appears anywhere (a listed id
+    // without a note is skipped), rather than a note the client believes
+    // was never added.
+    ctx.store().push(IDS, id)?;
+    ctx.store().set_json(&note_key(id), &note)?;
     Ok(note)
 }
 
@@ -183,12 +205,16 @@ pub fn login(req: &Request, ctx: &mut Context) -> Result<Redirect> {
         return Err(Error::new(401, "wrong user name or password"));
     }
     ctx.session().set(USER, user)?;
+    // A new id for the logged-in session, so that an id someone planted
+    // in this browser before (session fixation) opens nothing.
+    ctx.session().regenerate()?;
     Ok(Redirect::to(home(req)))
 }
 
-/// `POST /logout`.
+/// `POST /logout`: the session's data is deleted and its cookie expired,
+/// not just the user forgotten.
 pub fn logout(req: &Request, ctx: &mut Context) -> Result<Redirect> {
-    ctx.session().remove(USER)?;
+    ctx.session().destroy()?;
     Ok(Redirect::to(home(req)))
 }
 
@@ -237,7 +263,8 @@ pub fn show(req: &Request, ctx: &mut Context) -> Result<Json<Note>> {
 /// `DELETE /api/notes/{id}`.
 pub fn delete(req: &Request, ctx: &mut Context) -> Result<()> {
     let id = req.param("id").unwrap_or_default();
-    if ctx.store().hdel(NOTES, id)? {
+    let id = id.parse().map_err(|_| Error::not_found())?;
+    if ctx.store().delete(&note_key(id))? {
         Ok(())
     } else {
         Err(Error::not_found())

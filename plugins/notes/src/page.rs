@@ -1,7 +1,8 @@
-//! The HTML page. Everything a user typed goes through [`escape`] on its
-//! way in: note text, author names.
+//! The HTML page. Everything a user typed goes through [`html_escape`] on
+//! its way in: note text, author names.
 
 use crate::Note;
+use drupe_sdk::html_escape;
 
 /// The colour scheme, from the `theme` cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,26 +40,10 @@ impl Theme {
     }
 }
 
-/// Text made safe for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The whole page for the plugin mounted at `base`, whose own address is
 /// `home` (`base`, or `/` at the root).
 pub fn render(base: &str, home: &str, theme: Theme, user: Option<&str>, notes: &[Note]) -> String {
-    let (base, home) = (escape(base), escape(home));
+    let (base, home) = (html_escape(base), html_escape(home));
     let (bg, fg) = match theme {
         Theme::Light => ("#fff", "#222"),
         Theme::Dark => ("#222", "#eee"),
@@ -76,7 +61,7 @@ pub fn render(base: &str, home: &str, theme: Theme, user: Option<&str>, notes: &
              <form method=\"post\" action=\"{home}\"><textarea name=\"text\"></textarea>\
              <button>Add</button></form>\n\
              <p><a href=\"{base}/export\">Download all</a></p>\n",
-            user = escape(user)
+            user = html_escape(user)
         )),
         None => html.push_str(&format!(
             "<form method=\"post\" action=\"{base}/login\">\
@@ -89,8 +74,8 @@ pub fn render(base: &str, home: &str, theme: Theme, user: Option<&str>, notes: &
     for note in notes {
         html.push_str(&format!(
             "<li>{} <small>— {}</small></li>\n",
-            escape(&note.text),
-            escape(&note.author)
+            html_escape(&note.text),
+            html_escape(&note.author)
         ));
     }
     html.push_str(&format!(
@@ -98,17 +83,4 @@ pub fn render(base: &str, home: &str, theme: Theme, user: Option<&str>, notes: &
         other = theme.other().name()
     ));
     html
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_covers_tags_quotes_and_ampersands() {
-        assert_eq!(
-            escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
 }

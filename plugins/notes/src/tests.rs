@@ -61,6 +61,70 @@ fn the_api_creates_lists_shows_and_deletes() {
         404
     );
     assert_eq!(call(TestRequest::new("PUT", "/api/notes/2")).status(), 405);
+    // The deleted note's id is still listed in the store; nobody sees it.
+    let all: Vec<Note> = call(TestRequest::get("/api/notes")).json();
+    assert_eq!(all.iter().map(|n| n.id).collect::<Vec<_>>(), [2]);
+    assert_eq!(call(TestRequest::get("/api/notes/x")).status(), 404);
+    assert_eq!(
+        call(TestRequest::new("DELETE", "/api/notes/x")).status(),
+        404
+    );
+}
+
+#[test]
+fn notes_are_listed_in_numeric_order() {
+    let app = app();
+    let session = login_as(&app, "ana");
+    for n in 1..=11 {
+        let body = format!(r#"{{"text":"note {n}"}}"#);
+        let resp = app.call(json("POST", "/api/notes", &body).cookies_from(&session));
+        assert_eq!(resp.status(), 201);
+    }
+    let all: Vec<Note> = app
+        .call(TestRequest::get("/api/notes").cookies_from(&session))
+        .json();
+    assert_eq!(
+        all.iter().map(|n| n.id).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<_>>()
+    );
+    let page = app.call(TestRequest::get("/")).body_text().into_owned();
+    let (at2, at10) = (page.find("note 2 <"), page.find("note 10 <"));
+    assert!(at2.is_some() && at2 < at10, "{page}");
+}
+
+#[test]
+fn login_gives_the_session_a_new_id() {
+    let app = app();
+    // Someone's earlier session in this browser (a planted one, say).
+    let before = login_as(&app, "eve");
+    let after = app.call(form("/login", "user=ana&password=s3cret").cookies_from(&before));
+    assert_eq!(after.status(), 303);
+    let (old, new) = (before.header("set-cookie"), after.header("set-cookie"));
+    assert!(new.is_some() && new != old, "{old:?} then {new:?}");
+
+    let me = |from: &TestResponse| app.call(TestRequest::get("/").cookies_from(from));
+    assert!(me(&after).body_text().contains("Logged in as ana"));
+    assert!(!me(&before).body_text().contains("Logged in"));
+    let old_api = app.call(TestRequest::get("/api/notes").cookies_from(&before));
+    assert_eq!(old_api.status(), 401);
+}
+
+#[test]
+fn logout_destroys_the_session_and_expires_its_cookie() {
+    let app = app();
+    let session = login_as(&app, "ana");
+    let out = app.call(form("/logout", "").cookies_from(&session));
+    assert_eq!(out.status(), 303);
+    let cookie = out.header("set-cookie").unwrap_or_default();
+    assert!(
+        cookie.starts_with("drupe_session=") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+    let api = app.call(TestRequest::get("/api/notes").cookies_from(&session));
+    assert_eq!(api.status(), 401);
+    // Logging out without a session is harmless and sets no cookie.
+    let again = app.call(form("/logout", ""));
+    assert_eq!((again.status(), again.header("set-cookie")), (303, None));
 }
 
 #[test]

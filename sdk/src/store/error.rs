@@ -19,7 +19,7 @@ use crate::error::Error;
 /// use drupe_sdk::testing::{TestRequest, TestStore};
 ///
 /// fn show(_req: &Request, ctx: &mut Context) -> Result<Response> {
-///     let hits = ctx.store().get_i64("hits")?.unwrap_or(0); // `?`: 503 or 500
+///     let hits = ctx.store().get_i64("hits")?.unwrap_or(0); // `?`: 503, 504 or 500
 ///     Ok(Response::text(hits.to_string()))
 /// }
 ///

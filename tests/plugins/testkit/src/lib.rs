@@ -208,6 +208,81 @@ pub fn path(req: &Request, _ctx: &mut Context) -> Result<Response> {
     )))
 }
 
+/// `GET /file/{*path}`: `Response::file` of `path` below the folder in
+/// the `fileRoot` setting (404 without it). Routing never hands over a
+/// `..`, so the path stays below the folder.
+pub fn file(req: &Request, ctx: &mut Context) -> Result<Response> {
+    let root = ctx.setting("fileRoot").ok_or_else(Error::not_found)?;
+    let path = req.param("path").unwrap_or_default();
+    Ok(Response::file(std::path::Path::new(root).join(path)))
+}
+
+/// `GET /stream/{n}`: `n` bytes (`0123456789` repeated), streamed chunked.
+pub fn stream(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::stream(digits(count(req)?)))
+}
+
+/// `GET /stream-sized/{n}`: the same bytes, streamed with a length.
+pub fn stream_sized(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    let n = count(req)?;
+    Ok(Response::stream_sized(digits(n), n))
+}
+
+fn count(req: &Request) -> Result<u64> {
+    Ok(req
+        .param("n")
+        .ok_or_else(|| Error::bad_request("missing {n}"))?
+        .parse()?)
+}
+
+/// `n` bytes of `0123456789…`, produced as they are read.
+fn digits(n: u64) -> Digits {
+    Digits { at: 0, len: n }
+}
+
+/// See [`digits`].
+#[derive(Debug)]
+pub struct Digits {
+    at: u64,
+    len: u64,
+}
+
+impl std::io::Read for Digits {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - self.at).unwrap_or(usize::MAX));
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = b'0' + ((self.at + i as u64) % 10) as u8;
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// `POST /count-body`: reads the body through `req.body_reader()` and
+/// answers `LENGTH HASH` (FNV-1a, 64 bits, hex): proof that every byte
+/// arrived, without the handler holding the body.
+pub fn count_body(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    use std::io::Read;
+    let mut reader = req.body_reader();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut len, mut hash) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        for &b in &buf[..n] {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(Response::text(format!("{len} {hash:016x}")))
+}
+
 drupe_sdk::plugin! {
     name: "testkit",
     init: init,
@@ -228,6 +303,10 @@ drupe_sdk::plugin! {
         GET "/scheme" => scheme,
         ANY "/status/{code}" => status,
         GET "/path/{*rest}" => path,
+        GET "/file/{*path}" => file,
+        GET "/stream/{n}" => stream,
+        GET "/stream-sized/{n}" => stream_sized,
+        POST "/count-body" => count_body,
         ANY "/{*rest}" => echo,
     ],
 }
