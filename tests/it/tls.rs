@@ -559,3 +559,35 @@ fn the_redirect_port_answers_308_to_the_same_url_on_https() {
     let reply = https_get(server.addr(), &config, "/hello/you?x=1");
     assert_eq!(reply.text(), "Hello, you!");
 }
+
+#[test]
+fn a_file_and_a_stream_arrive_whole_over_tls_without_sendfile() {
+    let site = tls_site(&["testkit"], "");
+    let files = site.path("files");
+    std::fs::create_dir(&files).expect("files/");
+    // Not a multiple of the 16 KiB pieces, and larger than rustls's buffer.
+    let big: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(files.join("big.bin"), &big).expect("big.bin");
+    let ini = format!("[plugin.testkit]\nfileRoot = {}\n", files.display());
+    let server = site.with_ini(&ini).start();
+    let config = client_config(&server.site.path("ca.pem"));
+    let mut stream = tls_connect(server.addr(), &config).expect("TLS connect");
+    // Keep-alive: the file, then a stream, on one connection; the last
+    // response closes it, so its tail must be out before the close.
+    for (path, last) in [
+        ("/testkit/file/big.bin", false),
+        ("/testkit/stream-sized/100000", false),
+        ("/testkit/file/big.bin", true),
+    ] {
+        let close = if last { "Connection: close\r\n" } else { "" };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{close}\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let reply = read_reply(&mut stream).expect("a whole response");
+        assert_eq!(reply.status, 200, "{path}");
+        if path.contains("file") {
+            assert!(reply.body == big, "{path}: the bytes differ");
+        } else {
+            assert_eq!(reply.body.len(), 100_000);
+        }
+    }
+}
