@@ -10,7 +10,8 @@
 //! line is formatted once a second per thread ([`date`]).
 //!
 //! [`proxy`] reads the PROXY protocol header a load balancer may put before
-//! the first request of a connection.
+//! the first request of a connection, [`forwarded`] the forwarding headers
+//! a trusted proxy adds to each request.
 //!
 //! The parser is strict where leniency enables request smuggling (framing
 //! headers, line folding, chunked syntax) and follows hyper's
@@ -20,6 +21,7 @@
 
 mod body;
 pub mod date;
+pub mod forwarded;
 pub mod proxy;
 mod request;
 mod response;
