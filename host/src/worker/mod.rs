@@ -109,12 +109,13 @@ mod dispatch;
 mod expiry;
 mod gate;
 pub mod link;
+mod origin;
 mod pool;
 mod reserved;
 mod slots;
 
 use crate::board::scoreboard::Scoreboard;
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, TrustedProxies};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
 use conn::Conn;
@@ -166,6 +167,9 @@ pub struct Shared {
     pub plugins: PluginSet,
     pub limits: Limits,
     pub head_limits: HeadLimits,
+    /// `[server] proxyProtocol` and `trustedProxies` (see `origin`).
+    pub proxy_protocol: bool,
+    pub trusted_proxies: TrustedProxies,
     epoll: Epoll,
     listener: TcpListener,
     slots: Vec<SlotCell>,
@@ -307,6 +311,8 @@ impl Shared {
             plugins,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
+            proxy_protocol: config.server.proxy_protocol,
+            trusted_proxies: config.server.trusted_proxies.clone(),
             epoll,
             listener,
             slots: (0..capacity + reserve)
@@ -519,7 +525,7 @@ fn accept_upto(shared: &Shared, max: usize) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
+        let conn = Box::new(Conn::new(stream, peer, shared));
         let cell = &shared.slots[index as usize];
         cell.pending.store(false, Ordering::SeqCst);
         let Ok(mut slot) = cell.slot.lock() else {
