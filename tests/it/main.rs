@@ -20,6 +20,7 @@ mod notes;
 mod ops;
 mod privileges;
 mod protocol;
+mod proxy;
 mod scaffold;
 mod sentinel;
 mod serving;

@@ -493,6 +493,8 @@ fn site_examples_for_several_hosts() {
         let c = Config::load(&config.join(name)).unwrap();
         assert_eq!(c.store.url, "redis://127.0.0.1:6379/0", "{name}");
         assert!(c.server.drain_period > Duration::ZERO, "{name}");
+        // config/haproxy.cfg sends send-proxy-v2.
+        assert!(c.server.proxy_protocol, "{name}");
         assert_eq!(
             c.plugins.directory,
             config.canonicalize().unwrap().join("plugins.d")

@@ -62,7 +62,7 @@ pub fn resolve<'h>(
     // (RFC 9110 §5.3).
     let items: Vec<&[u8]> = xff.iter().flat_map(|v| list_items(v)).collect();
     Forwarded {
-        client: walk(&items, |item| node(item), &trusted).map(|(_, addr)| addr),
+        client: walk(&items, node, &trusted).map(|(_, addr)| addr),
         secure: xfp
             .and_then(|v| list_items(v).filter(|i| !i.is_empty()).last())
             .and_then(scheme),
