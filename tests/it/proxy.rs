@@ -50,6 +50,15 @@ fn with_headers(headers: &str) -> String {
     format!("GET /testkit/remote HTTP/1.1\r\nHost: t\r\n{headers}\r\n")
 }
 
+/// The `Set-Cookie` of a new session (`GET /session` without a cookie,
+/// with `headers`).
+fn new_session_cookie(client: &mut Client, headers: &str) -> String {
+    let resp = client.roundtrip(&format!(
+        "GET /session HTTP/1.1\r\nHost: t\r\n{headers}\r\n"
+    ));
+    resp.header("Set-Cookie").expect("a new session").to_owned()
+}
+
 /// A v2 header for TCP over IPv4 from `src`, as HAProxy's send-proxy-v2
 /// writes it (haproxy's doc/proxy-protocol.txt §2.2).
 fn proxy_v2(src: SocketAddrV4) -> Vec<u8> {
@@ -219,19 +228,9 @@ fn from_a_trusted_peer_the_right_most_untrusted_address_and_its_scheme_count_per
     }
     // A session started over https (as the trusted proxy says) gets a
     // Secure cookie; over http it does not.
-    let secure =
-        proxy.roundtrip("GET /session HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https\r\n\r\n");
-    let cookie = secure
-        .header("Set-Cookie")
-        .expect("a new session")
-        .to_owned();
-    assert!(cookie.ends_with("; Secure"), "{cookie}");
-    let plain = proxy.roundtrip("GET /session HTTP/1.1\r\nHost: t\r\n\r\n");
-    let cookie = plain
-        .header("Set-Cookie")
-        .expect("a new session")
-        .to_owned();
-    assert!(!cookie.contains("Secure"), "{cookie}");
+    let https = "X-Forwarded-Proto: https\r\n";
+    assert!(new_session_cookie(&mut proxy, https).ends_with("; Secure"));
+    assert!(!new_session_cookie(&mut proxy, "").contains("Secure"));
     // The same headers from a peer outside trustedProxies count for nothing.
     let mut other = connect_from(CLIENT, server.addr());
     let text = other.roundtrip(&with_headers(chain)).text();
@@ -239,13 +238,7 @@ fn from_a_trusted_peer_the_right_most_untrusted_address_and_its_scheme_count_per
         text.starts_with("127.0.0.5:") && text.ends_with(" http"),
         "{text}"
     );
-    let spoofed =
-        other.roundtrip("GET /session HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: https\r\n\r\n");
-    let cookie = spoofed
-        .header("Set-Cookie")
-        .expect("a new session")
-        .to_owned();
-    assert!(!cookie.contains("Secure"), "{cookie}");
+    assert!(!new_session_cookie(&mut other, https).contains("Secure"));
     // The access log shows the forwarded client.
     let log = server.site.path("access.log");
     eventually(Duration::from_secs(5), "the access log", || {
