@@ -17,7 +17,7 @@ use super::values::{
     account, boolean, fractional_seconds, host, int, level, log_target, mount, path, port,
     processes, seconds, size,
 };
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, TrustedProxies};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -144,6 +144,20 @@ static SETTINGS: &[Setting] = &[
         default: "false",
         doc: "GET / lists the plugins and their routes when no plugin claims /",
         apply: |c, v, _| boolean(v).map(|value| c.server.show_index = value),
+    },
+    Setting {
+        section: "server",
+        key: "proxyProtocol",
+        default: "false",
+        doc: "every connection opens with a PROXY protocol v1/v2 header (HAProxy send-proxy-v2) naming the client; one without is closed",
+        apply: |c, v, _| boolean(v).map(|value| c.server.proxy_protocol = value),
+    },
+    Setting {
+        section: "server",
+        key: "trustedProxies",
+        default: "",
+        doc: "addresses or CIDR blocks (127.0.0.1/32, 10.0.0.0/8, ::1) of socket peers whose X-Forwarded-For, X-Forwarded-Proto and Forwarded are believed; empty = nobody's",
+        apply: |c, v, _| TrustedProxies::parse(v).map(|value| c.server.trusted_proxies = value),
     },
     Setting {
         section: "plugins",

@@ -31,6 +31,7 @@ use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::bodies::PluginReader;
 use crate::sys::dl::CallSink;
 use crate::worker::link::Tracker;
+use crate::worker::origin::Client;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::{OnceCell, RefCell};
 
@@ -172,7 +173,8 @@ pub struct Exchange<'a> {
     pub buf: &'a [u8],
     pub head: &'a Head,
     pub body: &'a [u8],
-    pub peer: &'a str,
+    /// Who sent it: address and scheme (see `origin`).
+    pub client: &'a Client<'a>,
     /// Whether the connection stays open after this response.
     pub keep_alive: bool,
     /// The connection's descriptor, published for the duration of the
@@ -246,7 +248,7 @@ pub fn respond(
             opts,
         )),
         Lookup::Refused(why) => {
-            log::debug!("{}: 400 {why}", ex.peer);
+            log::debug!("{}: 400 {why}", ex.client.addr);
             unrouted(answer::refused(out, opts))
         }
         Lookup::MethodNotAllowed(allow) => unrouted(answer::method_not_allowed(&allow, out, opts)),
@@ -311,16 +313,15 @@ fn call_plugin(
             params: scratch.params.as_ptr(),
             param_count: scratch.params.len(),
             body: Bytes::new(ex.body),
-            remote_addr: Bytes::from_str(ex.peer),
-            // Plain HTTP only, for now: TLS and trusted proxies will say
-            // `https` here.
-            scheme: Bytes::from_str("http"),
+            remote_addr: Bytes::from_str(&ex.client.addr),
+            scheme: Bytes::from_str(ex.client.scheme()),
             body_fd: ex.body_fd,
         };
-        scratch
-            .call
-            .store
-            .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
+        scratch.call.store.begin(
+            &plugin.store_namespace,
+            ex.head.headers(ex.buf),
+            ex.client.secure,
+        );
         let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), ex.fd));
         let outcome = plugin
             .entry
