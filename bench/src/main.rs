@@ -9,6 +9,7 @@
 //! `bench/RESULTS.md`. Every load targets 127.0.0.1 only, runs for a bounded
 //! time, and stops by itself.
 
+mod files;
 mod probe;
 mod servers;
 mod side_by_side;
@@ -62,7 +63,7 @@ fn parse_args() -> Args {
     args
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -89,12 +90,12 @@ fn summarise(runs: &[Run]) -> Summary {
     }
 }
 
-struct Report {
+pub(crate) struct Report {
     text: String,
 }
 
 impl Report {
-    fn line(&mut self, line: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, line: impl AsRef<str>) {
         println!("{}", line.as_ref());
         self.text.push_str(line.as_ref());
         self.text.push('\n');
@@ -156,6 +157,7 @@ fn main() {
         threads,
         store,
         access_log,
+        files: None,
     };
 
     // 1. drupe side by side with nginx, axum and actix-web.
@@ -319,7 +321,8 @@ fn main() {
     report.line("");
     drop((sqlite_site, redis_site, redis));
 
-    // 5. Large bodies.
+    // 5. Large bodies: files sent with sendfile, then uploads.
+    files::run(&mut report, &release, args.rounds.min(3), duration);
     let server = site(2, None, None, false).start();
     let mut runs = Vec::new();
     for _ in 0..args.rounds {

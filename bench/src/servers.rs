@@ -101,6 +101,11 @@ fn listening(
 /// config; with `access_log`, a plain `access_log FILE;` (the default
 /// `combined` format, one `write(2)` per request).
 pub fn nginx(workers: usize, access_log: bool) -> Server {
+    nginx_with(workers, access_log, None)
+}
+
+/// [`nginx`], also serving `/files/` from `files` with `sendfile on`.
+pub fn nginx_with(workers: usize, access_log: bool, files: Option<&Path>) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let log_path = access_log.then(|| dir.path().join("access.log"));
@@ -121,9 +126,14 @@ pub fn nginx(workers: usize, access_log: bool) -> Server {
              default_type \"text/plain; charset=utf-8\";\n\
              location = /hello {{ return 200 \"Hello, World!\"; }}\n\
              location ~ ^/hello/(?<name>[^/]+)$ {{ return 200 \"Hello, $name!\"; }}\n\
+             {files}\n\
            }}\n\
          }}\n",
-        dir = dir.path().display()
+        dir = dir.path().display(),
+        files = files.map_or(String::new(), |f| format!(
+            "location /files/ {{ alias {}/; sendfile on; tcp_nopush on; }}",
+            f.display()
+        )),
     );
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
@@ -189,6 +199,8 @@ pub struct Drupe<'a> {
     pub threads: Option<usize>,
     pub store: Option<String>,
     pub access_log: bool,
+    /// `[static] /files = FOLDER`: the large-file rows.
+    pub files: Option<&'a Path>,
 }
 
 impl Drupe<'_> {
@@ -242,6 +254,9 @@ impl Drupe<'_> {
         }
         if let Some(url) = &self.store {
             ini.push_str(&format!("[store]\nurl = {url}\n"));
+        }
+        if let Some(folder) = self.files {
+            ini.push_str(&format!("[static]\n/files = {}\n", folder.display()));
         }
         let ini_path = dir.path().join("drupe.ini");
         std::fs::write(&ini_path, ini).expect("drupe.ini");

@@ -486,9 +486,14 @@ impl TestRequest {
             let mut ctx = Context::new(plugin_name, settings, state, Backend::Test(&call));
             f(req, &mut ctx)
         });
-        // The host adds the cookie of a session the request started.
+        // The host adds the cookie of a session the request started
+        // (`Secure` over https).
+        let https = self.scheme.eq_ignore_ascii_case("https");
         TestResponse(match call.set_cookie() {
-            Some(cookie) => response.with_header("Set-Cookie", cookie),
+            Some(cookie) => response.with_header(
+                "Set-Cookie",
+                crate::store::op::session_cookie_over(cookie, https),
+            ),
             None => response,
         })
     }

@@ -11,6 +11,7 @@
 
 use crate::balancer::{program, Haproxy, Nginx};
 use crate::load::{Load, Mode};
+use crate::proxy::{connect_from, CLIENT};
 use crate::support::{exclusive, request, Client, Response, Server, Signal, Site};
 use drupe_tests::redis::RedisServer;
 use std::collections::BTreeMap;
@@ -20,13 +21,18 @@ use std::time::{Duration, Instant};
 
 const PLUGINS: &[&str] = &["counter", "session", "testkit"];
 
-/// As `config/site-800N.ini`, on a free port and the test's Redis.
-fn start_host(redis: &RedisServer) -> Server {
+/// How the balancer names the client to the hosts, as the site files say.
+const BEHIND_HAPROXY: &str = "proxyProtocol = true\n";
+const BEHIND_NGINX: &str = "trustedProxies = 127.0.0.1/32\n";
+
+/// As `config/site-800N.ini`, on a free port and the test's Redis, with
+/// `behind` (`BEHIND_HAPROXY` or `BEHIND_NGINX`) in `[server]`.
+fn start_host(redis: &RedisServer, behind: &str) -> Server {
     Site::new(
         PLUGINS,
         &format!(
             "[server]\nsocketPort = 0\nfixedNumberOfProcesses = 2\nthreadPool = 4\n\
-             drainPeriod = 2\n[store]\nurl = {}\n",
+             drainPeriod = 2\n{behind}[store]\nurl = {}\n",
             redis.url()
         ),
     )
@@ -47,7 +53,10 @@ const NAMES: [&str; 2] = ["host8001", "host8002"];
 impl Cluster {
     fn start() -> Cluster {
         let redis = RedisServer::start();
-        let hosts = [start_host(&redis), start_host(&redis)];
+        let hosts = [
+            start_host(&redis, BEHIND_HAPROXY),
+            start_host(&redis, BEHIND_HAPROXY),
+        ];
         let haproxy = Haproxy::start([hosts[0].addr(), hosts[1].addr()]);
         for name in NAMES {
             haproxy.wait_for(name, "UP", Duration::from_secs(10));
@@ -279,7 +288,10 @@ fn term_of_a_host_under_load_costs_no_client_an_error_and_it_rejoins() {
 #[test]
 fn nginx_balances_over_both_hosts_and_they_share_sessions() {
     let redis = RedisServer::start();
-    let hosts = [start_host(&redis), start_host(&redis)];
+    let hosts = [
+        start_host(&redis, BEHIND_NGINX),
+        start_host(&redis, BEHIND_NGINX),
+    ];
     let nginx = Nginx::start([hosts[0].addr(), hosts[1].addr()]);
     let mut seen = BTreeMap::new();
     for _ in 0..10 {
@@ -297,6 +309,73 @@ fn nginx_balances_over_both_hosts_and_they_share_sessions() {
     assert_eq!(hosts[1].get("/counter/x").text(), "10");
     let (cookie, _) = new_session(nginx.addr());
     assert_eq!(visits_on_both_hosts(nginx.addr(), &cookie, 2).len(), 2);
+    // The hosts trust nginx's X-Forwarded-For, and only the address nginx
+    // appended: not the one the client wrote itself.
+    let mut client = connect_from(CLIENT, nginx.addr());
+    for _ in 0..2 {
+        let resp = client.roundtrip(
+            "GET /testkit/remote HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.66\r\n\r\n",
+        );
+        assert_eq!(resp.text(), "127.0.0.5:0 http", "{}", nginx.balancer.log());
+    }
+}
+
+/// Through HAProxy's send-proxy-v2, plugins and the access log see the
+/// client, not HAProxy, on every request of a kept-alive connection (a
+/// PROXY address lost after the first request was gunicorn #899).
+#[test]
+fn behind_haproxy_send_proxy_v2_the_client_address_reaches_plugins_and_the_access_log() {
+    let redis = RedisServer::start();
+    let hosts = [0, 1].map(|_| {
+        Site::new(
+            PLUGINS,
+            &format!(
+                "[server]\nsocketPort = 0\nfixedNumberOfProcesses = 2\nthreadPool = 2\n\
+                 {BEHIND_HAPROXY}[store]\nurl = {}\n[log]\naccessLog = access.log\n",
+                redis.url()
+            ),
+        )
+        .start()
+    });
+    let haproxy = Haproxy::start([hosts[0].addr(), hosts[1].addr()]);
+    // UP means HAProxy's checks, which send a PROXY header too, pass.
+    for name in NAMES {
+        haproxy.wait_for(name, "UP", Duration::from_secs(10));
+    }
+    let mut client = connect_from(CLIENT, haproxy.addr());
+    let mut seen = BTreeMap::new();
+    for n in 0..6 {
+        let resp = client.roundtrip("GET /testkit/remote HTTP/1.1\r\nHost: t\r\n\r\n");
+        let text = resp.text();
+        assert!(
+            text.starts_with("127.0.0.5:") && text.ends_with(" http"),
+            "request {n}: {text}\n{}",
+            haproxy.balancer.log()
+        );
+        *seen.entry(served_by(&resp)).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both hosts answered: {seen:?}");
+    let lines = || -> Vec<String> {
+        hosts
+            .iter()
+            .flat_map(|h| {
+                std::fs::read_to_string(h.site.path("access.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("/testkit/remote"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    crate::support::eventually(Duration::from_secs(5), "6 access log lines", || {
+        lines().len() == 6
+    });
+    {
+        for line in lines() {
+            assert!(line.starts_with("127.0.0.5 - - ["), "{line}");
+        }
+    }
 }
 
 #[test]

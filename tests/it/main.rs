@@ -23,6 +23,7 @@ mod notes;
 mod ops;
 mod privileges;
 mod protocol;
+mod proxy;
 mod redis_auth;
 mod scaffold;
 mod sentinel;

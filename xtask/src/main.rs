@@ -115,8 +115,17 @@ fn run(drupe_args: &[String]) -> Result<(), String> {
 }
 
 fn test(cargo_test_args: &[String]) -> Result<(), String> {
-    // openssl makes the TLS tests' certificates; curl is one of their clients.
-    ensure_installed(&["redis-server", "haproxy", "nginx", "openssl", "curl"])?;
+    // Real components the tests start themselves: Redis (also as a
+    // cluster, with redis-cli), HAProxy and nginx; openssl makes throwaway
+    // certificates and curl is an HTTPS client.
+    ensure_installed(&[
+        "redis-server",
+        "redis-cli",
+        "haproxy",
+        "nginx",
+        "openssl",
+        "curl",
+    ])?;
     let mut build = cargo();
     build.args(["build", "--workspace"]);
     status(build)?;
@@ -213,6 +222,7 @@ fn ensure_installed(programs: &[&str]) -> Result<(), String> {
 fn package_of(program: &str) -> &str {
     match program {
         "redis-server" => "redis-server",
+        "redis-cli" => "redis-tools",
         "perf" => "linux-perf",
         other => other,
     }

@@ -14,12 +14,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cidr;
 mod error;
 pub mod raw;
 mod settings;
 mod store_url;
 mod values;
 
+pub use cidr::{Cidr, TrustedProxies};
 pub use error::ConfigError;
 pub use settings::{settings, Setting, STATIC_SECTION};
 pub use store_url::{Auth, ClusterUrl, Redacted, RedisUrl, SentinelUrl, StoreUrl, Tls};
@@ -94,6 +96,14 @@ pub struct Server {
     /// `showIndex`, default false: `GET /` lists the plugins and routes
     /// when no plugin claims `/`.
     pub show_index: bool,
+    /// `proxyProtocol`, default false: every connection must open with a
+    /// PROXY protocol header (v1 or v2), whose source address becomes the
+    /// connection's client address (`http::proxy`).
+    pub proxy_protocol: bool,
+    /// `trustedProxies`, default empty: socket peers whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` headers are
+    /// believed (`worker::origin`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// `[plugins]`
@@ -319,7 +329,7 @@ impl Config {
         let mut config = Config::placeholder(source);
         settings::apply_defaults(&mut config, shown, &base)?;
         settings::apply_raw(&mut config, &raw, shown, &base)?;
-        settings::check_tls(&config.tls, shown)?;
+        settings::check_tls(&config, shown)?;
         Ok(config)
     }
 
@@ -342,6 +352,8 @@ impl Config {
                 user: None,
                 group: None,
                 show_index: false,
+                proxy_protocol: false,
+                trusted_proxies: TrustedProxies::default(),
             },
             plugins: Plugins {
                 directory: PathBuf::new(),

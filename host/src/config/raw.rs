@@ -68,11 +68,20 @@ pub fn parse(text: &str, file: &Path) -> Result<RawConfig, ConfigError> {
     Ok(raw)
 }
 
-/// What the line scan saw of one section: its name, line and keys with lines.
+/// What the line scan saw of one section: its name, line and keys.
 struct Scanned {
     name: String,
     line: usize,
-    keys: Vec<(String, usize)>,
+    keys: Vec<ScannedKey>,
+}
+
+/// One key: its name, its line, and whether its value is empty but for a
+/// comment (`trustedProxies =   ; nobody`), which rust-ini, trimming the
+/// value before it looks for ` ;`, would read as the value `; nobody`.
+struct ScannedKey {
+    name: String,
+    line: usize,
+    empty: bool,
 }
 
 /// Finds the line of every section header and key.
@@ -142,7 +151,12 @@ fn scan(text: &str, file: &Path) -> Result<Vec<Scanned>, ConfigError> {
                 format!("'{key}' is outside any section; put it under a [section] header"),
             ));
         };
-        section.keys.push((key.to_string(), number));
+        let value = line[split + 1..].trim_start();
+        section.keys.push(ScannedKey {
+            name: key.to_string(),
+            line: number,
+            empty: value.is_empty() || value.starts_with([';', '#']),
+        });
         continued = value_continues(&line[split + 1..], Continuation::Plain { opened: number });
     }
     if let Some(Continuation::Quoted { opened, .. }) = continued {
@@ -228,18 +242,18 @@ fn zip(scanned: &[Scanned], parsed: &ini::Ini, file: &Path) -> Result<RawConfig,
         let mut keys = seen.keys.iter();
         for (key, value) in props.iter() {
             match keys.next() {
-                Some((k, line)) if k == key => {
+                Some(k) if k.name == key => {
                     entries.push(RawEntry {
                         key: key.to_string(),
-                        value: value.to_string(),
-                        line: *line,
+                        value: if k.empty { "" } else { value }.to_string(),
+                        line: k.line,
                     });
                 }
-                other => return Err(mismatch(file, other.map_or(seen.line, |k| k.1), key)),
+                other => return Err(mismatch(file, other.map_or(seen.line, |k| k.line), key)),
             }
         }
-        if let Some((_, line)) = keys.next() {
-            return Err(mismatch(file, *line, name));
+        if let Some(k) = keys.next() {
+            return Err(mismatch(file, k.line, name));
         }
         sections.push(RawSection {
             name: name.to_string(),
@@ -334,13 +348,15 @@ mod tests {
 
     #[test]
     fn inline_comments_are_stripped() {
-        let r = raw("[server]   ; the server\nsocketQueueSize = 1024        ; listen backlog\nhost = a;b\nx = \"q ; r\"  # c\n");
+        let r = raw("[server]   ; the server\nsocketQueueSize = 1024        ; listen backlog\nhost = a;b\nx = \"q ; r\"  # c\nnone =    ; empty\nalso =# empty\n");
         assert_eq!(
             entries(&r.sections[0]),
             [
                 ("socketQueueSize", "1024", 2),
                 ("host", "a;b", 3),
-                ("x", "q ; r", 4)
+                ("x", "q ; r", 4),
+                ("none", "", 5),
+                ("also", "", 6)
             ]
         );
     }

@@ -17,7 +17,7 @@ use super::values::{
     account, boolean, fractional_seconds, host, int, level, log_target, mount, optional_path, path,
     port, processes, seconds, size,
 };
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, TrustedProxies};
 
 /// One setting of the INI file.
 #[derive(Debug)]
@@ -144,6 +144,20 @@ static SETTINGS: &[Setting] = &[
         default: "false",
         doc: "GET / lists the plugins and their routes when no plugin claims /",
         apply: |c, v, _| boolean(v).map(|value| c.server.show_index = value),
+    },
+    Setting {
+        section: "server",
+        key: "proxyProtocol",
+        default: "false",
+        doc: "every connection opens with a PROXY protocol v1/v2 header (HAProxy send-proxy-v2) naming the client; one without is closed",
+        apply: |c, v, _| boolean(v).map(|value| c.server.proxy_protocol = value),
+    },
+    Setting {
+        section: "server",
+        key: "trustedProxies",
+        default: "",
+        doc: "addresses or CIDR blocks (127.0.0.1/32, 10.0.0.0/8, ::1) of socket peers whose X-Forwarded-For, X-Forwarded-Proto and Forwarded are believed; empty = nobody's",
+        apply: |c, v, _| TrustedProxies::parse(v).map(|value| c.server.trusted_proxies = value),
     },
     Setting {
         section: "plugins",
@@ -390,17 +404,19 @@ static SETTINGS: &[Setting] = &[
     },
 ];
 
-/// `[tls]` keys that only make sense together.
-pub(super) fn check_tls(tls: &super::Https, file: &Path) -> Result<(), ConfigError> {
+/// `[tls]` keys that only make sense together, and with `[server]`.
+pub(super) fn check_tls(config: &Config, file: &Path) -> Result<(), ConfigError> {
+    let tls = &config.tls;
     let why = match (&tls.certificate, &tls.key) {
-        (Some(_), None) => {
-            "[tls] certificate is set but key is not: set both for HTTPS, or neither"
-        }
-        (None, Some(_)) => {
-            "[tls] key is set but certificate is not: set both for HTTPS, or neither"
-        }
+        (Some(_), None) => "[tls] certificate is set but key is not: set both for HTTPS, or neither",
+        (None, Some(_)) => "[tls] key is set but certificate is not: set both for HTTPS, or neither",
         (None, None) if tls.redirect_port.is_some() => {
             "[tls] redirectPort needs certificate and key: it sends clients to https://"
+        }
+        // The PROXY header comes before the handshake, in the clear; the
+        // TLS port does not read it yet.
+        (Some(_), Some(_)) if config.server.proxy_protocol => {
+            "[server] proxyProtocol and [tls] do not work together yet: let the balancer terminate TLS, or pass TLS through without send-proxy"
         }
         _ => return Ok(()),
     };

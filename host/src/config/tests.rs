@@ -333,7 +333,13 @@ fn every_default_parses() {
     // apply_defaults runs inside default_for; a bad default would fail here.
     assert!(Config::default_for(Path::new("x.ini")).is_ok());
     for s in settings() {
-        assert!(!s.doc.is_empty() && !s.default.is_empty(), "{}", s.key);
+        // An empty list is a real default (trustedProxies: nobody).
+        let list = s.key == "trustedProxies";
+        assert!(
+            !s.doc.is_empty() && (list || !s.default.is_empty()),
+            "{}",
+            s.key
+        );
     }
 }
 
@@ -447,6 +453,36 @@ fn drain_period_and_sentinel_url() {
     );
 }
 
+#[test]
+fn proxy_settings() {
+    let c = Config::default_for(Path::new("x.ini")).unwrap();
+    assert!(!c.server.proxy_protocol);
+    assert!(c.server.trusted_proxies.is_empty());
+    let c =
+        parse("[server]\nproxyProtocol = true\ntrustedProxies = 127.0.0.1/32, 10.0.0.0/8 ::1\n");
+    assert!(c.server.proxy_protocol);
+    let trusted = &c.server.trusted_proxies;
+    for (ip, inside) in [
+        ("127.0.0.1", true),
+        ("10.9.8.7", true),
+        ("::1", true),
+        ("127.0.0.5", false),
+    ] {
+        assert_eq!(trusted.contains(ip.parse().unwrap()), inside, "{ip}");
+    }
+    let c = parse("[server]\ntrustedProxies =   ; nobody\n");
+    assert!(c.server.trusted_proxies.is_empty());
+    assert_eq!(
+        err("[server]\nshowIndex = true\ntrustedProxies = 10.0.0.0/8, 10.1.2.3/8\n"),
+        "drupe.ini line 3: trustedProxies = 10.0.0.0/8, 10.1.2.3/8 '10.1.2.3/8' has bits set \
+         past its /8; write the block's first address"
+    );
+    assert_eq!(
+        err("[server]\ntrustedProxy = ::1\n"),
+        "drupe.ini line 2: unknown key 'trustedProxy' in [server]; did you mean 'trustedProxies'?"
+    );
+}
+
 /// The example files for several hosts behind a load balancer (README,
 /// "Running several hosts") parse, share one Redis and differ in the port.
 #[test]
@@ -457,6 +493,8 @@ fn site_examples_for_several_hosts() {
         let c = Config::load(&config.join(name)).unwrap();
         assert_eq!(c.store.url, "redis://127.0.0.1:6379/0", "{name}");
         assert!(c.server.drain_period > Duration::ZERO, "{name}");
+        // config/haproxy.cfg sends send-proxy-v2.
+        assert!(c.server.proxy_protocol, "{name}");
         assert_eq!(
             c.plugins.directory,
             config.canonicalize().unwrap().join("plugins.d")
@@ -487,6 +525,10 @@ fn tls_files_resolve_against_the_ini_folder_and_come_in_pairs() {
     assert_eq!(
         err("[tls]\nredirectPort = 80\n"),
         "drupe.ini: [tls] redirectPort needs certificate and key: it sends clients to https://"
+    );
+    assert!(
+        err("[server]\nproxyProtocol = true\n[tls]\ncertificate = c.pem\nkey = k.pem\n")
+            .contains("proxyProtocol and [tls] do not work together yet")
     );
 }
 

@@ -9,6 +9,10 @@
 //! request to the next, so the steady state allocates nothing; the `Date`
 //! line is formatted once a second per thread ([`date`]).
 //!
+//! [`proxy`] reads the PROXY protocol header a load balancer may put before
+//! the first request of a connection, [`forwarded`] the forwarding headers
+//! a trusted proxy adds to each request.
+//!
 //! The parser is strict where leniency enables request smuggling (framing
 //! headers, line folding, chunked syntax) and follows hyper's
 //! `src/proto/h1/role.rs` in shape: `Ok(None)` means partial, limits on the
@@ -17,6 +21,8 @@
 
 mod body;
 pub mod date;
+pub mod forwarded;
+pub mod proxy;
 pub mod range;
 mod request;
 mod response;

@@ -21,7 +21,7 @@
 
 use super::session::SessionId;
 use super::{with_store, Op, Reply, Store, StoreError};
-use drupe_sdk::store_op::session_cookie_removal;
+use drupe_sdk::store_op::{session_cookie_over, session_cookie_removal};
 use std::time::Duration;
 
 fn found(yes: bool) -> Reply {
@@ -52,6 +52,9 @@ pub struct CallStore {
     minted: Option<SessionId>,
     /// The `Set-Cookie` value the response must carry, if any.
     set_cookie: Option<String>,
+    /// The request came over https (TLS, or a trusted proxy says so): the
+    /// session cookie is `Secure`, so a browser never sends it in clear.
+    secure: bool,
     /// Scratch for one full key or field.
     key: Vec<u8>,
     field: Vec<u8>,
@@ -59,13 +62,15 @@ pub struct CallStore {
 
 impl CallStore {
     /// Prepares for a call of a plugin whose store namespace is `namespace`
-    /// on a request with these headers. Cheap: copies a few bytes, parses
-    /// only `Cookie` headers.
+    /// on a request with these headers, over https if `secure`. Cheap:
+    /// copies a few bytes, parses only `Cookie` headers.
     pub fn begin<'h>(
         &mut self,
         namespace: &str,
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        secure: bool,
     ) {
+        self.secure = secure;
         let prefix = super::settings().map_or("", |s| s.key_prefix.as_str());
         self.namespace.clear();
         self.namespace.extend_from_slice(prefix.as_bytes());
@@ -83,7 +88,8 @@ impl CallStore {
     /// The `Set-Cookie` value for the response, once: a session this call
     /// created or regenerated, or the removal of one it destroyed.
     pub fn take_set_cookie(&mut self) -> Option<String> {
-        self.set_cookie.take()
+        let cookie = self.set_cookie.take()?;
+        Some(session_cookie_over(cookie, self.secure))
     }
 
     /// Runs `op` on this thread's backend.

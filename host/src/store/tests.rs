@@ -314,9 +314,9 @@ fn namespaces_and_sessions(f: &Fixture) {
     let mut call = CallStore::default();
     let mut run = |call: &mut CallStore, op| call.run(&mut *s, op, session_ttl).unwrap();
 
-    call.begin("alpha", std::iter::empty());
+    call.begin("alpha", std::iter::empty(), false);
     assert_eq!(run(&mut call, Op::Incr(b"k", 5)), Reply::Int(5));
-    call.begin("beta", std::iter::empty());
+    call.begin("beta", std::iter::empty(), false);
     assert_eq!(
         run(&mut call, Op::Get(b"k")),
         Reply::NotFound,
@@ -324,13 +324,13 @@ fn namespaces_and_sessions(f: &Fixture) {
     );
     assert_eq!(run(&mut call, Op::Keys(b"", 10)), Reply::List(vec![]));
     // A plugin whose namespace is "alpha" (storeNamespace) shares it.
-    call.begin("alpha", std::iter::empty());
+    call.begin("alpha", std::iter::empty(), false);
     assert_eq!(
         run(&mut call, Op::Keys(b"", 10)),
         Reply::List(vec![b"k".to_vec()]),
         "names without the namespace"
     );
-    call.begin("beta", std::iter::empty());
+    call.begin("beta", std::iter::empty(), false);
     // Reading a session never creates one.
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
     assert_eq!(call.take_set_cookie(), None);
@@ -343,7 +343,7 @@ fn namespaces_and_sessions(f: &Fixture) {
     let headers = || std::iter::once((&b"Cookie"[..], cookie.as_bytes()));
 
     // The next request brings the cookie back: same session, nothing new.
-    call.begin("beta", headers());
+    call.begin("beta", headers(), false);
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(2));
     assert_eq!(
         run(&mut call, Op::SessionGet(b"name")),
@@ -351,16 +351,16 @@ fn namespaces_and_sessions(f: &Fixture) {
     );
     assert_eq!(call.take_set_cookie(), None);
     // Another plugin shares the session but not the fields.
-    call.begin("alpha", headers());
+    call.begin("alpha", headers(), false);
     assert_eq!(run(&mut call, Op::SessionGet(b"name")), Reply::NotFound);
     assert_eq!(run(&mut call, Op::SessionRemove(b"name")), Reply::NotFound);
-    call.begin("beta", headers());
+    call.begin("beta", headers(), false);
     assert_eq!(run(&mut call, Op::SessionRemove(b"name")), Reply::Done);
 
     // Use keeps it alive past its idle timeout …
     for _ in 0..3 {
         std::thread::sleep(ms(100));
-        call.begin("beta", headers());
+        call.begin("beta", headers(), false);
         assert!(matches!(
             run(&mut call, Op::SessionGet(b"visits")),
             Reply::Bytes(_)
@@ -368,14 +368,18 @@ fn namespaces_and_sessions(f: &Fixture) {
     }
     // … and idleness ends it; the old cookie then gets a new session.
     std::thread::sleep(ms(400));
-    call.begin("beta", headers());
+    call.begin("beta", headers(), false);
     assert_eq!(run(&mut call, Op::SessionGet(b"visits")), Reply::NotFound);
     assert_eq!(run(&mut call, Op::SessionIncr(b"visits", 1)), Reply::Int(1));
     assert_ne!(cookie_id(call.take_set_cookie()), Some(id));
 
     // A made-up id is never adopted (session fixation).
     let forged = "drupe_session=0123456789abcdef0123456789abcdef";
-    call.begin("beta", std::iter::once((&b"cookie"[..], forged.as_bytes())));
+    call.begin(
+        "beta",
+        std::iter::once((&b"cookie"[..], forged.as_bytes())),
+        false,
+    );
     assert_eq!(run(&mut call, Op::SessionSet(b"k", b"v")), Reply::Done);
     assert_ne!(
         cookie_id(call.take_set_cookie()).as_deref(),
@@ -495,16 +499,20 @@ fn sessions_regenerate_and_destroy(f: &Fixture) {
     let mut run = |call: &mut CallStore, op| call.run(&mut *s, op, ttl).unwrap();
     let begin = |call: &mut CallStore, id: &str| {
         let cookie = format!("drupe_session={id}");
-        call.begin("p", std::iter::once((&b"Cookie"[..], cookie.as_bytes())));
+        call.begin(
+            "p",
+            std::iter::once((&b"Cookie"[..], cookie.as_bytes())),
+            false,
+        );
     };
 
     // Without a session, both do nothing and send no cookie.
-    call.begin("p", std::iter::empty());
+    call.begin("p", std::iter::empty(), false);
     assert_eq!(run(&mut call, Op::SessionRegenerate), Reply::Done);
     assert_eq!(run(&mut call, Op::SessionDestroy), Reply::Done);
     assert_eq!(call.take_set_cookie(), None);
 
-    call.begin("p", std::iter::empty());
+    call.begin("p", std::iter::empty(), false);
     run(&mut call, Op::SessionSet(b"user", b"ana"));
     let old = cookie_id(call.take_set_cookie()).unwrap();
 

@@ -325,7 +325,7 @@ mod tests {
         SqliteStore::create(&path, timeout).unwrap();
         let store = SqliteStore::open(&path, timeout).unwrap();
         let mut calls = CallStore::default();
-        calls.begin("old", std::iter::empty());
+        calls.begin("old", std::iter::empty(), false);
         Sink {
             calls,
             store,

@@ -40,12 +40,13 @@
 use super::access;
 use super::body_out::{BodyOut, Pumped};
 use super::dispatch::{self, Exchange};
+use super::origin::{Client, Origin};
 use super::transport::Transport;
 use super::Shared;
 use crate::http::spool::Spool;
 use crate::http::{self, BodyKind, ChunkedDecoder, Head, HttpError};
 use std::io;
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -86,7 +87,11 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Conn {
     pub stream: Transport,
+    /// The client's address as text: the socket's peer, or the source a
+    /// PROXY header named (see `origin`).
     pub peer: String,
+    /// The socket's peer, its trust, TLS, and a PROXY header still due.
+    pub origin: Origin,
     /// Received bytes live in `inbuf[start..end]`.
     inbuf: Vec<u8>,
     start: usize,
@@ -132,11 +137,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Transport, peer: String, shared: &Shared) -> Conn {
+    pub fn new(stream: Transport, peer: SocketAddr, shared: &Shared) -> Conn {
         let now = Instant::now();
+        let mut origin = Origin::new(peer, shared.proxy_protocol, &shared.trusted_proxies);
+        origin.secure = stream.is_tls();
         Conn {
             stream,
-            peer,
+            peer: peer.to_string(),
+            origin,
             inbuf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
@@ -397,6 +405,9 @@ impl Conn {
 
     /// Answers every complete request in the buffer, in order.
     fn serve(&mut self, shared: &Shared) {
+        if self.origin.awaiting_proxy && !self.take_proxy_header() {
+            return;
+        }
         while !self.closing && self.tail.is_none() && self.start < self.end {
             let head_len = match self.head_len {
                 Some(len) => len,
@@ -418,6 +429,29 @@ impl Conn {
                     || self.served < shared.limits.max_keep_alive_requests);
             let closes = self.respond(shared, body_start, request_end, keep_alive);
             self.finish_request(shared, request_end, keep_alive && !closes);
+        }
+    }
+
+    /// `proxyProtocol`: the header before the first request. False while
+    /// it is incomplete, or when there is none and the connection closes
+    /// unanswered (haproxy's doc/proxy-protocol.txt §2: never guess).
+    fn take_proxy_header(&mut self) -> bool {
+        let buf = &self.inbuf[self.start..self.end];
+        match self.origin.take_proxy_header(buf, &mut self.peer) {
+            Ok(Some(len)) => {
+                self.start += len;
+                if self.start == self.end {
+                    self.phase = Phase::Idle; // no request begun: none to time out with a 408
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(_) => {
+                self.closing = true;
+                self.linger = false;
+                self.start = self.end;
+                false
+            }
         }
     }
 
@@ -531,13 +565,20 @@ impl Conn {
             (None, BodyKind::Chunked) => &self.body[..],
             _ => &buf[body_start..request_end],
         };
+        let client = Client::of(
+            &self.origin,
+            &self.peer,
+            &shared.trusted_proxies,
+            &self.head,
+            buf,
+        );
         let exchange = Exchange {
             buf,
             head: &self.head,
             body,
-            peer: &self.peer,
+            client: &client,
             keep_alive,
-            https: self.stream.is_tls(),
+            tls: self.origin.secure,
             fd: self.stream.as_raw_fd(),
             body_fd: self.spool.as_ref().map_or(-1, Spool::fd),
         };
@@ -553,7 +594,7 @@ impl Conn {
             access::record(
                 log,
                 &access::Entry {
-                    peer: &self.peer,
+                    peer: &client.addr,
                     request: access::Request::Parsed {
                         head: &self.head,
                         buf,
@@ -638,7 +679,7 @@ impl Conn {
             let _ = crate::sys::net::reset_on_close(self.stream.tcp());
             return;
         }
-        if self.phase == Phase::Receiving {
+        if self.phase == Phase::Receiving && !self.origin.awaiting_proxy {
             let mut out = Vec::new();
             let body_bytes = http::write_error(
                 &mut out,

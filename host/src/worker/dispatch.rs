@@ -31,6 +31,7 @@ use crate::store::{CallStore, Op, Reply, StoreError};
 use crate::sys::bodies::PluginReader;
 use crate::sys::dl::CallSink;
 use crate::worker::link::Tracker;
+use crate::worker::origin::Client;
 use drupe_sdk::abi::{self, Bytes, KeyValue};
 use std::cell::{OnceCell, RefCell};
 
@@ -172,12 +173,12 @@ pub struct Exchange<'a> {
     pub buf: &'a [u8],
     pub head: &'a Head,
     pub body: &'a [u8],
-    pub peer: &'a str,
+    /// Who sent it: address and scheme (see `origin`).
+    pub client: &'a Client<'a>,
     /// Whether the connection stays open after this response.
     pub keep_alive: bool,
-    /// The request came over TLS: `req.scheme()` is `https`, and the
-    /// session cookie is `Secure`.
-    pub https: bool,
+    /// The connection is TLS (see `expiry`: no plaintext into it).
+    pub tls: bool,
     /// The connection's descriptor, published for the duration of the
     /// plugin call (see `expiry`).
     pub fd: i32,
@@ -249,7 +250,7 @@ pub fn respond(
             opts,
         )),
         Lookup::Refused(why) => {
-            log::debug!("{}: 400 {why}", ex.peer);
+            log::debug!("{}: 400 {why}", ex.client.addr);
             unrouted(answer::refused(out, opts))
         }
         Lookup::MethodNotAllowed(allow) => unrouted(answer::method_not_allowed(&allow, out, opts)),
@@ -314,29 +315,25 @@ fn call_plugin(
             params: scratch.params.as_ptr(),
             param_count: scratch.params.len(),
             body: Bytes::new(ex.body),
-            remote_addr: Bytes::from_str(ex.peer),
-            // Trusted proxies (X-Forwarded-Proto) will say `https` here too.
-            scheme: Bytes::from_str(if ex.https { "https" } else { "http" }),
+            remote_addr: Bytes::from_str(&ex.client.addr),
+            scheme: Bytes::from_str(ex.client.scheme()),
             body_fd: ex.body_fd,
         };
-        scratch
-            .call
-            .store
-            .begin(&plugin.store_namespace, ex.head.headers(ex.buf));
+        scratch.call.store.begin(
+            &plugin.store_namespace,
+            ex.head.headers(ex.buf),
+            ex.client.secure,
+        );
         // A TLS connection is published as `!fd` (negative): `expiry` must
         // not write a plaintext 504 into it.
-        let fd = if ex.https { !ex.fd } else { ex.fd };
+        let fd = if ex.tls { !ex.fd } else { ex.fd };
         let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), fd));
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);
         // The session cookie, as the call left it (created, regenerated,
         // destroyed): one header, whatever the plugin did in between.
-        if let Some(mut cookie) = scratch.call.store.take_set_cookie() {
-            if ex.https {
-                // Never sent back over plain HTTP (RFC 6265 §4.1.2.5).
-                cookie.push_str("; Secure");
-            }
+        if let Some(cookie) = scratch.call.store.take_set_cookie() {
             scratch.call.add_header(b"Set-Cookie", cookie.as_bytes());
         }
         let (ended, handler_us) = track(|t| {

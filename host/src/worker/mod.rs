@@ -113,6 +113,7 @@ mod dispatch;
 mod expiry;
 mod gate;
 pub mod link;
+mod origin;
 mod pool;
 mod reserved;
 mod slots;
@@ -120,7 +121,7 @@ mod static_files;
 mod transport;
 
 use crate::board::scoreboard::Scoreboard;
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, TrustedProxies};
 use crate::http::HeadLimits;
 use crate::plugin::PluginSet;
 use conn::Conn;
@@ -175,6 +176,9 @@ pub struct Shared {
     pub statics: static_files::Statics,
     pub limits: Limits,
     pub head_limits: HeadLimits,
+    /// `[server] proxyProtocol` and `trustedProxies` (see `origin`).
+    pub proxy_protocol: bool,
+    pub trusted_proxies: TrustedProxies,
     epoll: Epoll,
     listener: TcpListener,
     slots: Vec<SlotCell>,
@@ -326,6 +330,8 @@ impl Shared {
             statics: static_files::Statics::open(&config.statics)?,
             limits: config.limits.clone(),
             head_limits: HeadLimits::from(&config.limits),
+            proxy_protocol: config.server.proxy_protocol,
+            trusted_proxies: config.server.trusted_proxies.clone(),
             epoll,
             listener,
             slots: (0..capacity + reserve)
@@ -550,7 +556,7 @@ fn accept_upto(shared: &Shared, max: usize) {
                 }
             },
         };
-        let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
+        let conn = Box::new(Conn::new(stream, peer, shared));
         let cell = &shared.slots[index as usize];
         cell.pending.store(false, Ordering::SeqCst);
         let Ok(mut slot) = cell.slot.lock() else {

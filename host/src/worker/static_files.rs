@@ -196,7 +196,7 @@ pub fn respond_file(
         }
         Ok(_) => not_found(out, opts),
         Err(e) => {
-            log::debug!("{}: Response::file {}: {e}", ex.peer, path.display());
+            log::debug!("{}: Response::file {}: {e}", ex.client.addr, path.display());
             open_failed(&e, out, opts)
         }
     }

@@ -489,6 +489,24 @@ pub fn session_cookie(id: &str) -> String {
     format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax")
 }
 
+/// A session `Set-Cookie` value ([`session_cookie`],
+/// [`session_cookie_removal`]) as it goes out on a response to a request
+/// that came over https when `secure`: with `Secure`, so the browser never
+/// sends the id in clear.
+///
+/// ```
+/// use drupe_sdk::store_op::{session_cookie, session_cookie_over};
+/// assert!(session_cookie_over(session_cookie("ab"), true).ends_with("; Secure"));
+/// assert_eq!(session_cookie_over(session_cookie("ab"), false), session_cookie("ab"));
+/// ```
+pub fn session_cookie_over(cookie: String, secure: bool) -> String {
+    if secure {
+        cookie + "; Secure"
+    } else {
+        cookie
+    }
+}
+
 /// The `Set-Cookie` value that makes the browser drop its session cookie
 /// (after [`Op::SessionDestroy`]).
 ///

@@ -159,6 +159,17 @@ pub fn headers(req: &Request, _ctx: &mut Context) -> Result<Response> {
     Ok(Response::text(out))
 }
 
+/// `GET /remote`: who the host says the request came from, as
+/// `remote_addr scheme` (`127.0.0.5:50312 http`): the socket's peer, or
+/// the client a PROXY header or a trusted proxy's headers named.
+pub fn remote(req: &Request, _ctx: &mut Context) -> Result<Response> {
+    Ok(Response::text(format!(
+        "{} {}",
+        req.remote_addr(),
+        req.scheme()
+    )))
+}
+
 /// `GET /bad-header`: a response header with CR LF in its value. The host
 /// must refuse it and answer 500 instead of splitting the response.
 pub fn bad_header(_req: &Request, _ctx: &mut Context) -> Result<Response> {
@@ -296,6 +307,7 @@ drupe_sdk::plugin! {
         GET "/pid" => pid,
         GET "/session-peek" => session_peek,
         GET "/headers" => headers,
+        GET "/remote" => remote,
         GET "/bad-header" => bad_header,
         GET "/store/{key}" => store_get,
         PUT "/store/{key}" => store_put,
