@@ -149,7 +149,7 @@ fn main() {
     }
     report.line("");
 
-    let all_plugins: &[&str] = &["hello", "counter", "session", "testkit"];
+    let all_plugins: &[&str] = &["hello", "counter", "session", "testkit", "benchjson"];
     let site = |processes, threads, store: Option<String>, access_log| Drupe {
         release: &release,
         plugins: all_plugins,

@@ -255,6 +255,10 @@ impl Drupe<'_> {
         if let Some(url) = &self.store {
             ini.push_str(&format!("[store]\nurl = {url}\n"));
         }
+        if self.plugins.contains(&"benchjson") {
+            // The peers answer the JSON route at /json/{name}.
+            ini.push_str("[plugin.benchjson]\nmount = /json\n");
+        }
         if let Some(folder) = self.files {
             ini.push_str(&format!("[static]\n/files = {}\n", folder.display()));
         }

@@ -67,9 +67,7 @@ const CASES: [Case; 5] = [
         servers: ALL,
         syscalls: false,
     },
-    // TODO(issue 18): add drupe's row once plugins/notes, or a bench plugin,
-    // answers /json/{name} through SDK 0.2's `Json` (a hand-written JSON
-    // string in Response::text would not measure the same thing). nginx
+    // drupe answers through the `benchjson` plugin (SDK `Json`); nginx
     // cannot serialise a struct, so it has no row here.
     Case {
         label: "keep-alive, 50 connections, GET /json/{name}",
@@ -77,7 +75,7 @@ const CASES: [Case; 5] = [
         connections: 50,
         close: false,
         with_log: true,
-        servers: &[2, 3],
+        servers: &[0, 2, 3],
         syscalls: false,
     },
 ];
