@@ -518,7 +518,7 @@ fn accept_upto(shared: &Shared, max: usize) {
                 return;
             }
         };
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY comes from the listener (see `master::listen`).
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
         let cell = &shared.slots[index as usize];
         cell.pending.store(false, Ordering::SeqCst);
