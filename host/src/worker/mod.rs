@@ -354,7 +354,7 @@ fn lead(shared: &Shared, epoch: u64, events: &mut [EpollEvent]) {
                 SIGNALS => on_signal(shared),
                 token => {
                     shared.pool.enter(epoch);
-                    serve(shared, token, hung_up(&event));
+                    serve(shared, token, hung_up(&event), readable(&event));
                     shared.pool.leave(epoch);
                 }
             },
@@ -522,6 +522,7 @@ fn accept_upto(shared: &Shared, max: usize) {
         let conn = Box::new(Conn::new(stream, peer.to_string(), shared));
         let cell = &shared.slots[index as usize];
         cell.pending.store(false, Ordering::SeqCst);
+        cell.readable.store(false, Ordering::SeqCst);
         let Ok(mut slot) = cell.slot.lock() else {
             continue;
         };
@@ -551,6 +552,18 @@ fn accept_upto(shared: &Shared, max: usize) {
 /// Whether a connection's event says the client has shut its side.
 fn hung_up(event: &EpollEvent) -> bool {
     event.events().contains(EpollFlags::EPOLLRDHUP)
+}
+
+/// Whether a connection's event may bring input (or an error or EOF that
+/// only a read reveals). One that only says "writable" does not: the
+/// kernel reports what is ready when the event is taken, and input that
+/// arrives later raises an edge of its own. A fresh connection's first
+/// event is often that, just after it joins the set, before its request
+/// has arrived; reading then would be a wasted `recvfrom`.
+fn readable(event: &EpollEvent) -> bool {
+    event.events().intersects(
+        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
+    )
 }
 
 /// The listener's registration. `EPOLLEXCLUSIVE`: one waiting worker is
