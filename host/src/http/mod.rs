@@ -35,8 +35,9 @@ mod prop_tests;
 pub use body::{ChunkedDecoder, Decoded};
 pub use request::{first_line, BodyKind, Head, HeadLimits};
 pub use response::{
-    body_allowed, host_managed_header, reason_phrase, valid_header_name, valid_header_value,
-    write_error, write_head, write_head_framed, Framing, WriteOpts, CONTINUE_100,
+    body_allowed, host_managed_header, push_decimal, reason_phrase, valid_header_name,
+    valid_header_value, write_error, write_head, write_head_framed, Framing, WriteOpts,
+    CONTINUE_100,
 };
 pub use target::{remove_dot_segments, unroutable};
 

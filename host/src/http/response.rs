@@ -162,19 +162,10 @@ pub fn host_managed_header(name: &[u8]) -> bool {
     .any(|m| eq_ignore_case(m, name))
 }
 
-/// Append `n` in decimal without going through `fmt`.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+/// Append `n` in decimal without going through `fmt` (two digits at a
+/// time, no allocation): for response heads and access log lines.
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]

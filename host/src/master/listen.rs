@@ -41,6 +41,11 @@ pub(super) fn bind(
     listener
         .set_nonblocking(true)
         .map_err(|e| MasterError::Bind(e.to_string()))?;
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux), so
+    // no connection needs a setsockopt(2) of its own: a response goes out
+    // at once, not after the client's delayed ACK.
+    nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
+        .map_err(|e| MasterError::Bind(format!("TCP_NODELAY on {shown}: {e}")))?;
     Ok(listener)
 }
 
@@ -88,5 +93,23 @@ impl Listener {
         if self.socket.take().is_some() {
             log::debug!("master closed its copy of the listening socket");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt::TcpNoDelay};
+
+    #[test]
+    fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
+        // Workers no longer set it per connection; were the kernel to stop
+        // copying it, every response would wait for a delayed ACK.
+        let listener = bind("[server]", "127.0.0.1", 0, None).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(getsockopt(&accepted, TcpNoDelay).unwrap());
     }
 }

@@ -119,7 +119,8 @@ pub struct Conn {
     served: usize,
     /// No further request will be served; close once the output is out.
     closing: bool,
-    /// The last read took everything the socket had.
+    /// The last read took everything the socket had (before the first
+    /// read: the socket's readiness is reported when it joins the set).
     drained: bool,
     /// Close in stages rather than at once (see the module doc).
     linger: bool,
@@ -162,7 +163,7 @@ impl Conn {
             deadline: now + shared.limits.header_timeout,
             served: 0,
             closing: false,
-            drained: false,
+            drained: true,
             linger: false,
             stalled: false,
             hung_up: false,
@@ -184,9 +185,11 @@ impl Conn {
 
     /// The socket is ready: make all the progress possible without blocking.
     /// `hung_up`: the client has shut its side (the event had `EPOLLRDHUP`,
-    /// now or before).
-    pub fn on_ready(&mut self, shared: &Shared, hung_up: bool) -> Next {
+    /// now or before). `readable`: the event may bring input; if not, and
+    /// the last read drained the socket, there is nothing to read.
+    pub fn on_ready(&mut self, shared: &Shared, hung_up: bool, readable: bool) -> Next {
         self.hung_up |= hung_up;
+        let mut readable = readable || self.hung_up || !self.drained;
         loop {
             if self.written < self.out.len() || self.tail.is_some() {
                 let had_tail = self.tail.is_some();
@@ -215,6 +218,10 @@ impl Conn {
                     Next::Close
                 };
             }
+            if !readable {
+                return Next::Read;
+            }
+            readable = true;
             match self.fill(shared) {
                 // The buffer is full and the request was refused: flush that.
                 Ok(Some(0)) if self.closing => continue,
@@ -396,7 +403,10 @@ impl Conn {
                     }
                     return Ok(Some(n));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok(None);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

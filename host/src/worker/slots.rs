@@ -34,6 +34,9 @@ pub(super) struct SlotCell {
     /// (`EPOLLRDHUP`), 0 for none: news that must not be lost with the
     /// edge either, and must not reach the slot's next connection.
     hung_up: AtomicU64,
+    /// An event since the holder last looked may have brought input (see
+    /// `readable` in the worker): set before `pending`, taken after it.
+    pub(super) readable: AtomicBool,
 }
 
 /// The epoll token of the connection in slot `index`.
@@ -60,8 +63,8 @@ pub(super) fn close(shared: &Shared, index: u32, slot: &mut Slot) {
 }
 
 /// Handles an event for the connection with `token`; `hung_up`: the event
-/// says the client has shut its side.
-pub(super) fn serve(shared: &Shared, token: u64, hung_up: bool) {
+/// says the client has shut its side; `readable`: it may bring input.
+pub(super) fn serve(shared: &Shared, token: u64, hung_up: bool, readable: bool) {
     let index = (token & 0xffff_ffff) as u32;
     let generation = (token >> 32) as u32;
     let Some(cell) = shared.slots.get(index as usize) else {
@@ -76,6 +79,9 @@ pub(super) fn serve(shared: &Shared, token: u64, hung_up: bool) {
     if hung_up {
         cell.hung_up
             .store(u64::from(generation) + 1, Ordering::SeqCst);
+    }
+    if readable {
+        cell.readable.store(true, Ordering::SeqCst);
     }
     cell.pending.store(true, Ordering::SeqCst);
     loop {
@@ -92,8 +98,9 @@ pub(super) fn serve(shared: &Shared, token: u64, hung_up: bool) {
             return;
         };
         let hung_up = cell.hung_up.load(Ordering::SeqCst) == u64::from(generation) + 1;
+        let readable = cell.readable.swap(false, Ordering::SeqCst);
         // Read or Write: nothing to do but wait for the next edge.
-        if conn.on_ready(shared, hung_up) == Next::Close {
+        if conn.on_ready(shared, hung_up, readable) == Next::Close {
             return close(shared, index, &mut slot);
         }
         drop(slot);
