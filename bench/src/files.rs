@@ -66,9 +66,10 @@ pub fn run(report: &mut Report, release: &Path, rounds: usize, duration: Duratio
         store: None,
         access_log: false,
         files: Some(folder.path()),
+        tls: None,
     }
     .start();
-    let nginx = servers::nginx_with(2, false, Some(folder.path()));
+    let nginx = servers::nginx_with(2, false, Some(folder.path()), None);
     let servers = [("drupe", &drupe), ("nginx", &nginx)];
 
     let mut mib_s = [Vec::new(), Vec::new()];

@@ -10,6 +10,7 @@
 //! time, and stops by itself.
 
 mod files;
+mod https;
 mod probe;
 mod servers;
 mod side_by_side;
@@ -30,6 +31,8 @@ struct Args {
     side_rounds: usize,
     seconds: f64,
     out: PathBuf,
+    /// `--only files|https`: that section alone (a shorter run).
+    only: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +41,7 @@ fn parse_args() -> Args {
         side_rounds: 3,
         seconds: 5.0,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md"),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,13 +54,17 @@ fn parse_args() -> Args {
                 args.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds S")
             }
             "--out" => args.out = it.next().map(PathBuf::from).expect("--out FILE"),
+            "--only" => args.only = Some(it.next().expect("--only files|https")),
             "--quick" => {
                 args.rounds = 1;
                 args.side_rounds = 1;
                 args.seconds = 1.0;
             }
             other => {
-                panic!("unknown argument {other}; use --rounds N --seconds S --out FILE --quick")
+                panic!(
+                    "unknown argument {other}; use --rounds N --seconds S --out FILE --quick \
+                     --only files|https"
+                )
             }
         }
     }
@@ -149,6 +157,18 @@ fn main() {
     }
     report.line("");
 
+    if let Some(section) = &args.only {
+        let rounds = args.rounds.min(3);
+        match section.as_str() {
+            "files" => files::run(&mut report, &release, rounds, duration),
+            "https" => https::run(&mut report, &release, rounds, duration),
+            other => panic!("--only {other}: the sections that run alone are files and https"),
+        }
+        std::fs::write(&args.out, &report.text).expect("write the report");
+        eprintln!("wrote {}", args.out.display());
+        return;
+    }
+
     let all_plugins: &[&str] = &["hello", "counter", "session", "testkit", "benchjson"];
     let site = |processes, threads, store: Option<String>, access_log| Drupe {
         release: &release,
@@ -158,6 +178,7 @@ fn main() {
         store,
         access_log,
         files: None,
+        tls: None,
     };
 
     // 1. drupe side by side with nginx, axum and actix-web.
@@ -321,8 +342,9 @@ fn main() {
     report.line("");
     drop((sqlite_site, redis_site, redis));
 
-    // 5. Large bodies: files sent with sendfile, then uploads.
+    // 5. Large bodies: files sent with sendfile, HTTPS, then uploads.
     files::run(&mut report, &release, args.rounds.min(3), duration);
+    https::run(&mut report, &release, args.rounds.min(3), duration);
     let server = site(2, None, None, false).start();
     let mut runs = Vec::new();
     for _ in 0..args.rounds {

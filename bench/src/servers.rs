@@ -15,13 +15,16 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its access log file, when it writes one.
     pub access_log: Option<PathBuf>,
+    /// It speaks HTTPS.
+    pub https: bool,
     /// Config, logs and plugins; removed when the server is dropped.
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Worker pids: children of the master.
@@ -92,6 +95,7 @@ fn listening(
         child,
         addr,
         access_log,
+        https: false,
         _dir: dir,
     }
 }
@@ -101,11 +105,17 @@ fn listening(
 /// config; with `access_log`, a plain `access_log FILE;` (the default
 /// `combined` format, one `write(2)` per request).
 pub fn nginx(workers: usize, access_log: bool) -> Server {
-    nginx_with(workers, access_log, None)
+    nginx_with(workers, access_log, None, None)
 }
 
-/// [`nginx`], also serving `/files/` from `files` with `sendfile on`.
-pub fn nginx_with(workers: usize, access_log: bool, files: Option<&Path>) -> Server {
+/// [`nginx`], also serving `/files/` from `files` with `sendfile on`, and
+/// with `tls` speaking HTTPS (nginx's OpenSSL) instead of HTTP.
+pub fn nginx_with(
+    workers: usize,
+    access_log: bool,
+    files: Option<&Path>,
+    tls: Option<&Certificate>,
+) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let log_path = access_log.then(|| dir.path().join("access.log"));
@@ -122,7 +132,8 @@ pub fn nginx_with(workers: usize, access_log: bool, files: Option<&Path>) -> Ser
            access_log {access};\n\
            client_body_temp_path {dir};\n\
            server {{\n\
-             listen 127.0.0.1:{port} backlog=1024;\n\
+             listen 127.0.0.1:{port}{ssl} backlog=1024;\n\
+             {certificate}\n\
              default_type \"text/plain; charset=utf-8\";\n\
              location = /hello {{ return 200 \"Hello, World!\"; }}\n\
              location ~ ^/hello/(?<name>[^/]+)$ {{ return 200 \"Hello, $name!\"; }}\n\
@@ -130,6 +141,12 @@ pub fn nginx_with(workers: usize, access_log: bool, files: Option<&Path>) -> Ser
            }}\n\
          }}\n",
         dir = dir.path().display(),
+        ssl = if tls.is_some() { " ssl" } else { "" },
+        certificate = tls.map_or(String::new(), |t| format!(
+            "ssl_certificate {}; ssl_certificate_key {}; ssl_session_tickets on;",
+            t.cert.display(),
+            t.key.display()
+        )),
         files = files.map_or(String::new(), |f| format!(
             "location /files/ {{ alias {}/; sendfile on; tcp_nopush on; }}",
             f.display()
@@ -146,7 +163,9 @@ pub fn nginx_with(workers: usize, access_log: bool, files: Option<&Path>) -> Ser
             .arg(dir.path()),
         &log,
     );
-    listening(child, port, dir, &log, log_path)
+    let mut server = listening(child, port, dir, &log, log_path);
+    server.https = tls.is_some();
+    server
 }
 
 /// The peers: the same routes on other Rust frameworks (`bench/peers`).
@@ -201,6 +220,48 @@ pub struct Drupe<'a> {
     pub access_log: bool,
     /// `[static] /files = FOLDER`: the large-file rows.
     pub files: Option<&'a Path>,
+    /// `[tls]` certificate and key: the HTTPS rows.
+    pub tls: Option<&'a Certificate>,
+}
+
+/// A throwaway certificate and key (PEM files) for `127.0.0.1`.
+pub struct Certificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Certificate {
+    /// A self-signed P-256 certificate made by the `openssl` command.
+    pub fn new() -> Certificate {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl could not make a certificate");
+        Certificate {
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
 }
 
 impl Drupe<'_> {
@@ -212,14 +273,14 @@ impl Drupe<'_> {
             child,
             addr,
             access_log: self.access_log.then(|| dir.path().join("access.log")),
+            https: self.tls.is_some(),
             _dir: dir,
         };
         // The socket listens before the workers exist: wait until every
         // worker is there and one answers, so measurements see them all.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while server.workers().len() < self.processes
-            || crate::http_get(addr, "/hello") != Some(200)
-        {
+        let answers = || self.tls.is_some() || crate::http_get(addr, "/hello") == Some(200);
+        while server.workers().len() < self.processes || !answers() {
             assert!(
                 Instant::now() < deadline,
                 "drupe's workers did not start: {}",
@@ -258,6 +319,13 @@ impl Drupe<'_> {
         if self.plugins.contains(&"benchjson") {
             // The peers answer the JSON route at /json/{name}.
             ini.push_str("[plugin.benchjson]\nmount = /json\n");
+        }
+        if let Some(tls) = self.tls {
+            ini.push_str(&format!(
+                "[tls]\ncertificate = {}\nkey = {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
         }
         if let Some(folder) = self.files {
             ini.push_str(&format!("[static]\n/files = {}\n", folder.display()));

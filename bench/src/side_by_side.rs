@@ -284,7 +284,10 @@ fn write(
         ));
     }
     report.line("");
-    report.line("drupe has no JSON row yet: SDK 0.2's `Json` is still being built. nginx cannot serialise, so it has none either.");
+    report.line(
+        "The JSON row: drupe through the `benchjson` plugin (SDK `Json`), the peers through \
+         serde_json, the same struct; nginx cannot serialise, so it has none.",
+    );
     report.line("");
 
     report.line("### Latency, p50 / p99 ms");
