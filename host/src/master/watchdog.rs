@@ -95,7 +95,10 @@ fn judge(
         let mut calls = Vec::new();
         // Calls given up already are the worker's to answer.
         for busy in board.busy(slot).filter(|b| !b.expired) {
-            let ran = now_ms.saturating_sub(busy.since_ms);
+            // Both clocks are truncated to the millisecond: the call may
+            // have run up to 1 ms less than their difference. Never give
+            // up before the limit.
+            let ran = now_ms.saturating_sub(busy.since_ms + 1);
             if ran >= timeout_ms {
                 why.push(format!("{} for {:.1}s", busy.route, ran as f64 / 1000.0));
                 calls.push((busy.thread, busy.since_ms));
@@ -232,6 +235,27 @@ mod tests {
             judge(&w, &board, &off, now, later, &mut None),
             Verdict::Fine
         );
+    }
+
+    #[test]
+    fn a_call_is_never_given_up_before_the_limit_on_millisecond_clocks() {
+        // Began at 10.999 ms (read as 10), judged at 1010.0 ms (read as
+        // 1010): it has run 999 ms, not 1000.
+        let board = Scoreboard::new(1, 1).unwrap();
+        let s = server("[server]\nrequestTimeout = 1\n");
+        let w = worker(State::Ready, 0);
+        board.thread(0, 0).unwrap().begin(b"GET", b"/edge", 3);
+        let since = board.busy(0).next().unwrap().since_ms;
+        let mut next = None;
+        assert_eq!(
+            judge(&w, &board, &s, Instant::now(), since + 1000, &mut next),
+            Verdict::Fine
+        );
+        assert!(next.is_some(), "woken again when it may be due");
+        assert!(matches!(
+            judge(&w, &board, &s, Instant::now(), since + 1001, &mut None),
+            Verdict::TimedOut(..)
+        ));
     }
 
     #[test]
