@@ -277,48 +277,11 @@ fn call_plugin(
     out: &mut Vec<u8>,
     tail: &mut Option<BodyOut>,
 ) -> Sent {
-    let Routed {
-        ex,
-        method,
-        path,
-        opts,
-    } = *req;
+    let ex = req.ex;
     let plugin = &plugins.plugins[endpoint.target.plugin];
-    let path_info = &path[endpoint.mount.len().min(path.len())..];
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
-        scratch.call.reset();
-        scratch.headers.clear();
-        scratch
-            .headers
-            .extend(ex.head.headers(ex.buf).map(|(k, v)| KeyValue {
-                key: Bytes::new(k),
-                value: Bytes::new(v),
-            }));
-        scratch.params.clear();
-        scratch
-            .params
-            .extend(endpoint.params.iter().zip(values).map(|(k, v)| KeyValue {
-                key: Bytes::from_str(k),
-                value: Bytes::from_str(v),
-            }));
-        let request = abi::Request {
-            size: std::mem::size_of::<abi::Request>(),
-            method: Bytes::from_str(method),
-            target: Bytes::new(ex.head.target(ex.buf)),
-            script_name: Bytes::from_str(&endpoint.mount),
-            path_info: Bytes::from_str(path_info),
-            query: Bytes::new(ex.head.query(ex.buf)),
-            http_minor: ex.head.http_minor,
-            headers: scratch.headers.as_ptr(),
-            header_count: scratch.headers.len(),
-            params: scratch.params.as_ptr(),
-            param_count: scratch.params.len(),
-            body: Bytes::new(ex.body),
-            remote_addr: Bytes::from_str(&ex.client.addr),
-            scheme: Bytes::from_str(ex.client.scheme()),
-            body_fd: ex.body_fd,
-        };
+        let request = scratch.request(endpoint, values, req);
         scratch.call.store.begin(
             &plugin.store_namespace,
             ex.head.headers(ex.buf),
@@ -327,7 +290,10 @@ fn call_plugin(
         // A TLS connection is published as `!fd` (negative): `expiry` must
         // not write a plaintext 504 into it.
         let fd = if ex.tls { !ex.fd } else { ex.fd };
-        let began = track(|t| t.slot().begin(method.as_bytes(), path.as_bytes(), fd));
+        let began = track(|t| {
+            t.slot()
+                .begin(req.method.as_bytes(), req.path.as_bytes(), fd)
+        });
         let outcome = plugin
             .entry
             .handle(endpoint.target.route, &request, &mut scratch.call);
@@ -344,9 +310,7 @@ fn call_plugin(
             )
         })
         .unzip();
-        let call = &mut scratch.call;
-        let source = call.source.take();
-        let sent = match (ended, failure(outcome, call)) {
+        let sent = match (ended, failure(outcome, &scratch.call)) {
             // Past requestTimeout: the client was promised a 504 and gets
             // nothing else (see `expiry`).
             (Some(Ended::Expired), _) => answer::timed_out(out),
@@ -354,48 +318,96 @@ fn call_plugin(
                 closes: true,
                 ..Sent::new(504, 0)
             },
-            (_, None) if source.is_some() => respond_from(source, call, ex, opts, out, tail),
-            (_, None) => {
-                http::write_head(out, call.status, &call.headers, call.body.len(), opts);
-                if http::body_allowed(call.status, opts.head_request) {
-                    out.extend_from_slice(&call.body);
-                }
-                Sent::new(call.status, call.body.len())
-            }
+            (_, None) => write_call(&mut scratch.call, req, out, tail),
             (_, Some(why)) => {
                 log::error!(
-                    "plugin `{}` (route {} {}) {why} on {method} {}; answered 500",
+                    "plugin `{}` (route {} {}) {why} on {} {}; answered 500",
                     plugin.decl.name,
                     endpoint.shown_method(),
                     routes::shown_path(&endpoint.pattern),
+                    req.method,
                     String::from_utf8_lossy(ex.head.target(ex.buf))
                 );
-                answer::plugin_failed(out, opts)
+                answer::plugin_failed(out, req.opts)
             }
         };
+        // A file or stream the answer did not use (a 500, a 504) is
+        // closed now, not at the next call.
+        scratch.call.source = None;
         let entry = 1 + endpoint.target.plugin;
         track(|t| t.stats().record(entry, sent.status, handler_us));
         sent
     })
 }
 
-/// The response to a call whose body is a file or a stream.
-fn respond_from(
-    source: Option<Source>,
-    call: &CallState,
-    ex: &Exchange<'_>,
-    opts: WriteOpts,
+impl Scratch {
+    /// Resets the call state and lays out the request the plugin reads:
+    /// its header and parameter tables live in `self` until the next call.
+    fn request(
+        &mut self,
+        endpoint: &Endpoint,
+        values: &[String],
+        req: &Routed<'_>,
+    ) -> abi::Request {
+        let Routed {
+            ex, method, path, ..
+        } = *req;
+        self.call.reset();
+        self.headers.clear();
+        self.headers
+            .extend(ex.head.headers(ex.buf).map(|(k, v)| KeyValue {
+                key: Bytes::new(k),
+                value: Bytes::new(v),
+            }));
+        self.params.clear();
+        self.params
+            .extend(endpoint.params.iter().zip(values).map(|(k, v)| KeyValue {
+                key: Bytes::from_str(k),
+                value: Bytes::from_str(v),
+            }));
+        abi::Request {
+            size: std::mem::size_of::<abi::Request>(),
+            method: Bytes::from_str(method),
+            target: Bytes::new(ex.head.target(ex.buf)),
+            script_name: Bytes::from_str(&endpoint.mount),
+            path_info: Bytes::from_str(&path[endpoint.mount.len().min(path.len())..]),
+            query: Bytes::new(ex.head.query(ex.buf)),
+            http_minor: ex.head.http_minor,
+            headers: self.headers.as_ptr(),
+            header_count: self.headers.len(),
+            params: self.params.as_ptr(),
+            param_count: self.params.len(),
+            body: Bytes::new(ex.body),
+            remote_addr: Bytes::from_str(&ex.client.addr),
+            scheme: Bytes::from_str(ex.client.scheme()),
+            body_fd: ex.body_fd,
+        }
+    }
+}
+
+/// Writes the response a plugin built: status, headers and a body in
+/// memory, a file or a stream.
+fn write_call(
+    call: &mut CallState,
+    req: &Routed<'_>,
     out: &mut Vec<u8>,
     tail: &mut Option<BodyOut>,
 ) -> Sent {
-    match source {
+    let opts = req.opts;
+    match call.source.take() {
         Some(Source::File(path)) => {
-            static_files::respond_file(&path, call.status, &call.headers, ex, opts, out, tail)
+            static_files::respond_file(&path, call.status, &call.headers, req.ex, opts, out, tail)
         }
         Some(Source::Stream(reader, len)) => {
             body_out::start_stream(reader, len, call.status, &call.headers, opts, out, tail)
         }
-        None => Sent::new(call.status, 0),
+        None => {
+            http::write_head(out, call.status, &call.headers, call.body.len(), opts);
+            if http::body_allowed(call.status, opts.head_request) {
+                out.extend_from_slice(&call.body);
+            }
+            Sent::new(call.status, call.body.len())
+        }
     }
 }
 
